@@ -1,0 +1,375 @@
+/**
+ * The Root envelope codec: [version u8][payload type u8][payload]. decode() never throws; it
+ * returns a typed message or a typed drop reason. encode() throws LocalProtocolError when the
+ * caller builds a message the spec does not allow (that is our bug, not the remote's).
+ */
+import {
+  ACK_IDS_MAX, BLOB_MAX_BYTES, CERT_MAX_BYTES, CERT_MIN_BYTES, COOKIE_BYTES, DATAGRAM_MAX_BYTES,
+  DIRECTORY_NAME_MAX_BYTES, DIRECTORY_PAGE_ENTRIES_MAX, DeliveryStatus, ENVELOPE_HEADER_BYTES,
+  ERROR_DETAIL_MAX_BYTES, FINGERPRINT_BYTES, MESSAGE_ID_BYTES, MsgType, NONCE_BYTES,
+  PROTOCOL_VERSION, SIGNATURE_BYTES,
+} from './constants.js';
+import { cborDecodeChecked, cborEncode, type CborValue } from './cbor.js';
+import type { DirEntry, Message } from './messages.js';
+
+/** Why decode() refused a datagram. Stable strings, counted per reason. */
+export type DropReason =
+  | 'empty' | 'too_large' | 'truncated' | 'bad_version' | 'unknown_type' | 'trailing_bytes'
+  | 'bad_length' | 'bad_padding' | 'bad_schema' | 'bad_cbor' | 'cbor_indefinite' | 'cbor_reserved'
+  | 'cbor_int_range' | 'cbor_not_shortest' | 'cbor_too_deep' | 'cbor_too_many_items'
+  | 'cbor_bad_utf8' | 'cbor_bad_simple' | 'cbor_tag' | 'cbor_map' | 'cbor_negative';
+
+export type DecodeResult = { ok: true; msg: Message } | { ok: false; reason: DropReason };
+
+/** Thrown by encode() when asked to build a datagram the spec forbids. */
+export class LocalProtocolError extends Error {
+  readonly code = 'PEERPOST_LOCAL_PROTOCOL';
+}
+
+/** Counts of refused datagrams by reason. */
+export class DropCounter {
+  readonly byReason = new Map<string, number>();
+  total = 0;
+  add(reason: string): void {
+    this.total++;
+    this.byReason.set(reason, (this.byReason.get(reason) ?? 0) + 1);
+  }
+  toJSON(): Record<string, number> {
+    return Object.fromEntries(this.byReason);
+  }
+}
+
+const utf8 = new TextEncoder();
+const EMPTY_TYPES: ReadonlySet<number> = new Set([MsgType.OK, MsgType.KEEPALIVE, MsgType.REGISTER_AGAIN, MsgType.POLL]);
+
+// ---------------------------------------------------------------------------------------------
+// encode
+
+export function encode(msg: Message): Uint8Array {
+  let payload: Uint8Array;
+  switch (msg.type) {
+    case MsgType.OK:
+    case MsgType.KEEPALIVE:
+    case MsgType.REGISTER_AGAIN:
+    case MsgType.POLL:
+      payload = new Uint8Array(0);
+      break;
+    case MsgType.REGISTER: {
+      need(msg.cert, CERT_MIN_BYTES, CERT_MAX_BYTES, 'cert');
+      need(msg.nonce, NONCE_BYTES, NONCE_BYTES, 'nonce');
+      const body = 2 + msg.cert.length + NONCE_BYTES;
+      payload = new Uint8Array(padded(body, msg.padTo));
+      new DataView(payload.buffer).setUint16(0, msg.cert.length);
+      payload.set(msg.cert, 2);
+      payload.set(msg.nonce, 2 + msg.cert.length);
+      break;
+    }
+    case MsgType.HELLO:
+      need(msg.nonce, NONCE_BYTES, NONCE_BYTES, 'nonce');
+      payload = new Uint8Array(padded(NONCE_BYTES, msg.padTo));
+      payload.set(msg.nonce, 0);
+      break;
+    case MsgType.CHALLENGE:
+      payload = cbor([
+        need(msg.cookie, COOKIE_BYTES, COOKIE_BYTES, 'cookie'),
+        need(msg.peerCert, CERT_MIN_BYTES, CERT_MAX_BYTES, 'peerCert'),
+        need(msg.sig, SIGNATURE_BYTES, SIGNATURE_BYTES, 'sig'),
+      ]);
+      break;
+    case MsgType.REGISTER_PROOF:
+      payload = cbor([
+        need(msg.cert, CERT_MIN_BYTES, CERT_MAX_BYTES, 'cert'),
+        need(msg.nonce, NONCE_BYTES, NONCE_BYTES, 'nonce'),
+        need(msg.cookie, COOKIE_BYTES, COOKIE_BYTES, 'cookie'),
+        need(msg.sig, SIGNATURE_BYTES, SIGNATURE_BYTES, 'sig'),
+      ]);
+      break;
+    case MsgType.DELIVER:
+      payload = cbor([
+        need(msg.cookie, COOKIE_BYTES, COOKIE_BYTES, 'cookie'),
+        need(msg.to, FINGERPRINT_BYTES, FINGERPRINT_BYTES, 'to'),
+        need(msg.id, MESSAGE_ID_BYTES, MESSAGE_ID_BYTES, 'id'),
+        need(msg.blob, 1, BLOB_MAX_BYTES, 'blob'),
+      ]);
+      break;
+    case MsgType.RESULT:
+      if (msg.status !== DeliveryStatus.DELIVERED && msg.status !== DeliveryStatus.HELD) {
+        throw new LocalProtocolError(`RESULT status must be 200 or 300, not ${msg.status}`);
+      }
+      payload = cbor([need(msg.id, MESSAGE_ID_BYTES, MESSAGE_ID_BYTES, 'id'), msg.status]);
+      break;
+    case MsgType.PUSH:
+      payload = cbor([need(msg.id, MESSAGE_ID_BYTES, MESSAGE_ID_BYTES, 'id'), need(msg.blob, 1, BLOB_MAX_BYTES, 'blob')]);
+      break;
+    case MsgType.ACK:
+      if (msg.ids.length < 1 || msg.ids.length > ACK_IDS_MAX) {
+        throw new LocalProtocolError(`ACK carries 1 to ${ACK_IDS_MAX} ids, not ${msg.ids.length}`);
+      }
+      payload = cbor([msg.ids.map((id) => need(id, MESSAGE_ID_BYTES, MESSAGE_ID_BYTES, 'id'))]);
+      break;
+    case MsgType.CERT_REQUEST:
+      payload = cbor([
+        need(msg.cookie, COOKIE_BYTES, COOKIE_BYTES, 'cookie'),
+        need(msg.fingerprint, FINGERPRINT_BYTES, FINGERPRINT_BYTES, 'fingerprint'),
+      ]);
+      break;
+    case MsgType.CERT:
+      payload = cbor([
+        need(msg.fingerprint, FINGERPRINT_BYTES, FINGERPRINT_BYTES, 'fingerprint'),
+        need(msg.cert, CERT_MIN_BYTES, CERT_MAX_BYTES, 'cert'),
+      ]);
+      break;
+    case MsgType.DIR_JOIN:
+      payload = cbor([needText(msg.name, 0, DIRECTORY_NAME_MAX_BYTES, 'name')]);
+      break;
+    case MsgType.DIR_LIST:
+      payload = cbor([need(msg.cookie, COOKIE_BYTES, COOKIE_BYTES, 'cookie'), needUint(msg.page, 0xffff, 'page')]);
+      break;
+    case MsgType.DIR_PAGE:
+      if (msg.entries.length > DIRECTORY_PAGE_ENTRIES_MAX) {
+        throw new LocalProtocolError(`DIR_PAGE carries at most ${DIRECTORY_PAGE_ENTRIES_MAX} entries`);
+      }
+      if (msg.pages < 1 || msg.page >= msg.pages) throw new LocalProtocolError('DIR_PAGE needs page < pages');
+      payload = cbor([
+        needUint(msg.page, 0xffff, 'page'),
+        needUint(msg.pages, 0xffff, 'pages'),
+        msg.entries.map((e) => [
+          need(e.fingerprint, FINGERPRINT_BYTES, FINGERPRINT_BYTES, 'fingerprint'),
+          needText(e.name, 1, DIRECTORY_NAME_MAX_BYTES, 'name'),
+        ]),
+      ]);
+      break;
+    case MsgType.ERROR:
+      if (msg.ref.length !== 0 && msg.ref.length !== MESSAGE_ID_BYTES && msg.ref.length !== FINGERPRINT_BYTES) {
+        throw new LocalProtocolError('ERROR ref must be 0, 16 or 32 bytes');
+      }
+      payload = cbor([
+        needUint(msg.code, 0xffff, 'code'),
+        msg.ref,
+        needText(msg.detail, 0, ERROR_DETAIL_MAX_BYTES, 'detail'),
+      ]);
+      break;
+    default:
+      throw new LocalProtocolError(`unknown message type ${(msg as { type: unknown }).type}`);
+  }
+  const out = new Uint8Array(ENVELOPE_HEADER_BYTES + payload.length);
+  out[0] = PROTOCOL_VERSION;
+  out[1] = msg.type;
+  out.set(payload, ENVELOPE_HEADER_BYTES);
+  if (out.length > DATAGRAM_MAX_BYTES) {
+    throw new LocalProtocolError(`datagram of ${out.length} bytes exceeds ${DATAGRAM_MAX_BYTES}`);
+  }
+  return out;
+}
+
+function cbor(value: CborValue): Uint8Array {
+  return cborEncode(value);
+}
+
+function padded(bodyBytes: number, padTo: number | undefined): number {
+  const target = (padTo ?? DATAGRAM_MAX_BYTES) - ENVELOPE_HEADER_BYTES;
+  return Math.max(bodyBytes, Math.min(target, DATAGRAM_MAX_BYTES - ENVELOPE_HEADER_BYTES));
+}
+
+function need(b: Uint8Array, min: number, max: number, name: string): Uint8Array {
+  if (!(b instanceof Uint8Array)) throw new LocalProtocolError(`${name} must be a Uint8Array`);
+  if (b.length < min || b.length > max) {
+    throw new LocalProtocolError(`${name} must be ${min === max ? min : `${min} to ${max}`} bytes, not ${b.length}`);
+  }
+  return b;
+}
+
+function needText(s: string, min: number, max: number, name: string): string {
+  if (typeof s !== 'string') throw new LocalProtocolError(`${name} must be a string`);
+  const n = utf8.encode(s).length;
+  if (n < min || n > max) throw new LocalProtocolError(`${name} must be ${min} to ${max} UTF-8 bytes, not ${n}`);
+  return s;
+}
+
+function needUint(n: number, max: number, name: string): number {
+  if (!Number.isInteger(n) || n < 0 || n > max) throw new LocalProtocolError(`${name} must be an integer 0..${max}`);
+  return n;
+}
+
+// ---------------------------------------------------------------------------------------------
+// decode
+
+/** Decode one datagram. Never throws. When `drops` is given, a refusal is counted there. */
+export function decode(data: Uint8Array, drops?: DropCounter): DecodeResult {
+  let r: DecodeResult;
+  try {
+    r = decodeInner(data);
+  } catch {
+    r = { ok: false, reason: 'bad_schema' };
+  }
+  if (!r.ok && drops) drops.add(r.reason);
+  return r;
+}
+
+function fail(reason: DropReason): DecodeResult {
+  return { ok: false, reason };
+}
+
+function decodeInner(data: Uint8Array): DecodeResult {
+  if (data.length === 0) return fail('empty');
+  if (data.length > DATAGRAM_MAX_BYTES) return fail('too_large');
+  if (data.length < ENVELOPE_HEADER_BYTES) return fail('truncated');
+  if (data[0] !== PROTOCOL_VERSION) return fail('bad_version');
+  const type = data[1]!;
+  const payload = data.subarray(ENVELOPE_HEADER_BYTES);
+  if (EMPTY_TYPES.has(type)) {
+    return payload.length === 0 ? { ok: true, msg: { type } as Message } : fail('trailing_bytes');
+  }
+  if (type === MsgType.REGISTER) return decodeRegister(payload);
+  if (type === MsgType.HELLO) return decodeHello(payload);
+  if (type < MsgType.OK || type > MsgType.ERROR) return fail('unknown_type');
+  if (payload.length === 0) return fail('truncated');
+  const c = cborDecodeChecked(payload);
+  if (!c.ok) return fail(c.reason as DropReason);
+  const msg = fromCbor(type, c.value);
+  return msg ? { ok: true, msg } : fail('bad_schema');
+}
+
+function decodeRegister(p: Uint8Array): DecodeResult {
+  if (p.length < 2) return fail('truncated');
+  const certLen = (p[0]! << 8) | p[1]!;
+  if (certLen < CERT_MIN_BYTES || certLen > CERT_MAX_BYTES) return fail('bad_length');
+  if (2 + certLen + NONCE_BYTES > p.length) return fail('bad_length');
+  const end = 2 + certLen + NONCE_BYTES;
+  if (!allZero(p, end)) return fail('bad_padding');
+  return {
+    ok: true,
+    msg: { type: MsgType.REGISTER, cert: p.slice(2, 2 + certLen), nonce: p.slice(2 + certLen, end) },
+  };
+}
+
+function decodeHello(p: Uint8Array): DecodeResult {
+  if (p.length < NONCE_BYTES) return fail('truncated');
+  if (!allZero(p, NONCE_BYTES)) return fail('bad_padding');
+  return { ok: true, msg: { type: MsgType.HELLO, nonce: p.slice(0, NONCE_BYTES) } };
+}
+
+function allZero(p: Uint8Array, from: number): boolean {
+  for (let i = from; i < p.length; i++) if (p[i] !== 0) return false;
+  return true;
+}
+
+function bytes(v: unknown, min: number, max: number): Uint8Array | null {
+  if (!(v instanceof Uint8Array) || v.length < min || v.length > max) return null;
+  return new Uint8Array(v);
+}
+
+function fixed(v: unknown, n: number): Uint8Array | null {
+  return bytes(v, n, n);
+}
+
+function uint(v: unknown, max: number): number | null {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= max ? v : null;
+}
+
+function text(v: unknown, min: number, max: number): string | null {
+  if (typeof v !== 'string') return null;
+  const n = utf8.encode(v).length;
+  return n >= min && n <= max ? v : null;
+}
+
+function tuple(v: unknown, n: number): unknown[] | null {
+  return Array.isArray(v) && v.length === n ? v : null;
+}
+
+function fromCbor(type: number, v: unknown): Message | null {
+  switch (type) {
+    case MsgType.CHALLENGE: {
+      const a = tuple(v, 3);
+      if (!a) return null;
+      const cookie = fixed(a[0], COOKIE_BYTES), peerCert = bytes(a[1], CERT_MIN_BYTES, CERT_MAX_BYTES), sig = fixed(a[2], SIGNATURE_BYTES);
+      return cookie && peerCert && sig ? { type, cookie, peerCert, sig } : null;
+    }
+    case MsgType.REGISTER_PROOF: {
+      const a = tuple(v, 4);
+      if (!a) return null;
+      const cert = bytes(a[0], CERT_MIN_BYTES, CERT_MAX_BYTES), nonce = fixed(a[1], NONCE_BYTES);
+      const cookie = fixed(a[2], COOKIE_BYTES), sig = fixed(a[3], SIGNATURE_BYTES);
+      return cert && nonce && cookie && sig ? { type, cert, nonce, cookie, sig } : null;
+    }
+    case MsgType.DELIVER: {
+      const a = tuple(v, 4);
+      if (!a) return null;
+      const cookie = fixed(a[0], COOKIE_BYTES), to = fixed(a[1], FINGERPRINT_BYTES);
+      const id = fixed(a[2], MESSAGE_ID_BYTES), blob = bytes(a[3], 1, BLOB_MAX_BYTES);
+      return cookie && to && id && blob ? { type, cookie, to, id, blob } : null;
+    }
+    case MsgType.RESULT: {
+      const a = tuple(v, 2);
+      if (!a) return null;
+      const id = fixed(a[0], MESSAGE_ID_BYTES), status = uint(a[1], 0xffff);
+      const known = status === DeliveryStatus.DELIVERED || status === DeliveryStatus.HELD;
+      return id && known ? { type, id, status: status! } : null;
+    }
+    case MsgType.PUSH: {
+      const a = tuple(v, 2);
+      if (!a) return null;
+      const id = fixed(a[0], MESSAGE_ID_BYTES), blob = bytes(a[1], 1, BLOB_MAX_BYTES);
+      return id && blob ? { type, id, blob } : null;
+    }
+    case MsgType.ACK: {
+      const a = tuple(v, 1);
+      if (!a || !Array.isArray(a[0]) || a[0].length < 1 || a[0].length > ACK_IDS_MAX) return null;
+      const ids: Uint8Array[] = [];
+      for (const x of a[0] as unknown[]) {
+        const id = fixed(x, MESSAGE_ID_BYTES);
+        if (!id) return null;
+        ids.push(id);
+      }
+      return { type, ids };
+    }
+    case MsgType.CERT_REQUEST: {
+      const a = tuple(v, 2);
+      if (!a) return null;
+      const cookie = fixed(a[0], COOKIE_BYTES), fingerprint = fixed(a[1], FINGERPRINT_BYTES);
+      return cookie && fingerprint ? { type, cookie, fingerprint } : null;
+    }
+    case MsgType.CERT: {
+      const a = tuple(v, 2);
+      if (!a) return null;
+      const fingerprint = fixed(a[0], FINGERPRINT_BYTES), cert = bytes(a[1], CERT_MIN_BYTES, CERT_MAX_BYTES);
+      return fingerprint && cert ? { type, fingerprint, cert } : null;
+    }
+    case MsgType.DIR_JOIN: {
+      const a = tuple(v, 1);
+      const name = a ? text(a[0], 0, DIRECTORY_NAME_MAX_BYTES) : null;
+      return name !== null ? { type, name } : null;
+    }
+    case MsgType.DIR_LIST: {
+      const a = tuple(v, 2);
+      if (!a) return null;
+      const cookie = fixed(a[0], COOKIE_BYTES), page = uint(a[1], 0xffff);
+      return cookie && page !== null ? { type, cookie, page } : null;
+    }
+    case MsgType.DIR_PAGE: {
+      const a = tuple(v, 3);
+      if (!a) return null;
+      const page = uint(a[0], 0xffff), pages = uint(a[1], 0xffff);
+      if (page === null || pages === null || pages < 1 || page >= pages) return null;
+      if (!Array.isArray(a[2]) || a[2].length > DIRECTORY_PAGE_ENTRIES_MAX) return null;
+      const entries: DirEntry[] = [];
+      for (const e of a[2] as unknown[]) {
+        const t = tuple(e, 2);
+        const fingerprint = t ? fixed(t[0], FINGERPRINT_BYTES) : null;
+        const name = t ? text(t[1], 1, DIRECTORY_NAME_MAX_BYTES) : null;
+        if (!fingerprint || name === null) return null;
+        entries.push({ fingerprint, name });
+      }
+      return { type, page, pages, entries };
+    }
+    case MsgType.ERROR: {
+      const a = tuple(v, 3);
+      if (!a) return null;
+      const code = uint(a[0], 0xffff), ref = bytes(a[1], 0, FINGERPRINT_BYTES), detail = text(a[2], 0, ERROR_DETAIL_MAX_BYTES);
+      const refOk = ref && (ref.length === 0 || ref.length === MESSAGE_ID_BYTES || ref.length === FINGERPRINT_BYTES);
+      return code !== null && refOk && detail !== null ? { type, code, ref: ref!, detail } : null;
+    }
+    default:
+      return null;
+  }
+}
