@@ -1,3 +1,4 @@
 export * from './protocol/index.js';
 export * from './identity/index.js';
 export * from './core/types.js';
+export * from './core/errors.js';
