@@ -1,0 +1,62 @@
+/**
+ * Two bounded sets of the peer: recently delivered (recipient, id) pairs, and the registration
+ * proofs already used, kept per cookie epoch.
+ */
+
+/** A set of at most `max` keys; adding beyond the bound forgets the oldest key. */
+export class FifoSet {
+  private readonly keys = new Set<string>();
+  constructor(readonly max: number) {
+    if (!(Number.isInteger(max) && max >= 1)) throw new TypeError('FifoSet max must be a positive integer');
+  }
+  get size(): number {
+    return this.keys.size;
+  }
+  has(k: string): boolean {
+    return this.keys.has(k);
+  }
+  add(k: string): void {
+    if (this.keys.has(k)) return;
+    if (this.keys.size >= this.max) {
+      const first = this.keys.values().next();
+      if (!first.done) this.keys.delete(first.value);
+    }
+    this.keys.add(k);
+  }
+}
+
+/**
+ * Used (fingerprint, nonce) pairs, grouped by the epoch of the cookie they came with. A proof can
+ * only pass the cookie check in its cookie's epoch or the next one, so older groups are dropped.
+ * At most `max` pairs in all; at the bound, new registrations are refused ('full') until the
+ * window moves on, because forgetting a pair early would let its proof be replayed.
+ */
+export class ReplayGuard {
+  private readonly byEpoch = new Map<number, Set<string>>();
+  private total = 0;
+  constructor(readonly max: number) {
+    if (!(Number.isInteger(max) && max >= 1)) throw new TypeError('replayMax must be a positive integer');
+  }
+  get size(): number {
+    return this.total;
+  }
+  /** Record the pair; 'replay' when it was seen, 'full' at the bound. */
+  use(currentEpoch: number, cookieEpoch: number, key: string): 'ok' | 'replay' | 'full' {
+    for (const [e, s] of this.byEpoch) {
+      if (e + 1 < currentEpoch) {
+        this.total -= s.size;
+        this.byEpoch.delete(e);
+      }
+    }
+    let s = this.byEpoch.get(cookieEpoch);
+    if (s?.has(key)) return 'replay';
+    if (this.total >= this.max) return 'full';
+    if (!s) {
+      s = new Set();
+      this.byEpoch.set(cookieEpoch, s);
+    }
+    s.add(key);
+    this.total++;
+    return 'ok';
+  }
+}

@@ -1,0 +1,484 @@
+/**
+ * The peer (relay) of peerpost as a sans-I/O state machine: it takes `(now, from, bytes)`, queues
+ * datagrams to send, and names its next deadline. It never touches a socket, a timer, the clock
+ * or Math.random. `now` is milliseconds on the Unix epoch clock (certificate validity and cookie
+ * epochs are read from it) and must not run backwards by much: timers are kept in FIFO order.
+ *
+ * Timers (a closed set; the next wakeup is the minimum of this deadline table):
+ *   pushAck            a PUSH waits pushAckTimeoutMs for its ACK, then the sender gets RESULT 300
+ *   mailboxExpiry      a waiting message is dropped mailboxTtlMs after it was stored
+ *   registrationExpiry a registration is dropped registrationTtlMs after the client's last datagram
+ * All three have one fixed duration each, so their items expire in insertion order: each lives in
+ * an insertion-ordered Map and its deadline is the front item's (cached as a lower bound). One
+ * handleTimeout call processes at most TIMEOUT_BATCH_MAX items per timer; the rest keep the
+ * deadline at `now` so the driver calls again.
+ *
+ * Bounds (what happens at the bound):
+ *   | name                | default    | at the bound                                                   |
+ *   |---------------------|------------|----------------------------------------------------------------|
+ *   | registryMax         | 1,000,000  | REGISTER_PROOF of a new fingerprint -> ERROR REGISTRY_FULL     |
+ *   | mailboxMessagesMax  | 128        | DELIVER of a new message to that recipient -> MAILBOX_FULL     |
+ *   | unackedPerSenderMax | 3          | per (sender IP:PORT, recipient) -> TOO_MANY_UNACKED            |
+ *   | storageBytesMax     | 64 MiB     | blobs + 256 B per message; beyond -> STORAGE_FULL              |
+ *   | mailboxTtlMs        | 24 h       | the message is dropped                                         |
+ *   | rateLimit           | 2000/s, burst 4000, 65,536 IPs | request -> RATE_LIMITED; oldest bucket forgotten |
+ *   | replayMax           | 262,144    | registration -> RATE_LIMITED until the cookie window moves     |
+ *   | recentDeliveredMax  | 65,536     | the oldest (recipient, id) is forgotten                         |
+ *   | directoryMax        | 10,000     | DIR_JOIN of a new name -> BAD_REQUEST "directory is full"      |
+ *   | waiters per message | 4          | a further duplicate DELIVER is answered RESULT 300 at once      |
+ *   | transmit queue      | per call   | holds the answers of one handle/handleTimeout call only         |
+ *
+ * Amplification: to an address that has not shown a valid cookie the peer never sends more bytes
+ * than the datagram it answers (CHALLENGE only to padded REGISTER/HELLO, 2-byte REGISTER_AGAIN,
+ * ERROR with an empty detail); send() enforces it and counts a refusal as `amplification_guard`.
+ *
+ * Memory per registered client: two Map entries (fingerprint -> entry, address -> fingerprint),
+ * a 32-char latin1 key, the entry object, the address text, and the certificate DER as a latin1
+ * string (no ArrayBuffer, no KeyObject: the certificate is parsed and verified only at
+ * registration).
+ */
+import { LABEL_CHALLENGE, LABEL_REGISTER, MsgType, DeliveryStatus, WireError, WIRE_ERROR_NAMES, ERROR_DETAIL_MAX_BYTES } from '../protocol/constants.js';
+import { DropCounter, decode, encode } from '../protocol/codec.js';
+import type { AckMsg, DeliverMsg, Message, RegisterProofMsg } from '../protocol/messages.js';
+import { checkCertificate, toHex, verifyWith, type Identity } from '../identity/certificate.js';
+import { addrKey, silentLogger, type Addr, type Logger, type Random, type Transmit } from '../core/types.js';
+import { CookieJar } from './cookies.js';
+import { RateLimiter, type RateLimitOptions } from './rate-limit.js';
+import { Registry, type RegistryEntry } from './registry.js';
+import { MESSAGE_OVERHEAD_BYTES, MessageStore, WAITERS_PER_MESSAGE_MAX, type Waiting } from './mailbox.js';
+import { FifoSet, ReplayGuard } from './bounded-sets.js';
+import { Directory } from './directory.js';
+import { bytesKey, keyBytes } from './keys.js';
+
+export interface PeerOptions {
+  identity: Identity;
+  random: Random;
+  logger?: Logger;
+  /** Serve DIR_JOIN / DIR_LIST (default false). */
+  directory?: boolean;
+  cookieEpochMs?: number;
+  registrationTtlMs?: number;
+  registryMax?: number;
+  mailboxMessagesMax?: number;
+  unackedPerSenderMax?: number;
+  mailboxTtlMs?: number;
+  storageBytesMax?: number;
+  pushAckTimeoutMs?: number;
+  /** Least time between two pushes of one waiting message on KEEPALIVE. */
+  pushRetryMs?: number;
+  pollBatchMax?: number;
+  /** Per source IP token bucket; null turns it off. */
+  rateLimit?: RateLimitOptions | null;
+  replayMax?: number;
+  recentDeliveredMax?: number;
+  directoryMax?: number;
+}
+
+export interface PeerStats {
+  registered: number;
+  waitingMessages: number;
+  /** Sum of the waiting blobs' lengths. */
+  waitingBytes: number;
+  datagramsIn: number;
+  datagramsOut: number;
+  bytesIn: number;
+  bytesOut: number;
+  /** Datagrams not answered, by reason (codec reasons and the peer's own). */
+  drops: Record<string, number>;
+  /** ERROR datagrams sent, by WireError name. */
+  errorsSent: Record<string, number>;
+}
+
+export const PEER_DEFAULTS = {
+  directory: false,
+  cookieEpochMs: 120_000,
+  registrationTtlMs: 90_000,
+  registryMax: 1_000_000,
+  mailboxMessagesMax: 128,
+  unackedPerSenderMax: 3,
+  mailboxTtlMs: 24 * 3600_000,
+  storageBytesMax: 64 * 1024 * 1024,
+  pushAckTimeoutMs: 3000,
+  pushRetryMs: 5000,
+  pollBatchMax: 16,
+  rateLimit: { perSecond: 2000, burst: 4000, bucketsMax: 65_536 } as RateLimitOptions | null,
+  replayMax: 262_144,
+  recentDeliveredMax: 65_536,
+  directoryMax: 10_000,
+};
+
+/** Most items one timer processes in one handleTimeout call. */
+export const TIMEOUT_BATCH_MAX = 1024;
+
+type TimerName = 'pushAck' | 'mailboxExpiry' | 'registrationExpiry';
+type Settings = Omit<typeof PEER_DEFAULTS, 'rateLimit'>;
+
+const EMPTY = new Uint8Array(0);
+const LABEL_CHALLENGE_BYTES = Buffer.from(LABEL_CHALLENGE, 'ascii');
+const LABEL_REGISTER_BYTES = Buffer.from(LABEL_REGISTER, 'ascii');
+
+export class Peer {
+  readonly fingerprint: Uint8Array;
+  private readonly o: Settings;
+  private readonly identity: Identity;
+  private readonly log: Logger;
+  private readonly cookies: CookieJar;
+  private readonly registry: Registry;
+  private readonly store: MessageStore;
+  private readonly recent: FifoSet;
+  private readonly replay: ReplayGuard;
+  private readonly limiter: RateLimiter | null;
+  private readonly dir: Directory | null;
+  /** Messages whose PUSH waits for an ACK -> deadline, in deadline order. */
+  private readonly inFlight = new Map<Waiting, number>();
+  private readonly deadlines: Record<TimerName, number | undefined> = {
+    pushAck: undefined,
+    mailboxExpiry: undefined,
+    registrationExpiry: undefined,
+  };
+  private out: Transmit[] = [];
+  private outHead = 0;
+  /** Length of every CHALLENGE this peer sends (its certificate has a fixed size). */
+  private readonly challengeBytes: number;
+  private readonly drops = new DropCounter();
+  private readonly errorsSent = new Map<string, number>();
+  private datagramsIn = 0;
+  private datagramsOut = 0;
+  private bytesIn = 0;
+  private bytesOut = 0;
+
+  constructor(opts: PeerOptions, now: number) {
+    if (!opts || typeof opts !== 'object') throw new TypeError('peer options are required');
+    if (!opts.identity || !(opts.identity.cert instanceof Uint8Array)) throw new TypeError('opts.identity must be an Identity');
+    if (typeof opts.random !== 'function') throw new TypeError('opts.random must be a function');
+    if (!Number.isFinite(now)) throw new TypeError('now must be a finite number of milliseconds');
+    const o: Settings = { ...PEER_DEFAULTS };
+    for (const k of Object.keys(o) as Array<keyof Settings>) {
+      const v = opts[k];
+      if (v === undefined) continue;
+      if (k === 'directory') {
+        if (typeof v !== 'boolean') throw new TypeError('opts.directory must be a boolean');
+        o.directory = v;
+      } else {
+        if (!(typeof v === 'number' && Number.isInteger(v) && v >= 1)) throw new TypeError(`opts.${k} must be a positive integer`);
+        (o as Record<string, unknown>)[k] = v;
+      }
+    }
+    this.o = o;
+    this.identity = opts.identity;
+    this.fingerprint = opts.identity.fingerprint;
+    this.log = opts.logger ?? silentLogger;
+    this.cookies = new CookieJar(opts.random(32), o.cookieEpochMs);
+    this.registry = new Registry(o.registrationTtlMs, (e) => this.dir?.leave(e.fp));
+    this.store = new MessageStore(o.mailboxTtlMs);
+    this.recent = new FifoSet(o.recentDeliveredMax);
+    this.replay = new ReplayGuard(o.replayMax);
+    const rl = opts.rateLimit === undefined ? PEER_DEFAULTS.rateLimit : opts.rateLimit;
+    this.limiter = rl ? new RateLimiter(rl) : null;
+    this.dir = o.directory ? new Directory(o.directoryMax) : null;
+    this.challengeBytes = encode({
+      type: MsgType.CHALLENGE, cookie: new Uint8Array(20), peerCert: this.identity.cert, sig: new Uint8Array(64),
+    }).length;
+    this.log.info({ fingerprint: this.identity.fingerprintHex, directory: o.directory }, 'peer started');
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // sans-I/O surface
+
+  /** One received datagram. Never throws on remote input. */
+  handle(now: number, from: Addr, data: Uint8Array): void {
+    this.datagramsIn++;
+    this.bytesIn += data.length;
+    const r = decode(data, this.drops);
+    if (!r.ok) return;
+    this.dispatch(now, from, data.length, r.msg);
+  }
+
+  pollTransmit(): Transmit | undefined {
+    if (this.outHead >= this.out.length) {
+      if (this.out.length) {
+        this.out = [];
+        this.outHead = 0;
+      }
+      return undefined;
+    }
+    const t = this.out[this.outHead]!;
+    this.out[this.outHead++] = undefined as unknown as Transmit;
+    return t;
+  }
+
+  pollTimeout(): number | undefined {
+    let min: number | undefined;
+    for (const d of Object.values(this.deadlines)) if (d !== undefined && (min === undefined || d < min)) min = d;
+    return min;
+  }
+
+  handleTimeout(now: number): void {
+    const d = this.deadlines;
+    if (d.pushAck !== undefined && d.pushAck <= now) d.pushAck = this.expirePushes(now);
+    if (d.mailboxExpiry !== undefined && d.mailboxExpiry <= now) {
+      d.mailboxExpiry = this.store.sweep(now, TIMEOUT_BATCH_MAX, (w) => {
+        this.inFlight.delete(w);
+        this.drops.add('message_expired');
+      });
+    }
+    if (d.registrationExpiry !== undefined && d.registrationExpiry <= now) {
+      d.registrationExpiry = this.registry.sweep(now, TIMEOUT_BATCH_MAX);
+    }
+  }
+
+  stats(): PeerStats {
+    return {
+      registered: this.registry.size,
+      waitingMessages: this.store.count,
+      waitingBytes: this.store.blobBytes,
+      datagramsIn: this.datagramsIn,
+      datagramsOut: this.datagramsOut,
+      bytesIn: this.bytesIn,
+      bytesOut: this.bytesOut,
+      drops: this.drops.toJSON(),
+      errorsSent: Object.fromEntries(this.errorsSent),
+    };
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // requests
+
+  private dispatch(now: number, from: Addr, size: number, m: Message): void {
+    const a = addrKey(from);
+    switch (m.type) {
+      case MsgType.REGISTER:
+      case MsgType.HELLO:
+        return this.onHello(now, from, size, m.nonce);
+      case MsgType.REGISTER_PROOF:
+        return this.onProof(now, from, a, size, m);
+      case MsgType.KEEPALIVE:
+      case MsgType.POLL:
+      case MsgType.ACK:
+      case MsgType.DIR_JOIN: {
+        const e = this.registry.atAddr(now, a);
+        if (!e) return this.send(from, { type: MsgType.REGISTER_AGAIN }, size);
+        this.registry.touch(now, e);
+        if (m.type === MsgType.KEEPALIVE) {
+          this.send(from, { type: MsgType.OK });
+          return this.pushWaiting(now, e, true);
+        }
+        if (m.type === MsgType.POLL) return this.pushWaiting(now, e, false);
+        if (m.type === MsgType.ACK) return this.onAck(e, m);
+        return this.onDirJoin(from, e, m.name);
+      }
+      case MsgType.DELIVER:
+        return this.onDeliver(now, from, a, size, m);
+      case MsgType.CERT_REQUEST: {
+        if (this.cookies.check(now, a, m.cookie) < 0) return this.sendError(from, WireError.BAD_COOKIE, m.fingerprint, '', size);
+        if (!this.rateOk(now, from)) return this.sendError(from, WireError.RATE_LIMITED, m.fingerprint, '');
+        const e = this.registry.lookup(now, bytesKey(m.fingerprint));
+        if (!e) return this.sendError(from, WireError.NOT_FOUND, m.fingerprint, 'no client with this fingerprint');
+        return this.send(from, { type: MsgType.CERT, fingerprint: m.fingerprint, cert: keyBytes(e.cert) });
+      }
+      case MsgType.DIR_LIST: {
+        if (this.cookies.check(now, a, m.cookie) < 0) return this.sendError(from, WireError.BAD_COOKIE, EMPTY, '', size);
+        if (!this.rateOk(now, from)) return this.sendError(from, WireError.RATE_LIMITED, EMPTY, '');
+        if (!this.dir) return this.sendError(from, WireError.DIRECTORY_DISABLED, EMPTY, 'this peer has no directory');
+        const page = this.dir.page(m.page);
+        if (!page) return this.sendError(from, WireError.BAD_REQUEST, EMPTY, 'no such directory page');
+        return this.send(from, { type: MsgType.DIR_PAGE, ...page });
+      }
+      default:
+        this.drops.add('unexpected_type');
+    }
+  }
+
+  /** REGISTER and HELLO: a signed cookie, only to a datagram at least as long as the answer. */
+  private onHello(now: number, from: Addr, size: number, nonce: Uint8Array): void {
+    if (size < this.challengeBytes) return this.drops.add('unpadded');
+    if (!this.rateOk(now, from)) return this.sendError(from, WireError.RATE_LIMITED, EMPTY, '', size);
+    const cookie = this.cookies.issue(now, addrKey(from));
+    const sig = this.identity.sign(Buffer.concat([LABEL_CHALLENGE_BYTES, nonce, cookie]));
+    this.send(from, { type: MsgType.CHALLENGE, cookie, peerCert: this.identity.cert, sig }, size);
+  }
+
+  private onProof(now: number, from: Addr, a: string, size: number, m: RegisterProofMsg): void {
+    const epoch = this.cookies.check(now, a, m.cookie);
+    if (epoch < 0) return this.sendError(from, WireError.BAD_COOKIE, EMPTY, '', size);
+    if (!this.rateOk(now, from)) return this.sendError(from, WireError.RATE_LIMITED, EMPTY, '');
+    const cert = checkCertificate(m.cert, now);
+    if (!cert.ok) return this.sendError(from, WireError.BAD_CERT, EMPTY, `${cert.reason}: ${cert.detail}`);
+    const signed = Buffer.concat([LABEL_REGISTER_BYTES, m.cookie, this.fingerprint, m.nonce]);
+    if (!verifyWith(cert.publicKey, signed, m.sig)) {
+      return this.sendError(from, WireError.BAD_SIGNATURE, EMPTY, 'registration proof does not verify with the certificate key');
+    }
+    const fp = bytesKey(cert.fingerprint);
+    const used = this.replay.use(this.cookies.epochAt(now), epoch, fp + bytesKey(m.nonce));
+    if (used === 'replay') return this.sendError(from, WireError.REPLAY, EMPTY, 'registration proof already used');
+    if (used === 'full') return this.sendError(from, WireError.RATE_LIMITED, EMPTY, 'too many registrations, retry later');
+    if (!this.registry.lookup(now, fp) && this.registry.size >= this.o.registryMax) {
+      this.registry.sweep(now, TIMEOUT_BATCH_MAX);
+      if (this.registry.size >= this.o.registryMax) {
+        return this.sendError(from, WireError.REGISTRY_FULL, cert.fingerprint, 'registry is full');
+      }
+    }
+    const { entry, previousAddr } = this.registry.put(now, fp, bytesKey(m.cert), a);
+    this.deadlines.registrationExpiry ??= now + this.o.registrationTtlMs;
+    this.log.debug({ fingerprint: toHex(cert.fingerprint), addr: a, previousAddr }, 'client registered');
+    this.send(from, { type: MsgType.OK });
+    this.pushWaiting(now, entry, false);
+  }
+
+  private onAck(e: RegistryEntry, m: AckMsg): void {
+    for (const id of m.ids) {
+      const idKey = bytesKey(id);
+      const w = this.store.find(e.fp, idKey);
+      if (!w) continue;
+      this.store.remove(w);
+      this.inFlight.delete(w);
+      this.recent.add(e.fp + idKey);
+      this.answer(w, DeliveryStatus.DELIVERED);
+    }
+  }
+
+  private onDirJoin(from: Addr, e: RegistryEntry, name: string): void {
+    if (!this.dir) return this.sendError(from, WireError.DIRECTORY_DISABLED, EMPTY, 'this peer has no directory');
+    const r = this.dir.join(e.fp, name);
+    if (r === 'bad_name') return this.sendError(from, WireError.BAD_REQUEST, EMPTY, 'invalid directory name');
+    if (r === 'full') return this.sendError(from, WireError.BAD_REQUEST, EMPTY, 'directory is full');
+    this.send(from, { type: MsgType.OK });
+  }
+
+  private onDeliver(now: number, from: Addr, a: string, size: number, m: DeliverMsg): void {
+    if (this.cookies.check(now, a, m.cookie) < 0) return this.sendError(from, WireError.BAD_COOKIE, m.id, '', size);
+    const to = bytesKey(m.to);
+    const idKey = bytesKey(m.id);
+    const old = this.store.find(to, idKey);
+    if (old) {
+      if (!Buffer.from(old.blob).equals(m.blob)) return this.sendError(from, WireError.ID_CONFLICT, m.id, 'message id reused with another blob');
+      return this.onDuplicate(now, from, old);
+    }
+    if (this.recent.has(to + idKey)) return this.result(from, m.id, DeliveryStatus.DELIVERED);
+    if (this.store.mailboxSize(to) >= this.o.mailboxMessagesMax) {
+      return this.sendError(from, WireError.MAILBOX_FULL, m.id, 'recipient mailbox is full');
+    }
+    const senderKey = `${a}|${to}`;
+    if (this.store.unackedOf(senderKey) >= this.o.unackedPerSenderMax) {
+      return this.sendError(from, WireError.TOO_MANY_UNACKED, m.id, 'too many unacknowledged messages for this recipient');
+    }
+    if (this.store.chargedBytes + m.blob.length + MESSAGE_OVERHEAD_BYTES > this.o.storageBytesMax) {
+      return this.sendError(from, WireError.STORAGE_FULL, m.id, 'peer storage is full');
+    }
+    if (!this.rateOk(now, from)) return this.sendError(from, WireError.RATE_LIMITED, m.id, '');
+    const w: Waiting = {
+      to, idKey, id: m.id, blob: m.blob, senderKey, expiresAt: now + this.o.mailboxTtlMs,
+      lastPushAt: -Infinity, inFlight: false, waiters: null,
+    };
+    this.store.add(w);
+    this.deadlines.mailboxExpiry ??= w.expiresAt;
+    const e = this.registry.lookup(now, to);
+    if (!e) return this.result(from, m.id, DeliveryStatus.HELD);
+    w.waiters = [from];
+    this.push(now, e, w);
+  }
+
+  /** The same (recipient, id, blob) again: answer with the message's current state. */
+  private onDuplicate(now: number, from: Addr, w: Waiting): void {
+    if (!w.inFlight) {
+      const e = this.registry.lookup(now, w.to);
+      if (!e || now - w.lastPushAt < this.o.pushRetryMs) return this.result(from, w.id, DeliveryStatus.HELD);
+      this.push(now, e, w);
+    }
+    w.waiters ??= [];
+    if (w.waiters.some((x) => x.port === from.port && x.host === from.host)) return;
+    if (w.waiters.length >= WAITERS_PER_MESSAGE_MAX) return this.result(from, w.id, DeliveryStatus.HELD);
+    w.waiters.push(from);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // pushes and timers
+
+  /** Push up to pollBatchMax waiting messages that are not in flight (and, on retry, not pushed lately). */
+  private pushWaiting(now: number, e: RegistryEntry, retryGap: boolean): void {
+    let n = 0;
+    for (const w of this.store.mailbox(e.fp)) {
+      if (n >= this.o.pollBatchMax) break;
+      if (w.inFlight || (retryGap && now - w.lastPushAt < this.o.pushRetryMs)) continue;
+      this.push(now, e, w);
+      n++;
+    }
+  }
+
+  private push(now: number, e: RegistryEntry, w: Waiting): void {
+    this.send(parseAddrKey(e.addr), { type: MsgType.PUSH, id: w.id, blob: w.blob });
+    w.lastPushAt = now;
+    w.inFlight = true;
+    const at = now + this.o.pushAckTimeoutMs;
+    this.inFlight.set(w, at);
+    this.deadlines.pushAck ??= at;
+  }
+
+  /** Resolve timed-out pushes: their senders learn RESULT 300, the messages stay. */
+  private expirePushes(now: number): number | undefined {
+    let n = 0;
+    for (const [w, at] of this.inFlight) {
+      if (at > now) return at;
+      if (n++ >= TIMEOUT_BATCH_MAX) return now;
+      this.inFlight.delete(w);
+      w.inFlight = false;
+      this.answer(w, DeliveryStatus.HELD);
+    }
+    return undefined;
+  }
+
+  private answer(w: Waiting, status: DeliveryStatus): void {
+    const waiters = w.waiters;
+    w.waiters = null;
+    if (waiters) for (const to of waiters) this.result(to, w.id, status);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // output
+
+  private rateOk(now: number, from: Addr): boolean {
+    if (!this.limiter || this.limiter.take(now, from.host)) return true;
+    this.drops.add('rate_limited');
+    return false;
+  }
+
+  private result(to: Addr, id: Uint8Array, status: DeliveryStatus): void {
+    this.send(to, { type: MsgType.RESULT, id, status });
+  }
+
+  /** `limit`: the size of the datagram being answered, for an address not yet validated. */
+  private sendError(to: Addr, code: WireError, ref: Uint8Array, detail: string, limit?: number): void {
+    const name = WIRE_ERROR_NAMES[code] ?? String(code);
+    this.errorsSent.set(name, (this.errorsSent.get(name) ?? 0) + 1);
+    this.send(to, { type: MsgType.ERROR, code, ref, detail: limit === undefined ? clip(detail) : '' }, limit);
+  }
+
+  private send(to: Addr, msg: Message, limit?: number): void {
+    const data = encode(msg);
+    if (limit !== undefined && data.length > limit) return this.drops.add('amplification_guard');
+    this.out.push({ to, data });
+    this.datagramsOut++;
+    this.bytesOut += data.length;
+  }
+}
+
+/** Parse an addrKey() string back into an Addr (the registry keeps only the text). */
+function parseAddrKey(s: string): Addr {
+  const i = s.lastIndexOf(':');
+  const host = s.charCodeAt(0) === 91 /* [ */ ? s.slice(1, i - 1) : s.slice(0, i);
+  return { host, port: Number(s.slice(i + 1)) };
+}
+
+/** Cut an ERROR detail to ERROR_DETAIL_MAX_BYTES of UTF-8 without splitting a character. */
+function clip(s: string): string {
+  if (Buffer.byteLength(s) <= ERROR_DETAIL_MAX_BYTES) return s;
+  let out = '';
+  let n = 0;
+  for (const ch of s) {
+    const b = Buffer.byteLength(ch);
+    if (n + b > ERROR_DETAIL_MAX_BYTES) break;
+    out += ch;
+    n += b;
+  }
+  return out;
+}
