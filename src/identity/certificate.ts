@@ -18,7 +18,7 @@ export type CertRejectReason =
   | 'bad_der' | 'not_ed25519' | 'expired' | 'not_yet_valid' | 'bad_self_signature' | 'not_v3';
 
 export type CertCheck =
-  | { ok: true; publicKey: KeyObject; fingerprint: Uint8Array; subject: string; notAfterMs: number }
+  | { ok: true; publicKey: KeyObject; fingerprint: Uint8Array; subject: string; notBeforeMs: number; notAfterMs: number }
   | { ok: false; reason: CertRejectReason; detail: string };
 
 /** SHA-256 over DER bytes. */
@@ -60,7 +60,7 @@ export function checkCertificate(der: Uint8Array, nowMs: number): CertCheck {
     if (!cert.verify(publicKey)) {
       return { ok: false, reason: 'bad_self_signature', detail: 'certificate self-signature does not verify' };
     }
-    return { ok: true, publicKey, fingerprint: fingerprintOf(der), subject: cert.subject, notAfterMs: notAfter };
+    return { ok: true, publicKey, fingerprint: fingerprintOf(der), subject: cert.subject, notBeforeMs: notBefore, notAfterMs: notAfter };
   } catch (e) {
     return { ok: false, reason: 'bad_der', detail: `certificate is malformed: ${(e as Error).message}` };
   }

@@ -1,1 +1,3 @@
 export * from './certificate.js';
+export * from './home.js';
+export * from './store.js';
