@@ -1,0 +1,3 @@
+export * from './identity-code.js';
+export * from './safety-number.js';
+export * from './verify.js';
