@@ -1,0 +1,245 @@
+/**
+ * Registration with a peer over the in-memory link: the full handshake, the hijack and spoofing
+ * attempts the cookie and the proof must stop, moves, expiry and REGISTER_AGAIN.
+ */
+import t from 'tap';
+import { MsgType, WireError, decode, encode } from '../src/protocol/index.js';
+import type { RegisterProofMsg } from '../src/protocol/index.js';
+import { LABEL_REGISTER } from '../src/protocol/constants.js';
+import { toHex } from '../src/identity/certificate.js';
+import { PEER_ADDR, clientAddr, identityNo, makeWorld } from './helpers/link.js';
+import { RawClient } from './helpers/raw-client.js';
+
+function proofOf(c: RawClient): RegisterProofMsg {
+  const r = decode(c.lastProof!);
+  if (!r.ok || r.msg.type !== MsgType.REGISTER_PROOF) throw new Error('no proof');
+  return r.msg;
+}
+
+function lastErrorCode(c: RawClient): number | undefined {
+  return c.errors.at(-1)?.code;
+}
+
+t.test('full handshake: REGISTER, signed CHALLENGE, REGISTER_PROOF, OK', async (t) => {
+  const { link, peer, clients } = await makeWorld(1);
+  const [a] = clients as [RawClient];
+  link.record = true;
+  a.register(PEER_ADDR);
+  link.flush();
+  t.ok(a.registered, 'client got OK');
+  t.notOk(a.badChallenge, 'challenge signature verified with the peer certificate');
+  t.equal(toHex(a.peerFingerprints.get('10.0.0.1:7777')!), toHex(peer.fingerprint), 'peer fingerprint pinned');
+  t.equal(peer.stats().registered, 1);
+  t.same(link.recorded.map((d) => d.data[1]), [MsgType.REGISTER, MsgType.CHALLENGE, MsgType.REGISTER_PROOF, MsgType.OK]);
+  t.equal(link.recorded[0]!.data.length, 1200, 'REGISTER is padded');
+  t.ok(link.recorded[1]!.data.length <= 1200, 'CHALLENGE no longer than the REGISTER');
+  t.equal(peer.pollTimeout(), link.now + 90_000, 'registration expiry is the only deadline');
+});
+
+t.test('a REGISTER_PROOF replayed from the same address is refused with REPLAY', async (t) => {
+  const { link, clients } = await makeWorld(1);
+  const [a] = clients as [RawClient];
+  a.register(PEER_ADDR);
+  link.flush();
+  link.inject(clientAddr(0), PEER_ADDR, a.lastProof!);
+  t.equal(lastErrorCode(a), WireError.REPLAY);
+});
+
+t.test('a REGISTER_PROOF replayed from another address fails the cookie check', async (t) => {
+  const { link, peer, clients } = await makeWorld(2);
+  const [a, b] = clients as [RawClient, RawClient];
+  a.register(PEER_ADDR);
+  link.flush();
+  link.inject(clientAddr(1), PEER_ADDR, a.lastProof!);
+  t.equal(lastErrorCode(b), WireError.BAD_COOKIE);
+  t.equal(b.errors.at(-1)!.detail, '', 'no detail to an unvalidated address');
+  // The registration still points at A: a keepalive from B's address is not recognised.
+  b.send(PEER_ADDR, { type: MsgType.KEEPALIVE });
+  link.flush();
+  t.equal(b.registerAgainCount, 1);
+  a.keepalive();
+  link.flush();
+  t.equal(a.registerAgainCount, 0);
+  t.equal(peer.stats().registered, 1);
+});
+
+t.test('a proof with a cookie older than two epochs is refused', async (t) => {
+  const { link, peer, clients } = await makeWorld(1, {}, 1_800_000_000_000);
+  const [a] = clients as [RawClient];
+  link.filter = (d) => d.data[1] !== MsgType.REGISTER_PROOF; // hold the proof back
+  a.register(PEER_ADDR);
+  link.flush();
+  link.filter = undefined;
+  link.advance(240_000);
+  link.inject(clientAddr(0), PEER_ADDR, a.lastProof!);
+  t.equal(lastErrorCode(a), WireError.BAD_COOKIE);
+  t.equal(peer.stats().registered, 0);
+});
+
+t.test('a proof with a cookie one epoch old is still accepted', async (t) => {
+  const { link, peer, clients } = await makeWorld(1, {}, 1_800_000_000_000);
+  const [a] = clients as [RawClient];
+  link.filter = (d) => d.data[1] !== MsgType.REGISTER_PROOF;
+  a.register(PEER_ADDR);
+  link.flush();
+  link.filter = undefined;
+  link.advance(120_000 + 119_000);
+  link.inject(clientAddr(0), PEER_ADDR, a.lastProof!);
+  t.ok(a.registered);
+  t.equal(peer.stats().registered, 1);
+});
+
+t.test('forged cookies are refused even with a valid signature over them', async (t) => {
+  const { link, peer, clients } = await makeWorld(1);
+  const [a] = clients as [RawClient];
+  link.filter = (d) => d.data[1] !== MsgType.REGISTER_PROOF;
+  a.register(PEER_ADDR);
+  link.flush();
+  link.filter = undefined;
+  const p = proofOf(a);
+  const forgeries = [new Uint8Array(p.cookie), new Uint8Array(20), new Uint8Array(p.cookie)];
+  forgeries[0]![19]! ^= 1; // MAC bit flipped
+  forgeries[2]!.set([0xff, 0xff, 0xff, 0xff]); // epoch far in the future
+  for (const cookie of forgeries) {
+    const sig = a.identity.sign(Buffer.concat([Buffer.from(LABEL_REGISTER), cookie, peer.fingerprint, p.nonce]));
+    link.inject(clientAddr(0), PEER_ADDR, encode({ ...p, cookie, sig }));
+    t.equal(lastErrorCode(a), WireError.BAD_COOKIE);
+  }
+  t.equal(peer.stats().errorsSent.BAD_COOKIE, 3);
+  t.equal(peer.stats().registered, 0);
+});
+
+t.test('a proof signed by a key that is not the certificate key: BAD_SIGNATURE', async (t) => {
+  const { link, peer, clients } = await makeWorld(1);
+  const [a] = clients as [RawClient];
+  const other = await identityNo(9);
+  link.filter = (d) => d.data[1] !== MsgType.REGISTER_PROOF;
+  a.register(PEER_ADDR);
+  link.flush();
+  link.filter = undefined;
+  const p = proofOf(a);
+  const sig = other.sign(Buffer.concat([Buffer.from(LABEL_REGISTER), p.cookie, peer.fingerprint, p.nonce]));
+  link.inject(clientAddr(0), PEER_ADDR, encode({ ...p, sig }));
+  t.equal(lastErrorCode(a), WireError.BAD_SIGNATURE);
+  // A signature for another peer (wrong peer fingerprint in the signed text) fails the same way.
+  const sig2 = a.identity.sign(Buffer.concat([Buffer.from(LABEL_REGISTER), p.cookie, new Uint8Array(32), p.nonce]));
+  link.inject(clientAddr(0), PEER_ADDR, encode({ ...p, sig: sig2 }));
+  t.equal(lastErrorCode(a), WireError.BAD_SIGNATURE);
+  t.equal(peer.stats().registered, 0);
+});
+
+t.test("someone else's certificate cannot be registered without its key", async (t) => {
+  const { link, peer, clients } = await makeWorld(2);
+  const [victim, attacker] = clients as [RawClient, RawClient];
+  // The attacker gets a valid cookie for its own address, then presents the victim's certificate.
+  attacker.hello(PEER_ADDR);
+  link.flush();
+  const cookie = attacker.cookies.get('10.0.0.1:7777')!;
+  const nonce = new Uint8Array(16).fill(7);
+  const sig = attacker.identity.sign(Buffer.concat([Buffer.from(LABEL_REGISTER), cookie, peer.fingerprint, nonce]));
+  attacker.send(PEER_ADDR, { type: MsgType.REGISTER_PROOF, cert: victim.identity.cert, nonce, cookie, sig });
+  link.flush();
+  t.equal(lastErrorCode(attacker), WireError.BAD_SIGNATURE);
+  t.equal(peer.stats().registered, 0);
+});
+
+t.test('a certificate that does not parse: BAD_CERT with a reason', async (t) => {
+  const { link, clients } = await makeWorld(1);
+  const [a] = clients as [RawClient];
+  a.hello(PEER_ADDR);
+  link.flush();
+  const cookie = a.cookies.get('10.0.0.1:7777')!;
+  a.send(PEER_ADDR, { type: MsgType.REGISTER_PROOF, cert: new Uint8Array(150).fill(0x30), nonce: new Uint8Array(16), cookie, sig: new Uint8Array(64) });
+  link.flush();
+  t.equal(lastErrorCode(a), WireError.BAD_CERT);
+  t.match(a.errors.at(-1)!.detail, /^bad_der/);
+});
+
+t.test('re-registration from a new address moves the entry', async (t) => {
+  const { link, peer, clients } = await makeWorld(2);
+  const [a, b] = clients as [RawClient, RawClient];
+  a.register(PEER_ADDR);
+  link.flush();
+  // Same identity, new address (NAT rebinding): a second raw client with A's identity.
+  const moved = new RawClient(a.identity);
+  const newAddr = { host: '10.9.9.9', port: 5555 };
+  link.add(newAddr, moved);
+  moved.register(PEER_ADDR);
+  link.flush();
+  t.ok(moved.registered);
+  t.equal(peer.stats().registered, 1);
+  a.keepalive();
+  link.flush();
+  t.equal(a.registerAgainCount, 1, 'old address gets REGISTER_AGAIN on keepalive');
+  moved.keepalive();
+  link.flush();
+  t.equal(moved.registerAgainCount, 0);
+  // Messages now go to the new address.
+  b.hello(PEER_ADDR);
+  link.flush();
+  const id = b.deliver(PEER_ADDR, a.fingerprint, new Uint8Array([1, 2, 3]));
+  link.flush();
+  t.equal(moved.pushes.length, 1);
+  t.equal(a.pushes.length, 0);
+  t.same(b.resultsOf(id), [200]);
+});
+
+t.test('a different client registering from an address takes it over', async (t) => {
+  const { link, peer, clients } = await makeWorld(2);
+  const [a, b] = clients as [RawClient, RawClient];
+  a.register(PEER_ADDR);
+  link.flush();
+  const other = new RawClient(b.identity);
+  link.add(clientAddr(0), other); // B now sits at A's old address
+  other.register(PEER_ADDR);
+  link.flush();
+  t.ok(other.registered);
+  t.equal(peer.stats().registered, 1, 'one client per address');
+});
+
+t.test('KEEPALIVE refreshes, expiry removes, REGISTER_AGAIN for unknown addresses', async (t) => {
+  const { link, peer, clients } = await makeWorld(2, {}, 1_800_000_000_000);
+  const [a, b] = clients as [RawClient, RawClient];
+  a.register(PEER_ADDR);
+  b.register(PEER_ADDR);
+  link.flush();
+  for (let i = 0; i < 10; i++) {
+    link.advance(30_000);
+    a.keepalive();
+    link.flush();
+  }
+  t.equal(a.registerAgainCount, 0, 'A kept alive for 300 s');
+  t.equal(a.lastOf(MsgType.OK)?.type, MsgType.OK);
+  t.equal(peer.stats().registered, 1, 'B expired after 90 s without a keepalive');
+  b.keepalive();
+  b.poll();
+  link.flush();
+  t.equal(b.registerAgainCount, 2, 'KEEPALIVE and POLL from an unknown address: REGISTER_AGAIN');
+  link.advance(90_000);
+  t.equal(peer.stats().registered, 0);
+  t.equal(peer.pollTimeout(), undefined, 'nothing left to wait for');
+  a.autoReregister = true;
+  a.keepalive();
+  link.flush();
+  t.ok(a.registered, 'client registers again after REGISTER_AGAIN');
+});
+
+t.test('REGISTRY_FULL for a new fingerprint; a registered one may re-register', async (t) => {
+  const { link, peer, clients } = await makeWorld(3, { registryMax: 2 });
+  const [a, b, c] = clients as [RawClient, RawClient, RawClient];
+  a.register(PEER_ADDR);
+  b.register(PEER_ADDR);
+  c.register(PEER_ADDR);
+  link.flush();
+  t.ok(a.registered && b.registered);
+  t.notOk(c.registered);
+  t.equal(lastErrorCode(c), WireError.REGISTRY_FULL);
+  a.register(PEER_ADDR);
+  link.flush();
+  t.ok(a.registered, 'already registered fingerprint is not refused');
+  t.equal(peer.stats().registered, 2);
+  link.advance(90_000);
+  c.register(PEER_ADDR);
+  link.flush();
+  t.ok(c.registered, 'room again after the others expired');
+});
