@@ -152,7 +152,8 @@ export class Peer {
     if (!opts.identity || !(opts.identity.cert instanceof Uint8Array)) throw new TypeError('opts.identity must be an Identity');
     if (typeof opts.random !== 'function') throw new TypeError('opts.random must be a function');
     if (!Number.isFinite(now)) throw new TypeError('now must be a finite number of milliseconds');
-    const o: Settings = { ...PEER_DEFAULTS };
+    const { rateLimit: _defaultRateLimit, ...defaults } = PEER_DEFAULTS;
+    const o: Settings = defaults;
     for (const k of Object.keys(o) as Array<keyof Settings>) {
       const v = opts[k];
       if (v === undefined) continue;
