@@ -1,0 +1,120 @@
+/**
+ * Options, events and defaults of the client state machine (src/client/client.ts).
+ */
+import type { Addr, Logger, Random } from '../core/types.js';
+import type { Identity } from '../identity/certificate.js';
+import type { GroupInfo } from './content.js';
+import type { ClientStore, DeliveryState } from './store.js';
+
+export interface ClientOptions {
+  identity: Identity;
+  /** Our own peer. */
+  peer: Addr;
+  store: ClientStore;
+  random: Random;
+  logger?: Logger;
+  /** Our peer's address as others reach it (written into every sealed message); default addrKey(peer). */
+  senderPeer?: string;
+  registerInitialMs?: number;
+  registerRetryMaxMs?: number;
+  registerTriesBeforeUnavailable?: number;
+  /** 0 disables keepalives. */
+  keepaliveIntervalMs?: number;
+  keepaliveMissesBeforeReregister?: number;
+  messageTtlMs?: number;
+  receiptWaitMs?: number;
+  receiptWaitMaxMs?: number;
+  unackedPerRecipientMax?: number;
+  busyBackoffInitialMs?: number;
+  busyBackoffMaxMs?: number;
+  cookieReuseMs?: number;
+  certRetryMs?: number;
+  certLookupTriesMax?: number;
+  receiptBatchDelayMs?: number;
+  outboxMessagesMax?: number;
+  sentHistoryMax?: number;
+  inboxMessagesMax?: number;
+  dedupeEntriesMax?: number;
+  dedupeTtlMs?: number;
+  partialMessagesMax?: number;
+  partialBytesMax?: number;
+  partialAgeMaxMs?: number;
+  pendingVerifyMax?: number;
+  receiptTransfersMax?: number;
+  peerLinksMax?: number;
+  contactsMax?: number;
+  groupsMax?: number;
+  certsMax?: number;
+  eventsMax?: number;
+}
+
+export const CLIENT_DEFAULTS = {
+  registerInitialMs: 1000,
+  registerRetryMaxMs: 60_000,
+  registerTriesBeforeUnavailable: 4,
+  keepaliveIntervalMs: 25_000,
+  keepaliveMissesBeforeReregister: 3,
+  messageTtlMs: 7 * 24 * 3600_000,
+  receiptWaitMs: 60_000,
+  receiptWaitMaxMs: 10 * 60_000,
+  unackedPerRecipientMax: 3,
+  busyBackoffInitialMs: 1000,
+  busyBackoffMaxMs: 60_000,
+  cookieReuseMs: 90_000,
+  certRetryMs: 30_000,
+  certLookupTriesMax: 6,
+  receiptBatchDelayMs: 20,
+  outboxMessagesMax: 1000,
+  sentHistoryMax: 500,
+  inboxMessagesMax: 1000,
+  dedupeEntriesMax: 8192,
+  dedupeTtlMs: 8 * 24 * 3600_000,
+  partialMessagesMax: 16,
+  partialBytesMax: 2 * 1024 * 1024,
+  partialAgeMaxMs: 30 * 60_000,
+  pendingVerifyMax: 64,
+  receiptTransfersMax: 256,
+  peerLinksMax: 1024,
+  contactsMax: 10_000,
+  groupsMax: 1000,
+  certsMax: 4096,
+  eventsMax: 10_000,
+};
+export type ClientSettings = typeof CLIENT_DEFAULTS;
+
+export type ClientEvent =
+  | { type: 'registered'; peer: string }
+  | { type: 'peer-unavailable'; peer: string; tries: number }
+  | { type: 'peer-identity-changed'; peer: string; expected: string; actual: string }
+  | {
+      type: 'message';
+      from: string;
+      fromName?: string;
+      fromPeer: string;
+      id: string;
+      text: string;
+      sentAt: number;
+      group?: GroupInfo;
+    }
+  | { type: 'delivery'; id: string; to: string; state: DeliveryState; reason?: string }
+  | { type: 'contact-changed'; petname: string; fingerprint: string; previous: string }
+  | { type: 'contact-cert'; fingerprint: string; ok: boolean; reason?: string }
+  | { type: 'verify'; from: string; body: Uint8Array }
+  | { type: 'group'; group: GroupInfo }
+  | { type: 'rejected'; reason: string; from?: string };
+
+/** The closed set of client timers. */
+export type ClientTimer =
+  | 'register' | 'keepalive' | 'hello' | 'lookup' | 'transfer' | 'receiptFlush' | 'expiry';
+
+export interface ClientStats {
+  registered: boolean;
+  outboxUnfinished: number;
+  transfers: number;
+  inbox: number;
+  partials: number;
+  datagramsIn: number;
+  datagramsOut: number;
+  /** Incoming datagrams or messages not used, by reason. */
+  drops: Record<string, number>;
+}
