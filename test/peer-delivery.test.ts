@@ -188,12 +188,29 @@ t.test('TOO_MANY_UNACKED per (sender address, recipient)', async (t) => {
 });
 
 t.test('STORAGE_FULL counts blobs and per-message overhead', async (t) => {
-  const { link, peer, a } = await pair({ storageBytesMax: 3 * (1000 + 256) }, true);
+  const max = 3 * (1000 + 256);
+  const { link, peer, a } = await pair({ storageBytesMax: max, unregisteredStorageBytesMax: max }, true);
   for (let i = 1; i <= 4; i++) a.deliver(PEER_ADDR, new Uint8Array(32).fill(i), blob(1000, i), id16(i));
   link.flush();
   t.same(errorCodes(a), [WireError.STORAGE_FULL]);
   t.equal(peer.stats().waitingMessages, 3);
   t.equal(peer.stats().waitingBytes, 3000);
+});
+
+t.test('messages for unregistered recipients cannot take the share of registered ones', async (t) => {
+  const { link, peer, a, b } = await pair({ storageBytesMax: 4 * 1256, unregisteredStorageBytesMax: 2 * 1256 });
+  b.autoAck = false;
+  for (let i = 1; i <= 3; i++) a.deliver(PEER_ADDR, new Uint8Array(32).fill(i), blob(1000, i), id16(i));
+  link.flush();
+  t.same(errorCodes(a), [WireError.STORAGE_FULL], 'third message to an unknown fingerprint refused');
+  const id = a.deliver(PEER_ADDR, b.fingerprint, blob(1000, 9), id16(9));
+  const id2 = a.deliver(PEER_ADDR, b.fingerprint, blob(1000, 8), id16(8));
+  link.flush();
+  t.equal(b.pushes.length, 2, 'the registered recipient still gets its messages');
+  t.equal(peer.stats().waitingMessages, 4);
+  b.ack([id, id2]);
+  link.flush();
+  t.same(a.resultsOf(id), [200]);
 });
 
 t.test('RATE_LIMITED per source IP, refilled with time', async (t) => {

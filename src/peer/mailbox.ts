@@ -21,6 +21,8 @@ export interface Waiting {
   /** Key of the un-acknowledged counter: sender addrKey + recipient. */
   readonly senderKey: string;
   readonly expiresAt: number;
+  /** The recipient was not registered when the message was stored (counted in unregisteredBytes). */
+  readonly unregistered: boolean;
   /** Time of the last PUSH, -Infinity before the first. */
   lastPushAt: number;
   /** A PUSH is waiting for its ACK (the pushAck timer runs). */
@@ -35,6 +37,8 @@ export class MessageStore {
   private readonly unacked = new Map<string, number>();
   /** Sum of blob lengths. */
   blobBytes = 0;
+  /** Bytes charged (blob + overhead) by messages stored for unregistered recipients. */
+  unregisteredChargedBytes = 0;
 
   constructor(readonly mailboxTtlMs: number) {}
 
@@ -74,6 +78,7 @@ export class MessageStore {
     this.all.add(w);
     this.unacked.set(w.senderKey, this.unackedOf(w.senderKey) + 1);
     this.blobBytes += w.blob.length;
+    if (w.unregistered) this.unregisteredChargedBytes += w.blob.length + MESSAGE_OVERHEAD_BYTES;
   }
 
   remove(w: Waiting): void {
@@ -85,6 +90,7 @@ export class MessageStore {
     if (n > 0) this.unacked.set(w.senderKey, n);
     else this.unacked.delete(w.senderKey);
     this.blobBytes -= w.blob.length;
+    if (w.unregistered) this.unregisteredChargedBytes -= w.blob.length + MESSAGE_OVERHEAD_BYTES;
   }
 
   /**

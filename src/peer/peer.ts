@@ -20,6 +20,7 @@
  *   | mailboxMessagesMax  | 128        | DELIVER of a new message to that recipient -> MAILBOX_FULL     |
  *   | unackedPerSenderMax | 3          | per (sender IP:PORT, recipient) -> TOO_MANY_UNACKED            |
  *   | storageBytesMax     | 64 MiB     | blobs + 256 B per message; beyond -> STORAGE_FULL              |
+ *   | unregisteredStorageBytesMax | 32 MiB | same, for recipients not registered when stored      |
  *   | mailboxTtlMs        | 24 h       | the message is dropped                                         |
  *   | rateLimit           | 2000/s, burst 4000, 65,536 IPs | request -> RATE_LIMITED; oldest bucket forgotten |
  *   | replayMax           | 262,144    | registration -> RATE_LIMITED until the cookie window moves     |
@@ -63,6 +64,12 @@ export interface PeerOptions {
   unackedPerSenderMax?: number;
   mailboxTtlMs?: number;
   storageBytesMax?: number;
+  /**
+   * Part of storageBytesMax that messages for recipients not registered here at delivery time may
+   * use (default half). The rest stays for registered clients, so a flood of messages to random
+   * fingerprints cannot stop delivery to the peer's own clients.
+   */
+  unregisteredStorageBytesMax?: number;
   pushAckTimeoutMs?: number;
   /** Least time between two pushes of one waiting message on KEEPALIVE. */
   pushRetryMs?: number;
@@ -98,6 +105,7 @@ export const PEER_DEFAULTS = {
   unackedPerSenderMax: 3,
   mailboxTtlMs: 24 * 3600_000,
   storageBytesMax: 64 * 1024 * 1024,
+  unregisteredStorageBytesMax: 32 * 1024 * 1024,
   pushAckTimeoutMs: 3000,
   pushRetryMs: 5000,
   pollBatchMax: 16,
@@ -165,6 +173,7 @@ export class Peer {
         (o as Record<string, unknown>)[k] = v;
       }
     }
+    if (opts.unregisteredStorageBytesMax === undefined) o.unregisteredStorageBytesMax = Math.floor(o.storageBytesMax / 2);
     this.o = o;
     this.identity = opts.identity;
     this.fingerprint = opts.identity.fingerprint;
@@ -363,17 +372,21 @@ export class Peer {
     if (this.store.unackedOf(senderKey) >= this.o.unackedPerSenderMax) {
       return this.sendError(from, WireError.TOO_MANY_UNACKED, m.id, 'too many unacknowledged messages for this recipient');
     }
-    if (this.store.chargedBytes + m.blob.length + MESSAGE_OVERHEAD_BYTES > this.o.storageBytesMax) {
+    const charge = m.blob.length + MESSAGE_OVERHEAD_BYTES;
+    const e = this.registry.lookup(now, to);
+    if (
+      this.store.chargedBytes + charge > this.o.storageBytesMax ||
+      (!e && this.store.unregisteredChargedBytes + charge > this.o.unregisteredStorageBytesMax)
+    ) {
       return this.sendError(from, WireError.STORAGE_FULL, m.id, 'peer storage is full');
     }
     if (!this.rateOk(now, from)) return this.sendError(from, WireError.RATE_LIMITED, m.id, '');
     const w: Waiting = {
       to, idKey, id: m.id, blob: m.blob, senderKey, expiresAt: now + this.o.mailboxTtlMs,
-      lastPushAt: -Infinity, inFlight: false, waiters: null,
+      unregistered: !e, lastPushAt: -Infinity, inFlight: false, waiters: null,
     };
     this.store.add(w);
     this.deadlines.mailboxExpiry ??= w.expiresAt;
-    const e = this.registry.lookup(now, to);
     if (!e) return this.result(from, m.id, DeliveryStatus.HELD);
     w.waiters = [from];
     this.push(now, e, w);
