@@ -4,11 +4,21 @@
  * WebCrypto; on the per-datagram path they are parsed and checked with node:crypto, which is
  * several times faster. The fingerprint is SHA-256 over the certificate's DER.
  */
-import 'reflect-metadata';
-import * as x509 from '@peculiar/x509';
 import { X509Certificate, createPrivateKey, createPublicKey, hash, sign, verify, webcrypto, type KeyObject } from 'node:crypto';
 
-x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+type X509Module = typeof import('@peculiar/x509');
+let x509Module: Promise<X509Module> | undefined;
+
+/** @peculiar/x509 (and reflect-metadata) take ~0.4 s to load; only generation needs them. */
+function loadX509(): Promise<X509Module> {
+  x509Module ??= (async () => {
+    await import('reflect-metadata');
+    const x509 = await import('@peculiar/x509');
+    x509.cryptoProvider.set(webcrypto as unknown as Parameters<X509Module['cryptoProvider']['set']>[0]);
+    return x509;
+  })();
+  return x509Module;
+}
 
 export const FINGERPRINT_HEX_LENGTH = 64;
 const ED25519 = { name: 'Ed25519' } as const;
@@ -137,6 +147,7 @@ export interface GenerateOptions {
 
 /** Make a fresh Ed25519 key pair and a self-signed X.509 v3 certificate. */
 export async function generateIdentity(opts: GenerateOptions = {}): Promise<Identity> {
+  const x509 = await loadX509();
   const keys = (await webcrypto.subtle.generateKey(ED25519, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
   const notBefore = opts.notBefore ?? new Date(Date.now() - 3600_000);
   const days = opts.validityDays ?? 3650;
