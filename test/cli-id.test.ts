@@ -123,6 +123,18 @@ t.test('node loads the identity, prints its fingerprint and the protocol version
   t.match(r.stdout, /^protocol version 1$/m);
 });
 
+t.test('--log-file receives the logs; stderr stays clean', async (t) => {
+  const h = join(home.dir, 'logs');
+  const logFile = join(home.dir, 'logs', 'sub', 'peerpost.log');
+  t.equal((await runCli(['id', '--home', h])).code, 0);
+  const r = await runCli(['id', '--home', h, '--log-level', 'debug', '--log-file', logFile]);
+  t.equal(r.code, 0, r.stderr);
+  t.equal(r.stderr, '');
+  const lines = readFileSync(logFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { msg?: string; level?: number });
+  t.ok(lines.some((l) => l.msg === 'identity loaded' && l.level === 20), 'debug line in the file');
+  oneLineError(t, await runCli(['id', '--home', h, '--log-file', join(h, 'cert.pem', 'x.log')]), 2, /cannot open the log file/);
+});
+
 t.test('reportError: exit codes and one line, stack only when asked', async (t) => {
   const capture = (): { io: { stdout: { write(s: string): void }; stderr: { write(s: string): void } }; out: string[] } => {
     const out: string[] = [];

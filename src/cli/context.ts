@@ -5,6 +5,7 @@
  */
 import { pino, type Logger as PinoLogger } from 'pino';
 import { createRequire } from 'node:module';
+import { UsageError } from '../core/errors.js';
 import { resolveHome } from '../identity/home.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -62,7 +63,13 @@ export function cliContext(argv: GlobalArgs, io: CliIo = processIo): CliContext 
  */
 export function makeLogger(level: LogLevel, file?: string, stderrIsTty = process.stderr.isTTY === true): PinoLogger {
   const opts = { level, base: { pid: process.pid } };
-  if (file) return pino(opts, pino.destination({ dest: file, sync: true, append: true, mkdir: true }));
+  if (file) {
+    try {
+      return pino(opts, pino.destination({ dest: file, sync: true, append: true, mkdir: true }));
+    } catch (e) {
+      throw new UsageError('PEERPOST_BAD_LOG_FILE', `cannot open the log file ${file}: ${(e as Error).message}`, { cause: e });
+    }
+  }
   if (stderrIsTty) {
     // Loaded only for a terminal: it adds ~0.2 s to every start.
     const pretty = createRequire(import.meta.url)('pino-pretty') as typeof import('pino-pretty');
