@@ -697,7 +697,7 @@ export class Client {
 
   private enqueue(now: number, t: { fp: string; peer: string }, kind: number, body: Uint8Array): string {
     const id = hex(this.random(16));
-    const m: OutboxMessage = { id, to: t.fp, toPeer: t.peer, kind, createdAtMs: now, state: 'queued', body: hex(body), parts: [] };
+    const m: OutboxMessage = { id, to: t.fp, toPeer: t.peer, kind, createdAtMs: Math.floor(now), state: 'queued', body: hex(body), parts: [] };
     this.s.outbox.push(m);
     this.dirty = true;
     this.prepare(now, m);
@@ -784,6 +784,7 @@ export class Client {
         if (used >= this.o.unackedPerRecipientMax) {
           this.setReason(t.msg!, 'waiting-for-recipient');
           window.set(t.to, used);
+          t.deadline = Number.POSITIVE_INFINITY; // woken by wake() when a slot frees
           continue;
         }
         window.set(t.to, used + 1);
@@ -793,6 +794,11 @@ export class Client {
     }
     for (const l of this.lookups.values()) if (l.deadline <= now) this.sendLookup(now, l);
     if (this.dirty) this.persist(now);
+  }
+
+  /** A part to `fp` was acknowledged: let the parts waiting for a window slot try again. */
+  private wake(now: number, fp: string): void {
+    for (const t of this.transfers.values()) if (t.to === fp && t.deadline === Number.POSITIVE_INFINITY) t.deadline = now;
   }
 
   private transmit(now: number, t: Transfer): void {
@@ -823,6 +829,7 @@ export class Client {
     const was = p.peerStatus;
     if (status === DeliveryStatus.DELIVERED || was === 'none') p.peerStatus = status === DeliveryStatus.DELIVERED ? 'acked' : 'held';
     if (p.peerStatus !== was) this.dirty = true;
+    if (p.peerStatus === 'acked') this.wake(now, t.to);
     if (!t.awaiting) {
       // A late answer to an earlier transmission: note the state, keep the schedule.
       this.updateState(t.msg);
@@ -934,7 +941,7 @@ export class Client {
       this.dirty = true;
     }
     for (const m of touched) this.updateState(m);
-    void now;
+    if (touched.size > 0) this.wake(now, fromFp);
   }
 
   private expire(now: number): void {
@@ -1262,7 +1269,7 @@ export class Client {
         const body = encodeReceipt(ids.slice(i, i + RECEIPT_IDS_MAX).map(unhex));
         const blob = seal({
           sender: this.identity, senderPeer: this.senderPeer, recipientCert: unhex(certHex),
-          content: { kind: ContentKind.RECEIPT, id: idBytes, sentAtMs: now, body }, random: this.random,
+          content: { kind: ContentKind.RECEIPT, id: idBytes, sentAtMs: Math.floor(now), body }, random: this.random,
         });
         const id = hex(idBytes);
         this.transfers.set(id, {

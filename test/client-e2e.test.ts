@@ -1,0 +1,247 @@
+/**
+ * Two clients on two peers (the real Peer, the real seal) over the virtual network: exactly-once
+ * delivery under loss, duplication and reordering, peer and client restarts, chunking.
+ */
+import t, { type Test } from 'tap';
+import { Peer } from '../src/peer/index.js';
+import { Client, MemoryClientStore, type ClientEvent, type ClientOptions } from '../src/client/index.js';
+import { generateIdentity, type Identity } from '../src/identity/certificate.js';
+import type { Addr } from '../src/core/types.js';
+import { VNet, type Faults } from './helpers/vnet.js';
+
+const START_MS = Date.UTC(2026, 0, 1);
+const P1: Addr = { host: '10.0.0.1', port: 7000 };
+const P2: Addr = { host: '10.0.0.2', port: 7000 };
+const A: Addr = { host: '10.0.1.1', port: 5000 };
+const B: Addr = { host: '10.0.2.1', port: 5000 };
+
+const ids: Record<'p1' | 'p2' | 'a' | 'b', Identity> = {} as Record<'p1' | 'p2' | 'a' | 'b', Identity>;
+
+t.before(async () => {
+  const notBefore = new Date(START_MS - 86400_000);
+  const made = await Promise.all([0, 1, 2, 3].map(() => generateIdentity({ notBefore })));
+  [ids.p1, ids.p2, ids.a, ids.b] = made as [Identity, Identity, Identity, Identity];
+});
+
+interface World {
+  net: VNet;
+  storeA: MemoryClientStore;
+  storeB: MemoryClientStore;
+  events: { a: ClientEvent[]; b: ClientEvent[] };
+  a(): Client;
+  b(): Client;
+  newClient(which: 'a' | 'b'): Client;
+  restartPeer(which: 'p1' | 'p2'): void;
+  drain(): void;
+}
+
+function world(seed: number | string, faults: Partial<Faults> = {}, extra: Partial<ClientOptions> = {}): World {
+  const net = new VNet({ seed, startMs: START_MS, faults });
+  const mkPeer = (id: Identity, label: string): Peer => new Peer({ identity: id, random: net.random(label), rateLimit: null }, net.now);
+  net.add(P1, mkPeer(ids.p1, 'p1'));
+  net.add(P2, mkPeer(ids.p2, 'p2'));
+  const storeA = new MemoryClientStore();
+  const storeB = new MemoryClientStore();
+  const events = { a: [] as ClientEvent[], b: [] as ClientEvent[] };
+  let gen = 0;
+  const newClient = (which: 'a' | 'b'): Client =>
+    new Client(
+      {
+        identity: which === 'a' ? ids.a : ids.b,
+        peer: which === 'a' ? P1 : P2,
+        store: which === 'a' ? storeA : storeB,
+        random: net.random(`${which}${gen++}`),
+        ...extra,
+      },
+      net.now,
+    );
+  net.add(A, newClient('a'));
+  net.add(B, newClient('b'));
+  const w: World = {
+    net, storeA, storeB, events,
+    a: () => net.machine<Client>(A),
+    b: () => net.machine<Client>(B),
+    newClient,
+    restartPeer: (which) => net.replace(which === 'p1' ? P1 : P2, mkPeer(which === 'p1' ? ids.p1 : ids.p2, `${which}-${gen++}`)),
+    drain: () => {
+      for (let e = w.a().pollEvent(); e; e = w.a().pollEvent()) events.a.push(e);
+      for (let e = w.b().pollEvent(); e; e = w.b().pollEvent()) events.b.push(e);
+    },
+  };
+  const origStep = net.step.bind(net);
+  net.step = (limit?: number) => {
+    const r = origStep(limit);
+    w.drain();
+    return r;
+  };
+  return w;
+}
+
+function registered(w: World): boolean {
+  return w.a().registered && w.b().registered;
+}
+
+/** Register both, exchange contacts (certificates fetched over the network). */
+function connect(w: World, t: Test): void {
+  t.ok(w.net.runUntil(() => registered(w), 600_000), 'both registered');
+  w.a().addContact(w.net.now, `${ids.b.fingerprintHex}@10.0.0.2:7000`, 'bob');
+  w.b().addContact(w.net.now, `${ids.a.fingerprintHex}@10.0.0.1:7000`, 'alice');
+  t.ok(w.net.runUntil(() => !!w.a().contacts()[0]?.cert && !!w.b().contacts()[0]?.cert, 300_000), 'certificates fetched');
+}
+
+function messages(evs: ClientEvent[]): Array<Extract<ClientEvent, { type: 'message' }>> {
+  return evs.filter((e): e is Extract<ClientEvent, { type: 'message' }> => e.type === 'message');
+}
+
+function allDelivered(c: Client, idsSent: string[]): boolean {
+  return idsSent.every((id) => c.messageState(id)?.state === 'delivered');
+}
+
+/** Every sent id arrives exactly once with its text, and ends `delivered`. */
+function checkExactlyOnce(t: Test, sender: Client, recvEvents: ClientEvent[], sent: Map<string, string>): void {
+  const got = messages(recvEvents);
+  const counts = new Map<string, number>();
+  for (const m of got) counts.set(m.id, (counts.get(m.id) ?? 0) + 1);
+  let bad = 0;
+  for (const [id, text] of sent) {
+    if (counts.get(id) !== 1) bad++;
+    const m = got.find((x) => x.id === id);
+    if (m && m.text !== text) bad++;
+    if (sender.messageState(id)?.state !== 'delivered') bad++;
+  }
+  t.equal(bad, 0, `all ${sent.size} messages shown exactly once and delivered`);
+  t.equal(got.length, sent.size, 'no extra message shown');
+}
+
+t.test('two clients on two peers exchange messages both ways', async (t) => {
+  const w = world('basic');
+  connect(w, t);
+  const sent = new Map<string, string>();
+  for (let i = 0; i < 5; i++) {
+    const [id] = w.a().send(w.net.now, ['bob'], `hello ${i}`);
+    sent.set(id!, `hello ${i}`);
+  }
+  const [back] = w.b().send(w.net.now, ['alice'], 'hi alice');
+  t.ok(w.net.runUntil(() => allDelivered(w.a(), [...sent.keys()]) && allDelivered(w.b(), [back!]), 600_000), 'all delivered');
+  checkExactlyOnce(t, w.a(), w.events.b, sent);
+  const m = messages(w.events.a)[0]!;
+  t.match(m, { from: ids.b.fingerprintHex, fromName: 'bob', fromPeer: '10.0.0.2:7000', text: 'hi alice' });
+  t.equal(w.b().inbox().length, 5, 'inbox persisted');
+  t.equal(w.storeB.load()!.inbox.length, 5, 'inbox in the store');
+  const states = w.events.a.filter((e) => e.type === 'delivery' && e.id === [...sent.keys()][0]).map((e) => (e as { state: string }).state);
+  t.same(states.at(-1), 'delivered', 'delivery events end in delivered');
+});
+
+for (const seed of [1, 2, 3, 4, 5, 6, 7, 8]) {
+  t.test(`30% loss, duplication and reordering of every packet, seed ${seed}`, async (t) => {
+    const w = world(seed, { loss: 0.3, duplicate: 0.2, reorder: 0.3, delayMs: 5, jitterMs: 20, reorderMs: 400 });
+    connect(w, t);
+    const sent = new Map<string, string>();
+    const sentBack = new Map<string, string>();
+    for (let i = 0; i < 6; i++) {
+      const [id] = w.a().send(w.net.now, ['bob'], `a->b ${seed}/${i}`);
+      sent.set(id!, `a->b ${seed}/${i}`);
+      const [id2] = w.b().send(w.net.now, ['alice'], `b->a ${seed}/${i}`);
+      sentBack.set(id2!, `b->a ${seed}/${i}`);
+      w.net.run(300);
+    }
+    const ok = w.net.runUntil(() => allDelivered(w.a(), [...sent.keys()]) && allDelivered(w.b(), [...sentBack.keys()]), 3 * 3600_000);
+    t.ok(ok, `all delivered (seed ${seed}, t=${w.net.now - START_MS} ms)`);
+    checkExactlyOnce(t, w.a(), w.events.b, sent);
+    checkExactlyOnce(t, w.b(), w.events.a, sentBack);
+  });
+}
+
+t.test("the recipient's peer restarts mid-stream: nothing lost", async (t) => {
+  const w = world('peer-restart', { loss: 0.1, delayMs: 5, jitterMs: 10 });
+  connect(w, t);
+  w.net.setUp(B, false);
+  const sent = new Map<string, string>();
+  for (let i = 0; i < 3; i++) {
+    const [id] = w.a().send(w.net.now, ['bob'], `m${i}`);
+    sent.set(id!, `m${i}`);
+  }
+  t.ok(w.net.runUntil(() => [...sent.keys()].every((id) => w.a().messageState(id)?.state === 'held'), 120_000), 'held at the recipient peer');
+  w.restartPeer('p2');
+  w.net.run(5_000);
+  w.net.setUp(B, true);
+  for (let i = 3; i < 6; i++) {
+    const [id] = w.a().send(w.net.now, ['bob'], `m${i}`);
+    sent.set(id!, `m${i}`);
+  }
+  t.ok(w.net.runUntil(() => allDelivered(w.a(), [...sent.keys()]), 3 * 3600_000), 'all delivered after the restart');
+  checkExactlyOnce(t, w.a(), w.events.b, sent);
+});
+
+t.test('the sender restarts with a persisted outbox: nothing lost', async (t) => {
+  const w = world('sender-restart', { loss: 0.2, delayMs: 5, jitterMs: 10 });
+  connect(w, t);
+  w.net.setUp(P2, false);
+  const sent = new Map<string, string>();
+  for (let i = 0; i < 5; i++) {
+    const [id] = w.a().send(w.net.now, ['bob'], `persist ${i}`);
+    sent.set(id!, `persist ${i}`);
+  }
+  w.net.run(3_000);
+  t.equal(w.storeA.load()!.outbox.length, 5, 'outbox persisted');
+  w.net.replace(A, w.newClient('a'));
+  w.net.setUp(P2, true);
+  t.ok(w.net.runUntil(() => allDelivered(w.a(), [...sent.keys()]), 3 * 3600_000), 'resumed and delivered');
+  checkExactlyOnce(t, w.a(), w.events.b, sent);
+});
+
+t.test('a long message is chunked and reassembled under loss, duplication and reordering', async (t) => {
+  for (const seed of ['chunk-1', 'chunk-2', 'chunk-3']) {
+    const w = world(seed, { loss: 0.25, duplicate: 0.2, reorder: 0.4, delayMs: 5, jitterMs: 20, reorderMs: 300 });
+    connect(w, t);
+    const text = Array.from({ length: 6000 }, (_, i) => `word${i} `).join('').slice(0, 40_000) + ' é€😀';
+    const [id] = w.a().send(w.net.now, ['bob'], text);
+    t.ok(w.a().outbox()[0]!.parts > 40, 'split in many chunks');
+    t.ok(w.net.runUntil(() => allDelivered(w.a(), [id!]), 6 * 3600_000), `delivered (${seed})`);
+    checkExactlyOnce(t, w.a(), w.events.b, new Map([[id!, text]]));
+  }
+});
+
+t.test('text over 64 KiB is refused', async (t) => {
+  const w = world('too-long');
+  connect(w, t);
+  t.throws(() => w.a().send(w.net.now, ['bob'], 'x'.repeat(64 * 1024 + 1)), { code: 'PEERPOST_TEXT_TOO_LONG' });
+});
+
+t.test('the recipient offline for a while, then online', async (t) => {
+  const w = world('offline', { loss: 0.05 });
+  connect(w, t);
+  w.net.setUp(B, false);
+  const sent = new Map<string, string>();
+  for (let i = 0; i < 5; i++) {
+    const [id] = w.a().send(w.net.now, ['bob'], `while away ${i}`);
+    sent.set(id!, `while away ${i}`);
+  }
+  w.net.run(30 * 60_000);
+  const states = [...sent.keys()].map((id) => w.a().messageState(id));
+  t.equal(states.filter((s) => s?.state === 'held').length, 3, 'three held (unackedPerSenderMax)');
+  t.equal(states.filter((s) => s?.state === 'queued').length, 2, 'the rest queued');
+  t.equal(messages(w.events.b).length, 0, 'nothing shown yet');
+  w.net.setUp(B, true);
+  w.b().networkChanged(w.net.now);
+  t.ok(w.net.runUntil(() => allDelivered(w.a(), [...sent.keys()]), 3 * 3600_000), 'delivered after coming back');
+  checkExactlyOnce(t, w.a(), w.events.b, sent);
+});
+
+t.test('several recipients and a group', async (t) => {
+  const w = world('group', { loss: 0.1 });
+  connect(w, t);
+  const [id] = w.a().send(w.net.now, ['bob', `${ids.b.fingerprintHex}@10.0.0.2:7000`], 'twice?');
+  t.ok(id);
+  const gid = w.a().createGroup(w.net.now, 'friends', ['bob']);
+  const gids = w.a().sendGroup(w.net.now, 'friends', 'hello group');
+  t.equal(gids.length, 1, 'one id per other member');
+  t.ok(w.net.runUntil(() => allDelivered(w.a(), gids), 3 * 3600_000), 'group message delivered');
+  const m = messages(w.events.b).find((x) => x.text === 'hello group');
+  t.equal(m?.group?.id, gid, 'carries the group id');
+  t.same(m?.group?.members.map((x) => x.fingerprint).sort(), [ids.a.fingerprintHex, ids.b.fingerprintHex].sort(), 'members listed');
+  t.equal(w.b().groups()[0]?.name, 'friends', 'the recipient learns the group');
+  const reply = w.b().sendGroup(w.net.now, gid, 'reply to all');
+  t.ok(w.net.runUntil(() => allDelivered(w.b(), reply), 3 * 3600_000), 'the member answers the group');
+  t.equal(messages(w.events.a).find((x) => x.text === 'reply to all')?.group?.name, 'friends');
+});
