@@ -75,6 +75,33 @@ t.test('loadOrCreateIdentity creates once (home 0700, key 0600, no temp files), 
   if (check.ok) t.ok(verifyWith(check.publicKey, msg, second.identity.sign(msg)));
 });
 
+t.test('concurrent loadOrCreateIdentity calls agree on one identity; an existing key.pem is never replaced', async (t) => {
+  const home = join(tmp(t), 'h');
+  const all = await Promise.all([loadOrCreateIdentity(home), loadOrCreateIdentity(home), loadOrCreateIdentity(home)]);
+  t.same(all.map((r) => r.created), [true, false, false]);
+  t.same(new Set(all.map((r) => r.identity.fingerprintHex)).size, 1);
+  t.equal((await loadIdentity(home)).fingerprintHex, all[0]!.identity.fingerprintHex);
+  t.same(readdirSync(home).sort(), ['cert.pem', 'key.pem']);
+
+  // Another process that wrote key.pem between our check and our write wins; we do not overwrite it.
+  const other = join(tmp(t), 'o');
+  const { mkdirSync } = await import('node:fs');
+  mkdirSync(other);
+  const theirs = await generateIdentity();
+  const { writeFileAtomic } = await import('../src/identity/home.js');
+  await writeFileAtomic(join(other, 'key.pem'), theirs.privateKeyPem(), { exclusive: true });
+  await rejects(t, writeFileAtomic(join(other, 'key.pem'), 'x', { exclusive: true }), 'EEXIST');
+  t.equal(readFileSync(join(other, 'key.pem'), 'utf8'), theirs.privateKeyPem());
+  t.same(readdirSync(other), ['key.pem'], 'no temp file left after EEXIST');
+});
+
+async function rejects(t: Test, p: Promise<unknown>, code: string): Promise<void> {
+  await p.then(
+    () => t.fail('expected a rejection'),
+    (e: NodeJS.ErrnoException) => t.equal(e.code, code),
+  );
+}
+
 t.test('loadIdentity: no identity, incomplete identity, home that is a file', async (t) => {
   const dir = tmp(t);
   await rejectsCode(t, loadIdentity(join(dir, 'missing')), 'PEERPOST_NO_IDENTITY');

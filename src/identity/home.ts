@@ -5,7 +5,7 @@
  * Every file is written atomically: a temporary file in the same folder, fsync, then rename.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { link, mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { PeerpostError, UsageError } from '../core/errors.js';
@@ -56,6 +56,8 @@ export function homeError(path: string, e: unknown): PeerpostError {
 export interface AtomicWriteOptions {
   /** File mode of the new file; default 0o600. */
   mode?: number;
+  /** Fail with EEXIST instead of replacing an existing file (the new file appears by link(2)). */
+  exclusive?: boolean;
 }
 
 /**
@@ -77,7 +79,12 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array, o
   }
   await fh.close();
   try {
-    await rename(tmp, file);
+    if (opts.exclusive) {
+      await link(tmp, file); // atomic and never replaces: EEXIST if the file is there
+      await unlink(tmp);
+    } else {
+      await rename(tmp, file);
+    }
   } catch (e) {
     await unlink(tmp).catch(() => {});
     throw e;

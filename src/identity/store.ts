@@ -84,9 +84,37 @@ export async function loadOrCreateIdentity(
   } catch (e) {
     if (!(e instanceof PeerpostError) || e.code !== 'PEERPOST_NO_IDENTITY') throw e;
   }
-  const identity = await generateIdentity(opts.generate);
-  await saveIdentity(home, identity);
-  return { identity, created: true };
+  // One creation per home folder at a time in this process; other processes are kept out by
+  // creating key.pem exclusively.
+  let pending = creating.get(home);
+  if (!pending) {
+    pending = createIdentity(home, opts.generate).finally(() => creating.delete(home));
+    creating.set(home, pending);
+    return { identity: await pending, created: true };
+  }
+  return { identity: await pending, created: false };
+}
+
+const creating = new Map<string, Promise<Identity>>();
+
+async function createIdentity(home: string, generate?: GenerateOptions): Promise<Identity> {
+  const identity = await generateIdentity(generate);
+  const paths = identityPaths(home);
+  await ensureHome(home);
+  try {
+    await writeFileAtomic(paths.key, identity.privateKeyPem(), { mode: KEY_FILE_MODE, exclusive: true });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') {
+      throw new PeerpostError('PEERPOST_IDENTITY_EXISTS', `another process created an identity in ${home} at the same time; run again`);
+    }
+    throw homeError(home, e);
+  }
+  try {
+    await writeFileAtomic(paths.cert, identity.certPem(), { mode: CERT_FILE_MODE });
+  } catch (e) {
+    throw homeError(home, e);
+  }
+  return identity;
 }
 
 export interface ImportOptions extends LoadOptions {
