@@ -58,6 +58,8 @@ function readHead(b: Uint8Array, s: WalkState): { major: number; info: number; a
   const first = b[s.pos++]!;
   const major = first >> 5;
   const info = first & 0x1f;
+  // Major type 7 is judged by its initial byte alone: only false, true and null (0xf4-0xf6).
+  if (major === 7) return info === 20 || info === 21 || info === 22 ? { major, info, arg: info } : 'cbor_bad_simple';
   if (info < 24) return { major, info, arg: info };
   const size = info === 24 ? 1 : info === 25 ? 2 : info === 26 ? 4 : info === 27 ? 8 : 0;
   if (size === 0) return info === 31 ? 'cbor_indefinite' : 'cbor_reserved';
