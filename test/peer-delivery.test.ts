@@ -4,7 +4,7 @@
  */
 import t from 'tap';
 import { MsgType, WireError } from '../src/protocol/index.js';
-import type { PeerOptions } from '../src/peer/index.js';
+import { MESSAGE_OVERHEAD_BYTES, type PeerOptions } from '../src/peer/index.js';
 import { toHex } from '../src/identity/certificate.js';
 import { PEER_ADDR, clientAddr, makeWorld, type World } from './helpers/link.js';
 import { RawClient } from './helpers/raw-client.js';
@@ -188,7 +188,7 @@ t.test('TOO_MANY_UNACKED per (sender address, recipient)', async (t) => {
 });
 
 t.test('STORAGE_FULL counts blobs and per-message overhead', async (t) => {
-  const max = 3 * (1000 + 256);
+  const max = 3 * (1000 + MESSAGE_OVERHEAD_BYTES);
   const { link, peer, a } = await pair({ storageBytesMax: max, unregisteredStorageBytesMax: max }, true);
   for (let i = 1; i <= 4; i++) a.deliver(PEER_ADDR, new Uint8Array(32).fill(i), blob(1000, i), id16(i));
   link.flush();
@@ -198,7 +198,7 @@ t.test('STORAGE_FULL counts blobs and per-message overhead', async (t) => {
 });
 
 t.test('messages for unregistered recipients cannot take the share of registered ones', async (t) => {
-  const { link, peer, a, b } = await pair({ storageBytesMax: 4 * 1256, unregisteredStorageBytesMax: 2 * 1256 });
+  const { link, peer, a, b } = await pair({ storageBytesMax: 4 * (1000 + MESSAGE_OVERHEAD_BYTES), unregisteredStorageBytesMax: 2 * (1000 + MESSAGE_OVERHEAD_BYTES) });
   b.autoAck = false;
   for (let i = 1; i <= 3; i++) a.deliver(PEER_ADDR, new Uint8Array(32).fill(i), blob(1000, i), id16(i));
   link.flush();

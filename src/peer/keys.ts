@@ -9,7 +9,7 @@ export function bytesKey(b: Uint8Array): string {
   return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
 }
 
-/** The inverse of bytesKey: a fresh Uint8Array. */
+/** The inverse of bytesKey (a Buffer, possibly a view of Node's pool: copy it before keeping it). */
 export function keyBytes(s: string): Uint8Array {
-  return new Uint8Array(Buffer.from(s, 'latin1'));
+  return Buffer.from(s, 'latin1');
 }

@@ -19,7 +19,7 @@
  *   | registryMax         | 1,000,000  | REGISTER_PROOF of a new fingerprint -> ERROR REGISTRY_FULL     |
  *   | mailboxMessagesMax  | 128        | DELIVER of a new message to that recipient -> MAILBOX_FULL     |
  *   | unackedPerSenderMax | 3          | per (sender IP:PORT, recipient) -> TOO_MANY_UNACKED            |
- *   | storageBytesMax     | 64 MiB     | blobs + 256 B per message; beyond -> STORAGE_FULL              |
+ *   | storageBytesMax     | 64 MiB     | blobs + 512 B per message; beyond -> STORAGE_FULL              |
  *   | unregisteredStorageBytesMax | 32 MiB | same, for recipients not registered when stored      |
  *   | mailboxTtlMs        | 24 h       | the message is dropped                                         |
  *   | rateLimit           | 2000/s, burst 4000, 65,536 IPs | request -> RATE_LIMITED; oldest bucket forgotten |
@@ -361,7 +361,7 @@ export class Peer {
     const idKey = bytesKey(m.id);
     const old = this.store.find(to, idKey);
     if (old) {
-      if (!Buffer.from(old.blob).equals(m.blob)) return this.sendError(from, WireError.ID_CONFLICT, m.id, 'message id reused with another blob');
+      if (old.blob !== bytesKey(m.blob)) return this.sendError(from, WireError.ID_CONFLICT, m.id, 'message id reused with another blob');
       return this.onDuplicate(now, from, old);
     }
     if (this.recent.has(to + idKey)) return this.result(from, m.id, DeliveryStatus.DELIVERED);
@@ -382,7 +382,7 @@ export class Peer {
     }
     if (!this.rateOk(now, from)) return this.sendError(from, WireError.RATE_LIMITED, m.id, '');
     const w: Waiting = {
-      to, idKey, id: m.id, blob: m.blob, senderKey, expiresAt: now + this.o.mailboxTtlMs,
+      to, idKey, blob: bytesKey(m.blob), senderKey, expiresAt: now + this.o.mailboxTtlMs,
       unregistered: !e, lastPushAt: -Infinity, inFlight: false, waiters: null,
     };
     this.store.add(w);
@@ -396,12 +396,12 @@ export class Peer {
   private onDuplicate(now: number, from: Addr, w: Waiting): void {
     if (!w.inFlight) {
       const e = this.registry.lookup(now, w.to);
-      if (!e || now - w.lastPushAt < this.o.pushRetryMs) return this.result(from, w.id, DeliveryStatus.HELD);
+      if (!e || now - w.lastPushAt < this.o.pushRetryMs) return this.result(from, keyBytes(w.idKey), DeliveryStatus.HELD);
       this.push(now, e, w);
     }
     w.waiters ??= [];
     if (w.waiters.some((x) => x.port === from.port && x.host === from.host)) return;
-    if (w.waiters.length >= WAITERS_PER_MESSAGE_MAX) return this.result(from, w.id, DeliveryStatus.HELD);
+    if (w.waiters.length >= WAITERS_PER_MESSAGE_MAX) return this.result(from, keyBytes(w.idKey), DeliveryStatus.HELD);
     w.waiters.push(from);
   }
 
@@ -420,7 +420,7 @@ export class Peer {
   }
 
   private push(now: number, e: RegistryEntry, w: Waiting): void {
-    this.send(parseAddrKey(e.addr), { type: MsgType.PUSH, id: w.id, blob: w.blob });
+    this.send(parseAddrKey(e.addr), { type: MsgType.PUSH, id: keyBytes(w.idKey), blob: keyBytes(w.blob) });
     w.lastPushAt = now;
     w.inFlight = true;
     const at = now + this.o.pushAckTimeoutMs;
@@ -444,7 +444,7 @@ export class Peer {
   private answer(w: Waiting, status: DeliveryStatus): void {
     const waiters = w.waiters;
     w.waiters = null;
-    if (waiters) for (const to of waiters) this.result(to, w.id, status);
+    if (waiters) for (const to of waiters) this.result(to, keyBytes(w.idKey), status);
   }
 
   // -------------------------------------------------------------------------------------------
