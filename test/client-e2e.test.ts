@@ -426,3 +426,31 @@ t.test("a change of the pinned peer's identity is reported and stops registratio
   t.equal(w.a().pinnedPeerFingerprint, ids.p3.fingerprintHex);
   t.equal(w.storeA.load()!.peerFingerprint, ids.p3.fingerprintHex, 'new pin persisted');
 });
+
+t.test('a message from a stranger: the certificate is fetched from its peer and checked', async (t) => {
+  const w = world('stranger', { loss: 0.2, duplicate: 0.1, reorder: 0.2, reorderMs: 200 });
+  t.ok(w.net.runUntil(() => registered(w), 600_000));
+  w.a().addContact(w.net.now, `${ids.b.fingerprintHex}@10.0.0.2:7000`, 'bob');
+  const [id] = w.a().send(w.net.now, ['bob'], 'who am I?');
+  t.ok(w.net.runUntil(() => allDelivered(w.a(), [id!]), 3600_000), 'delivered');
+  const m = messages(w.events.b);
+  t.equal(m.length, 1);
+  t.equal(m[0]!.from, ids.a.fingerprintHex);
+  t.equal(m[0]!.fromName, undefined, 'no petname for a stranger');
+  t.equal(w.storeB.load()!.certs[ids.a.fingerprintHex], Buffer.from(ids.a.cert).toString('hex'), 'certificate kept');
+});
+
+t.test('keepalives without an answer lead to a new registration', async (t) => {
+  const w = world('keepalive-misses');
+  t.ok(w.net.runUntil(() => registered(w), 60_000));
+  let drop = true;
+  w.net.filter = (d) => !(drop && d.to.host === A.host && d.data[1] === MsgType.OK);
+  let registers = 0;
+  w.net.onDeliver = (d) => {
+    if (d.from.host === A.host && d.data[1] === MsgType.REGISTER) registers++;
+  };
+  w.net.run(3 * 30_000 + 1000);
+  t.ok(registers >= 1, 'registers again after missed keepalive answers');
+  drop = false;
+  t.ok(w.net.runUntil(() => count(w.events.a, 'registered') >= 2, 120_000), 'registered again');
+});

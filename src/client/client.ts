@@ -11,7 +11,9 @@
  * taken with pollTransmit.
  *
  * Timers (closed set, see deadlines()): register (REGISTER/REGISTER_PROOF retry, exponential from
- * registerInitialMs to registerRetryMaxMs), keepalive (keepaliveIntervalMs +-20%), hello (cookie
+ * registerInitialMs to registerRetryMaxMs), keepalive (keepaliveIntervalMs +-20%; after an
+ * unanswered one a quarter of that; keepaliveMissesBeforeReregister unanswered in a row -> register
+ * again), hello (cookie
  * requests per peer, RFC 6298 RTO), lookup (CERT_REQUEST retries), transfer (DELIVER retransmission
  * by RTO, resend after receiptWaitMs doubling to receiptWaitMaxMs, busy backoff), receiptFlush
  * (receipts batched for receiptBatchDelayMs), expiry (message TTL and partial-message age).
@@ -540,8 +542,9 @@ export class Client {
     }
   }
 
-  private scheduleKeepalive(now: number): void {
-    const base = this.o.keepaliveIntervalMs;
+  /** Next keepalive in keepaliveIntervalMs +-20%; after an unanswered one, a quarter of that. */
+  private scheduleKeepalive(now: number, probe = false): void {
+    const base = probe ? Math.ceil(this.o.keepaliveIntervalMs / 4) : this.o.keepaliveIntervalMs;
     if (base === 0) {
       delete this.keepalive.deadline;
       return;
@@ -563,9 +566,10 @@ export class Client {
       this.startRegistration(now);
       return;
     }
+    const probe = k.outstanding;
     k.outstanding = true;
     this.send1(this.peerAddr, { type: MsgType.KEEPALIVE });
-    this.scheduleKeepalive(now);
+    this.scheduleKeepalive(now, probe);
   }
 
   // -------------------------------------------------------------------------------------------
