@@ -104,6 +104,7 @@ async function rejects(t: Test, p: Promise<unknown>, code: string): Promise<void
 
 t.test('loadIdentity: no identity, incomplete identity, home that is a file', async (t) => {
   const dir = tmp(t);
+  await t.rejects(loadIdentity(''), TypeError);
   await rejectsCode(t, loadIdentity(join(dir, 'missing')), 'PEERPOST_NO_IDENTITY');
   await rejectsCode(t, loadIdentity(dir), 'PEERPOST_NO_IDENTITY');
 

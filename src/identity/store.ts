@@ -57,6 +57,7 @@ export interface LoadOptions {
 
 /** Load the identity kept in `home`. Throws PeerpostError (codes above). */
 export async function loadIdentity(home: string, opts: LoadOptions = {}): Promise<Identity> {
+  assertHome(home);
   const paths = identityPaths(home);
   await statHome(home);
   const [certSt, keySt] = await Promise.all([statOrNull(paths.cert), statOrNull(paths.key)]);
@@ -127,6 +128,7 @@ export interface ImportOptions extends LoadOptions {
  * checks as loadIdentity. Refuses to replace an existing identity unless `force`.
  */
 export async function importIdentity(home: string, certFile: string, keyFile: string, opts: ImportOptions = {}): Promise<Identity> {
+  assertHome(home);
   if (typeof certFile !== 'string' || certFile === '') throw new UsageError('PEERPOST_USAGE', 'a certificate file is needed');
   if (typeof keyFile !== 'string' || keyFile === '') throw new UsageError('PEERPOST_USAGE', 'a key file is needed');
   const sourceError = (path: string, e: unknown): PeerpostError =>
@@ -147,6 +149,8 @@ export async function importIdentity(home: string, certFile: string, keyFile: st
 
 /** Write an identity to `home` (key first, each file atomically), creating the folder if needed. */
 export async function saveIdentity(home: string, identity: Identity): Promise<void> {
+  assertHome(home);
+  if (!(identity instanceof Identity)) throw new TypeError('identity must be an Identity');
   const paths = identityPaths(home);
   await ensureHome(home);
   try {
@@ -226,6 +230,10 @@ function checkKeyMode(file: string, mode: number): void {
     'PEERPOST_KEY_PERMISSIONS',
     `${file} has mode ${octal}: the private key must not be readable or writable by group or others; run: chmod 600 ${file}`,
   );
+}
+
+function assertHome(home: unknown): asserts home is string {
+  if (typeof home !== 'string' || home === '') throw new TypeError('home must be a non-empty path');
 }
 
 async function statHome(home: string): Promise<void> {
