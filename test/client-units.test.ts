@@ -1,0 +1,172 @@
+/**
+ * Client building blocks: RFC 6298 estimator, content codecs, contact addresses, the stores, and
+ * the virtual network's determinism.
+ */
+import t from 'tap';
+import { mkdtempSync, readFileSync, writeFileSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  RttEstimator, RTO_INITIAL_MS, RTO_MAX_MS, RTO_MIN_MS, parseContactAddress, checkPetname, MemoryClientStore, FileClientStore,
+  emptySnapshot, encodeText, decodeText, encodeReceipt, decodeReceipt, encodeChunk, decodeChunk, encodeVerify, decodeVerify,
+  splitBody, ContentKind, CHUNK_DATA_MAX_BYTES, RECEIPT_IDS_MAX, TEXT_MAX_BYTES, CHUNK_COUNT_MAX,
+} from '../src/client/index.js';
+import { SEAL_BODY_MAX_BYTES } from '../src/crypto/seal.js';
+import { cborEncode } from '../src/protocol/cbor.js';
+import { VNet, type Machine } from './helpers/vnet.js';
+import type { Addr, Transmit } from '../src/core/types.js';
+
+t.test('RFC 6298 estimator', async (t) => {
+  const r = new RttEstimator();
+  t.equal(r.rtoMs, RTO_INITIAL_MS, 'initial RTO 1 s');
+  r.sample(100);
+  t.equal(r.srttMs, 100);
+  t.equal(r.rttvarMs, 50);
+  t.equal(r.rtoMs, 300, 'SRTT + 4 RTTVAR');
+  r.sample(200);
+  t.equal(r.rttvarMs, 0.75 * 50 + 0.25 * 100);
+  t.equal(r.srttMs, 0.875 * 100 + 0.125 * 200);
+  t.equal(r.rtoMs, Math.ceil(112.5 + 4 * 62.5));
+  for (let i = 0; i < 50; i++) r.sample(1);
+  t.equal(r.rtoMs, RTO_MIN_MS, 'clamped to the minimum');
+  t.equal(r.timeoutMs(1), 2 * RTO_MIN_MS, 'doubles per retransmission');
+  t.equal(r.timeoutMs(30), RTO_MAX_MS, 'capped');
+  r.sample(-1);
+  r.sample(Number.NaN);
+  t.equal(r.rtoMs, RTO_MIN_MS, 'nonsense samples ignored');
+});
+
+t.test('content codecs round-trip and refuse malformed bodies', async (t) => {
+  const group = { id: 'ab'.repeat(16), name: 'team', members: [{ fingerprint: 'cd'.repeat(32), peer: '1.2.3.4:5' }] };
+  t.same(decodeText(encodeText({ text: 'héllo' })), { text: 'héllo' });
+  t.same(decodeText(encodeText({ text: 'x', group })), { text: 'x', group });
+  t.equal(decodeText(cborEncode(['x', [new Uint8Array(16), 'n', [[new Uint8Array(31), '1.2.3.4:5']]]])), null, 'short fingerprint');
+  t.equal(decodeText(cborEncode(['x', [new Uint8Array(16), 'n', [[new Uint8Array(32), 'nohost']]]])), null, 'bad peer');
+  t.equal(decodeText(cborEncode([1, null])), null);
+  t.equal(decodeText(new Uint8Array([0xff])), null, 'garbage');
+  const ids = [new Uint8Array(16).fill(1), new Uint8Array(16).fill(2)];
+  t.same(decodeReceipt(encodeReceipt(ids)), ids);
+  t.throws(() => encodeReceipt([]));
+  t.equal(decodeReceipt(cborEncode([[]])), null);
+  t.equal(decodeReceipt(cborEncode([[new Uint8Array(15)]])), null);
+  const full = encodeReceipt(Array.from({ length: RECEIPT_IDS_MAX }, () => new Uint8Array(16)));
+  t.ok(full.length <= SEAL_BODY_MAX_BYTES, 'a full receipt fits one sealed body');
+  const chunk = { messageId: new Uint8Array(16).fill(9), index: 1, count: 3, innerKind: ContentKind.TEXT, data: new Uint8Array(CHUNK_DATA_MAX_BYTES).fill(7) };
+  const enc = encodeChunk({ ...chunk, index: CHUNK_COUNT_MAX - 1, count: CHUNK_COUNT_MAX });
+  t.ok(enc.length <= SEAL_BODY_MAX_BYTES, `a full chunk (${enc.length} B) fits one sealed body`);
+  t.same(decodeChunk(encodeChunk(chunk)), chunk);
+  t.equal(decodeChunk(encodeChunk({ ...chunk, index: 3 })), null, 'index out of range');
+  t.equal(decodeChunk(encodeChunk({ ...chunk, count: 1, index: 0 })), null, 'a single chunk is not a chunk');
+  t.equal(decodeChunk(encodeChunk({ ...chunk, innerKind: ContentKind.RECEIPT })), null, 'receipts are never chunked');
+  t.same(decodeVerify(encodeVerify(new Uint8Array([1, 2]))), new Uint8Array([1, 2]));
+  const body = new Uint8Array(TEXT_MAX_BYTES + 100);
+  const parts = splitBody(body);
+  t.equal(parts.length, Math.ceil(body.length / CHUNK_DATA_MAX_BYTES));
+  t.ok(parts.length <= CHUNK_COUNT_MAX);
+  t.equal(parts.reduce((n, p) => n + p.length, 0), body.length);
+});
+
+t.test('contact addresses are parsed strictly', async (t) => {
+  const fp = 'a'.repeat(64);
+  t.same(parseContactAddress(`${fp}@10.0.0.1:7000`), { fingerprint: fp, peer: { host: '10.0.0.1', port: 7000 }, peerKey: '10.0.0.1:7000' });
+  t.equal(parseContactAddress(`${fp}@[::1]:7000`).peerKey, '[::1]:7000');
+  const bad: Array<[string, string]> = [
+    [`${fp}`, 'PEERPOST_CONTACT_ADDRESS'],
+    [`${fp}@a@b:1`, 'PEERPOST_CONTACT_ADDRESS'],
+    [`${'A'.repeat(64)}@h:1`, 'PEERPOST_CONTACT_FINGERPRINT'],
+    [`${'a'.repeat(63)}@h:1`, 'PEERPOST_CONTACT_FINGERPRINT'],
+    [`${fp}@h:0`, 'PEERPOST_CONTACT_PEER'],
+    [`${fp}@h:70000`, 'PEERPOST_CONTACT_PEER'],
+    [`${fp}@h`, 'PEERPOST_CONTACT_PEER'],
+  ];
+  for (const [s, code] of bad) t.throws(() => parseContactAddress(s), { code, name: 'UsageError' }, s);
+  t.equal(checkPetname('bob-2'), 'bob-2');
+  for (const n of ['', ' bob', 'a'.repeat(33), 'b'.repeat(64).replace(/b/g, 'a')]) t.throws(() => checkPetname(n), { code: 'PEERPOST_PETNAME' });
+});
+
+t.test('memory store keeps a copy, not the live object', async (t) => {
+  const s = new MemoryClientStore();
+  t.equal(s.load(), undefined);
+  const snap = emptySnapshot();
+  s.save(snap);
+  snap.contacts.push({ petname: 'x', fingerprint: 'a'.repeat(64), peer: '1.2.3.4:5', verification: 'unverified', changed: false, addedAtMs: 0 });
+  t.equal(s.load()!.contacts.length, 0);
+  t.equal(s.saves, 1);
+});
+
+t.test('file store: atomic save, clear error on a broken file, the good file kept', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'peerpost-client-'));
+  const path = join(dir, 'sub', 'client.json');
+  const s = new FileClientStore(path);
+  t.equal(s.load(), undefined, 'nothing yet');
+  const snap = emptySnapshot();
+  snap.peerFingerprint = 'b'.repeat(64);
+  s.save(snap);
+  t.same(s.load(), snap);
+  t.same(readdirSync(join(dir, 'sub')), ['client.json'], 'no temporary file left');
+  writeFileSync(path, '{"version":1,"contacts":[');
+  t.throws(() => s.load(), { code: 'PEERPOST_CLIENT_STATE_BROKEN', message: new RegExp(path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')) });
+  t.equal(readFileSync(path, 'utf8'), '{"version":1,"contacts":[', 'the broken file is left untouched');
+  writeFileSync(path, JSON.stringify({ ...snap, version: 9 }));
+  t.throws(() => s.load(), { code: 'PEERPOST_CLIENT_STATE_BROKEN', message: /unknown version/ });
+  writeFileSync(path, JSON.stringify({ ...snap, outbox: {} }));
+  t.throws(() => s.load(), { code: 'PEERPOST_CLIENT_STATE_BROKEN', message: /outbox/ });
+  s.save(snap);
+  t.same(s.load(), snap, 'a save replaces it');
+});
+
+/** Echoes every datagram back after `delayMs`, with a timer of its own. */
+class Echo implements Machine {
+  out: Transmit[] = [];
+  pending: Array<{ at: number; to: Addr; data: Uint8Array }> = [];
+  received: string[] = [];
+  constructor(readonly delayMs: number) {}
+  handle(now: number, from: Addr, data: Uint8Array): void {
+    this.received.push(`${now}:${data[0]}`);
+    if (data[0]! < 20) this.pending.push({ at: now + this.delayMs, to: from, data: Uint8Array.of(data[0]! + 1) });
+  }
+  pollTransmit(): Transmit | undefined {
+    return this.out.shift();
+  }
+  pollTimeout(): number | undefined {
+    return this.pending[0]?.at;
+  }
+  handleTimeout(now: number): void {
+    while (this.pending[0] && this.pending[0].at <= now) {
+      const p = this.pending.shift()!;
+      this.out.push({ to: p.to, data: p.data });
+    }
+  }
+}
+
+function runEcho(seed: number): { a: string[]; stats: object } {
+  const net = new VNet({ seed, startMs: 0, faults: { loss: 0.2, duplicate: 0.2, reorder: 0.5, delayMs: 3, jitterMs: 10, reorderMs: 50 } });
+  const a = new Echo(7);
+  const b = new Echo(11);
+  const A = { host: '1.0.0.1', port: 1 };
+  const B = { host: '1.0.0.2', port: 1 };
+  net.add(A, a);
+  net.add(B, b);
+  for (let i = 0; i < 10; i++) a.out.push({ to: B, data: Uint8Array.of(0) });
+  net.run(10_000);
+  return { a: a.received, stats: { ...net.stats } };
+}
+
+t.test('vnet: same seed, same run; another seed, another run; virtual time only', async (t) => {
+  const x = runEcho(42);
+  const y = runEcho(42);
+  const z = runEcho(43);
+  t.same(x, y, 'deterministic');
+  t.notSame(x.a, z.a, 'the seed matters');
+  const s = x.stats as { lost: number; duplicated: number; delivered: number };
+  t.ok(s.lost > 0 && s.duplicated > 0 && s.delivered > 0, 'faults happen');
+  const net = new VNet({ seed: 1, startMs: 1000 });
+  const e = new Echo(5);
+  net.add({ host: '1.0.0.1', port: 1 }, e);
+  net.add({ host: '1.0.0.2', port: 1 }, new Echo(5));
+  e.out.push({ to: { host: '1.0.0.2', port: 1 }, data: Uint8Array.of(0) });
+  net.setUp({ host: '1.0.0.2', port: 1 }, false);
+  net.run(1000);
+  t.equal(net.stats.unroutable, 1, 'a node that is down receives nothing');
+  t.equal(net.now, 2000, 'time advanced by exactly the run');
+});
