@@ -4,3 +4,4 @@ export * from './crypto/index.js';
 export * from './codes/index.js';
 export * from './core/types.js';
 export * from './core/errors.js';
+export * from './client/index.js';
