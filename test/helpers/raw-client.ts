@@ -35,6 +35,8 @@ export class RawClient {
   badChallenge = false;
   /** The last REGISTER_PROOF sent (for replay tests). */
   lastProof: Uint8Array | undefined;
+  /** Called after every received datagram (tests wait on these instead of sleeping). */
+  readonly listeners = new Set<() => void>();
   private home: Addr | undefined;
   private readonly pending = new Map<string, { nonce: Uint8Array; register: boolean }>();
   private out: Transmit[] = [];
@@ -100,8 +102,31 @@ export class RawClient {
     return undefined;
   }
 
+  /** Resolve when `pred` holds after a received datagram; reject after `timeoutMs`. */
+  until(pred: () => boolean, timeoutMs = 2000, what = 'condition'): Promise<void> {
+    if (pred()) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const check = (): void => {
+        if (!pred()) return;
+        clearTimeout(timer);
+        this.listeners.delete(check);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.listeners.delete(check);
+        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
+      }, timeoutMs);
+      this.listeners.add(check);
+    });
+  }
+
   // sans-I/O surface
   handle(now: number, from: Addr, data: Uint8Array): void {
+    this.receive(now, from, data);
+    for (const l of [...this.listeners]) l();
+  }
+
+  private receive(now: number, from: Addr, data: Uint8Array): void {
     const r = decode(data);
     if (!r.ok) return;
     const msg = r.msg;
