@@ -5,3 +5,5 @@ export * from './codes/index.js';
 export * from './core/types.js';
 export * from './core/errors.js';
 export * from './client/index.js';
+export * from './peer/index.js';
+export * from './net/index.js';
