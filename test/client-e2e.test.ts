@@ -140,7 +140,9 @@ t.test('two clients on two peers exchange messages both ways', async (t) => {
   t.same(states.at(-1), 'delivered', 'delivery events end in delivered');
 });
 
-for (const seed of [1, 2, 3, 4, 5, 6, 7, 8]) {
+/** More seeds: PEERPOST_CLIENT_SEEDS=200 npx tap test/client-e2e.test.ts (a failure names its seed). */
+const SEED_COUNT = Number(process.env.PEERPOST_CLIENT_SEEDS ?? 8);
+for (let seed = 1; seed <= SEED_COUNT; seed++) {
   t.test(`30% loss, duplication and reordering of every packet, seed ${seed}`, async (t) => {
     const w = world(seed, { loss: 0.3, duplicate: 0.2, reorder: 0.3, delayMs: 5, jitterMs: 20, reorderMs: 400 });
     connect(w, t);
@@ -453,4 +455,24 @@ t.test('keepalives without an answer lead to a new registration', async (t) => {
   t.ok(registers >= 1, 'registers again after missed keepalive answers');
   drop = false;
   t.ok(w.net.runUntil(() => count(w.events.a, 'registered') >= 2, 120_000), 'registered again');
+});
+
+t.test('messages that cannot be delivered fail visibly after messageTtlMs', async (t) => {
+  const w = world('ttl', {}, { messageTtlMs: 20 * 60_000 });
+  connect(w, t);
+  w.net.setUp(B, false);
+  const [held] = w.a().send(w.net.now, ['bob'], 'never read');
+  // A contact that is not registered at its peer: its certificate is never found.
+  w.a().addContact(w.net.now, `${ids.m.fingerprintHex}@10.0.0.2:7000`, 'ghost');
+  const [ghost] = w.a().send(w.net.now, ['ghost'], 'to nobody');
+  t.ok(w.net.runUntil(() => w.a().messageState(ghost!)?.reason === 'certificate-not-found', 60_000), 'queued, certificate not found');
+  t.equal(w.a().messageState(ghost!)?.state, 'queued');
+  t.ok(w.net.runUntil(() => w.a().messageState(held!)?.state === 'held', 60_000), 'held by the offline recipient\'s peer');
+  t.ok(w.net.runUntil(() => w.a().messageState(held!)?.state === 'failed' && w.a().messageState(ghost!)?.state === 'failed', 3600_000));
+  t.same(w.a().messageState(held!), { state: 'failed', reason: 'expired' });
+  t.same(w.a().messageState(ghost!), { state: 'failed', reason: 'certificate-not-found' });
+  t.ok(w.net.now - START_MS >= 20 * 60_000, 'not before the TTL');
+  const last = w.events.a.filter((e) => e.type === 'delivery' && e.id === held).at(-1);
+  t.match(last, { state: 'failed', reason: 'expired' }, 'a delivery event reports it');
+  t.equal(w.a().stats().transfers, 0, 'nothing left in flight');
 });

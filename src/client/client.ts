@@ -524,6 +524,9 @@ export class Client {
     const sig = this.identity.sign(Buffer.concat([LABEL_REGISTER_BYTES, m.cookie, check.fingerprint, r.nonce]));
     this.send1(this.peerAddr, { type: MsgType.REGISTER_PROOF, cert: this.identity.cert, nonce: r.nonce, cookie: m.cookie, sig });
     r.state = 'proof';
+    // The peer answers: only a lost PROOF or OK stands between us, so retry at the first pace.
+    r.tries = 0;
+    r.deadline = now + this.o.registerInitialMs;
   }
 
   private onOk(now: number): void {
