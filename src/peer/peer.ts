@@ -34,9 +34,10 @@
  * ERROR with an empty detail); send() enforces it and counts a refusal as `amplification_guard`.
  *
  * Memory per registered client: two Map entries (fingerprint -> entry, address -> fingerprint),
- * a 32-char latin1 key, the entry object, the address text, and the certificate DER as a latin1
- * string (no ArrayBuffer, no KeyObject: the certificate is parsed and verified only at
- * registration).
+ * a 32-char latin1 key, the entry object (lastSeen as a small integer), the flat address text, and
+ * the certificate DER as a latin1 string (no ArrayBuffer, no KeyObject: the certificate is parsed
+ * and verified only at registration). Measured with 1,000,000 entries and 211-byte certificates:
+ * ~433 B of heap and 275-289 B of RSS per client beyond the DER bytes.
  */
 import { LABEL_CHALLENGE, LABEL_REGISTER, MsgType, DeliveryStatus, WireError, WIRE_ERROR_NAMES, ERROR_DETAIL_MAX_BYTES } from '../protocol/constants.js';
 import { DropCounter, decode, encode } from '../protocol/codec.js';
@@ -179,7 +180,7 @@ export class Peer {
     this.fingerprint = opts.identity.fingerprint;
     this.log = opts.logger ?? silentLogger;
     this.cookies = new CookieJar(opts.random(32), o.cookieEpochMs);
-    this.registry = new Registry(o.registrationTtlMs, (e) => this.dir?.leave(e.fp));
+    this.registry = new Registry(o.registrationTtlMs, now, (e) => this.dir?.leave(e.fp));
     this.store = new MessageStore(o.mailboxTtlMs);
     this.recent = new FifoSet(o.recentDeliveredMax);
     this.replay = new ReplayGuard(o.replayMax);

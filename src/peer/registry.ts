@@ -14,25 +14,37 @@ export interface RegistryEntry {
   cert: string;
   /** addrKey() of the client's current address. */
   addr: string;
-  /** Time of the last datagram from the client that refreshed the entry (ms). */
-  lastSeen: number;
+  /**
+   * Time of the last datagram that refreshed the entry, in whole ms after the registry's base
+   * time: a small integer (a V8 Smi, stored inline) rather than a boxed double.
+   */
+  seen: number;
 }
 
 export class Registry {
   private readonly byFp = new Map<string, RegistryEntry>();
   private readonly byAddr = new Map<string, string>();
 
+  /**
+   * @param baseMs time origin of `seen` (the peer's start time)
+   */
   constructor(
     readonly registrationTtlMs: number,
+    private readonly baseMs: number,
     private readonly onRemove: (e: RegistryEntry) => void,
   ) {}
+
+  /** When `e` was last refreshed, in the caller's time. */
+  lastSeen(e: RegistryEntry): number {
+    return this.baseMs + e.seen;
+  }
 
   get size(): number {
     return this.byFp.size;
   }
 
   isFresh(now: number, e: RegistryEntry): boolean {
-    return now - e.lastSeen < this.registrationTtlMs;
+    return now - (this.baseMs + e.seen) < this.registrationTtlMs;
   }
 
   /** The live entry of a fingerprint; an expired one is removed on the way. */
@@ -51,7 +63,9 @@ export class Registry {
   }
 
   /** Register or move `fp` to `addr`. A different client registered at `addr` is removed. */
-  put(now: number, fp: string, cert: string, addr: string): { entry: RegistryEntry; previousAddr: string | undefined } {
+  put(now: number, fp: string, cert: string, addrText: string): { entry: RegistryEntry; previousAddr: string | undefined } {
+    // A flat copy: a template-built address is a rope that would keep its parts alive.
+    const addr = Buffer.from(addrText, 'latin1').toString('latin1');
     const other = this.byAddr.get(addr);
     if (other !== undefined && other !== fp) {
       const o = this.byFp.get(other);
@@ -68,7 +82,7 @@ export class Registry {
       e.cert = cert;
       this.touch(now, e);
     } else {
-      e = { fp, cert, addr, lastSeen: now };
+      e = { fp, cert, addr, seen: this.since(now) };
       this.byFp.set(fp, e);
     }
     this.byAddr.set(addr, fp);
@@ -77,7 +91,7 @@ export class Registry {
 
   /** Refresh lastSeen and move the entry to the end of the expiry order. */
   touch(now: number, e: RegistryEntry): void {
-    e.lastSeen = now;
+    e.seen = this.since(now);
     this.byFp.delete(e.fp);
     this.byFp.set(e.fp, e);
   }
@@ -96,7 +110,7 @@ export class Registry {
   sweep(now: number, max: number): number | undefined {
     let n = 0;
     for (const e of this.byFp.values()) {
-      if (this.isFresh(now, e)) return e.lastSeen + this.registrationTtlMs;
+      if (this.isFresh(now, e)) return this.lastSeen(e) + this.registrationTtlMs;
       if (n++ >= max) return now;
       this.remove(e);
     }
@@ -105,7 +119,11 @@ export class Registry {
 
   /** Earliest expiry (the front entry), or undefined when empty. */
   firstExpiry(): number | undefined {
-    for (const e of this.byFp.values()) return e.lastSeen + this.registrationTtlMs;
+    for (const e of this.byFp.values()) return this.lastSeen(e) + this.registrationTtlMs;
     return undefined;
+  }
+
+  private since(now: number): number {
+    return Math.floor(now - this.baseMs);
   }
 }
