@@ -12,6 +12,7 @@ import {
   splitBody, ContentKind, CHUNK_DATA_MAX_BYTES, RECEIPT_IDS_MAX, TEXT_MAX_BYTES, CHUNK_COUNT_MAX,
 } from '../src/client/index.js';
 import { SEAL_BODY_MAX_BYTES } from '../src/crypto/seal.js';
+import { Reassembler } from '../src/client/reassembly.js';
 import { cborEncode } from '../src/protocol/cbor.js';
 import { VNet, type Machine } from './helpers/vnet.js';
 import type { Addr, Transmit } from '../src/core/types.js';
@@ -169,4 +170,36 @@ t.test('vnet: same seed, same run; another seed, another run; virtual time only'
   net.run(1000);
   t.equal(net.stats.unroutable, 1, 'a node that is down receives nothing');
   t.equal(net.now, 2000, 'time advanced by exactly the run');
+});
+
+t.test('reassembly: any order, duplicates, and the bounds', async (t) => {
+  const drops: string[] = [];
+  const r = new Reassembler({ partialMessagesMax: 2, partialBytesMax: 100, partialAgeMaxMs: 1000 }, (why) => drops.push(why));
+  const meta = { fromPeer: '1.2.3.4:5', sentAtMs: 7 };
+  const chunk = (index: number, fill: number, count = 3) => ({ index, count, innerKind: ContentKind.TEXT, data: new Uint8Array(10).fill(fill) });
+  t.same(r.add(0, 'm1', 'c2', chunk(2, 2), meta), { status: 'partial' });
+  t.same(r.add(1, 'm1', 'c2', chunk(2, 2), meta), { status: 'partial' }, 'duplicate');
+  t.same(r.add(2, 'm1', 'c0', chunk(0, 0), meta), { status: 'partial' });
+  t.same(r.add(3, 'm1', 'cx', chunk(0, 0, 4), meta), { status: 'mismatch' }, 'another count for the same message');
+  const done = r.add(4, 'm1', 'c1', chunk(1, 1), meta);
+  t.equal(done.status, 'complete');
+  if (done.status === 'complete') {
+    t.same([...done.message.body], [...new Uint8Array(10).fill(0), ...new Uint8Array(10).fill(1), ...new Uint8Array(10).fill(2)], 'joined in index order');
+    t.same(done.message.chunkIds.sort(), ['c0', 'c1', 'c2'], 'the mismatched chunk is not counted');
+  }
+  t.equal(r.size, 0);
+  t.equal(r.heldBytes, 0);
+  r.add(10, 'a', 'a0', chunk(0, 0), meta);
+  r.add(11, 'b', 'b0', chunk(0, 0), meta);
+  r.add(12, 'c', 'c0', chunk(0, 0), meta);
+  t.equal(r.size, 2, 'partialMessagesMax');
+  t.same(drops, ['partial_evicted'], 'the oldest was dropped');
+  for (let i = 1; i < 3; i++) r.add(13, 'c', `c${i}x`, { ...chunk(i, 0), data: new Uint8Array(45) }, meta);
+  t.equal(r.size, 1, 'partialBytesMax: the older message was dropped');
+  t.equal(r.heldBytes, 100);
+  t.same(drops, ['partial_evicted', 'partial_evicted']);
+  r.add(20, 'd', 'd0', chunk(0, 0), meta);
+  r.expire(2000);
+  t.equal(r.size, 0, 'partialAgeMaxMs');
+  t.ok(drops.includes('partial_expired'));
 });

@@ -51,6 +51,7 @@ import {
   splitBody, utf8Length, type GroupInfo, type GroupMember,
 } from './content.js';
 import { RttEstimator } from './rtt.js';
+import { Reassembler, type ChunkIn } from './reassembly.js';
 import { checkPetname, parseContactAddress } from './contact-address.js';
 import {
   emptySnapshot, type ClientSnapshot, type ContactRecord, type DeliveryState, type GroupRecord, type InboxEntry,
@@ -107,17 +108,6 @@ interface PendingPush {
   readonly opened: Opened;
 }
 
-interface Partial {
-  readonly count: number;
-  readonly innerKind: number;
-  readonly pieces: Map<number, Uint8Array>;
-  readonly chunkIds: Set<string>;
-  bytes: number;
-  readonly firstAtMs: number;
-  readonly fromPeer: string;
-  readonly sentAtMs: number;
-}
-
 type RegState = 'idle' | 'challenge' | 'proof' | 'registered' | 'blocked';
 /** HELLO transmissions before a cookie request is given up (started again when needed). */
 export const HELLO_TRIES_MAX = 8;
@@ -147,8 +137,7 @@ export class Client {
   private readonly lookups = new Map<string, Lookup>();
   private readonly pendingIncoming = new Map<string, PendingPush[]>();
   private pendingIncomingCount = 0;
-  private readonly partials = new Map<string, Partial>();
-  private partialBytes = 0;
+  private readonly reassembler: Reassembler;
   private readonly receiptQueue = new Map<string, { peer: string; ids: Set<string> }>();
   private receiptFlushAt: number | undefined;
   private readonly dedupe = new Map<string, number>();
@@ -183,6 +172,7 @@ export class Client {
     this.random = opts.random;
     this.log = opts.logger ?? silentLogger;
     this.store = opts.store;
+    this.reassembler = new Reassembler(o, (reason) => this.drops.add(reason));
     this.s = opts.store.load() ?? emptySnapshot();
     for (const d of this.s.dedupe) this.dedupe.set(d.key, d.atMs);
     for (const m of this.s.outbox) this.restoreTransfers(now, m);
@@ -248,7 +238,8 @@ export class Client {
     for (const t of this.transfers.values()) if (Number.isFinite(t.deadline)) transfer = min(transfer, t.deadline);
     let expiry: number | undefined;
     for (const m of this.s.outbox) if (m.state === 'queued' || m.state === 'held') expiry = min(expiry, m.createdAtMs + this.o.messageTtlMs);
-    for (const p of this.partials.values()) expiry = min(expiry, p.firstAtMs + this.o.partialAgeMaxMs);
+    const partial = this.reassembler.nextExpiry();
+    if (partial !== undefined) expiry = min(expiry, partial);
     return {
       register: this.reg.deadline,
       keepalive: this.keepalive.deadline,
@@ -266,7 +257,7 @@ export class Client {
       outboxUnfinished: this.s.outbox.filter((m) => m.state === 'queued' || m.state === 'held').length,
       transfers: this.transfers.size,
       inbox: this.s.inbox.length,
-      partials: this.partials.size,
+      partials: this.reassembler.size,
       datagramsIn: this.datagramsIn,
       datagramsOut: this.datagramsOut,
       drops: this.drops.toJSON(),
@@ -957,9 +948,7 @@ export class Client {
         this.finish(now, m, 'failed', m.reason === 'certificate-not-found' ? 'certificate-not-found' : 'expired');
       }
     }
-    for (const [k, p] of this.partials) {
-      if (p.firstAtMs + this.o.partialAgeMaxMs <= now) this.dropPartial(k, p, 'partial_expired');
-    }
+    this.reassembler.expire(now);
     for (const [k, at] of this.dedupe) {
       if (at + this.o.dedupeTtlMs > now) break;
       this.dedupe.delete(k);
@@ -1196,40 +1185,16 @@ export class Client {
     this.emit({ type: 'group', group: g });
   }
 
-  private addChunk(now: number, opened: Opened, from: string, msgId: string, chunkId: string, c: { index: number; count: number; innerKind: number; data: Uint8Array }): void {
+  private addChunk(now: number, opened: Opened, from: string, msgId: string, chunkId: string, c: ChunkIn): void {
     const key = `${from}:${msgId}`;
-    let p = this.partials.get(key);
-    if (p && (p.count !== c.count || p.innerKind !== c.innerKind)) return void this.drops.add('chunk_mismatch');
-    if (!p) {
-      while (this.partials.size >= this.o.partialMessagesMax) this.dropOldestPartial();
-      p = { count: c.count, innerKind: c.innerKind, pieces: new Map(), chunkIds: new Set(), bytes: 0, firstAtMs: now, fromPeer: opened.fromPeer, sentAtMs: opened.sentAtMs };
-      this.partials.set(key, p);
-    }
-    p.chunkIds.add(chunkId);
-    if (p.pieces.has(c.index)) return;
-    p.pieces.set(c.index, c.data);
-    p.bytes += c.data.length;
-    this.partialBytes += c.data.length;
-    while (this.partialBytes > this.o.partialBytesMax && this.partials.size > 1) this.dropOldestPartial();
-    if (p.pieces.size < p.count) return;
-    this.partials.delete(key);
-    this.partialBytes -= p.bytes;
-    const body = Buffer.concat(Array.from({ length: p.count }, (_, i) => p.pieces.get(i)!));
-    const whole = { ...opened, sentAtMs: p.sentAtMs, fromPeer: p.fromPeer };
-    if (!this.consume(now, whole, p.innerKind, new Uint8Array(body), msgId)) return void this.drops.add('bad_chunked_body');
+    const r = this.reassembler.add(now, key, chunkId, c, { fromPeer: opened.fromPeer, sentAtMs: opened.sentAtMs });
+    if (r.status === 'mismatch') return void this.drops.add('chunk_mismatch');
+    if (r.status !== 'complete') return;
+    const m = r.message;
+    const whole = { ...opened, sentAtMs: m.sentAtMs, fromPeer: m.fromPeer };
+    if (!this.consume(now, whole, m.innerKind, m.body, msgId)) return void this.drops.add('bad_chunked_body');
     this.markSeen(now, key);
-    this.queueReceipt(now, from, p.fromPeer, [...p.chunkIds]);
-  }
-
-  private dropOldestPartial(): void {
-    const first = this.partials.entries().next();
-    if (!first.done) this.dropPartial(first.value[0], first.value[1], 'partial_evicted');
-  }
-
-  private dropPartial(key: string, p: Partial, reason: string): void {
-    this.partials.delete(key);
-    this.partialBytes -= p.bytes;
-    this.drops.add(reason);
+    this.queueReceipt(now, from, m.fromPeer, m.chunkIds);
   }
 
   private seen(key: string): boolean {
