@@ -191,10 +191,10 @@ t.test('reassembly: any order, duplicates, and the bounds', async (t) => {
   t.equal(r.heldBytes, 0);
   r.add(10, 'a', 'a0', chunk(0, 0), meta);
   r.add(11, 'b', 'b0', chunk(0, 0), meta);
-  r.add(12, 'c', 'c0', chunk(0, 0), meta);
+  r.add(12, 'c', 'c0', chunk(0, 0, 5), meta);
   t.equal(r.size, 2, 'partialMessagesMax');
   t.same(drops, ['partial_evicted'], 'the oldest was dropped');
-  for (let i = 1; i < 3; i++) r.add(13, 'c', `c${i}x`, { ...chunk(i, 0), data: new Uint8Array(45) }, meta);
+  for (let i = 1; i < 3; i++) r.add(13, 'c', `c${i}x`, { ...chunk(i, 0, 5), data: new Uint8Array(45) }, meta);
   t.equal(r.size, 1, 'partialBytesMax: the older message was dropped');
   t.equal(r.heldBytes, 100);
   t.same(drops, ['partial_evicted', 'partial_evicted']);
