@@ -49,6 +49,10 @@ t.test('no ACK within 3 s: RESULT 300 and the message stays', async (t) => {
   t.same(a.resultsOf(id), [300]);
   t.equal(peer.stats().waitingMessages, 1);
   t.equal(peer.stats().waitingBytes, 100);
+  a.deliver(PEER_ADDR, b.fingerprint, blob(), id);
+  link.flush();
+  t.same(a.resultsOf(id), [300, 300], 'a duplicate after the timeout: RESULT 300 at once');
+  t.equal(b.pushes.length, 1, 'and no new push');
   b.ack([id]);
   link.flush();
   t.equal(peer.stats().waitingMessages, 0, 'a late ACK still removes it');

@@ -219,8 +219,10 @@ export class Peer {
   }
 
   pollTimeout(): number | undefined {
-    let min: number | undefined;
-    for (const d of Object.values(this.deadlines)) if (d !== undefined && (min === undefined || d < min)) min = d;
+    const { pushAck, mailboxExpiry, registrationExpiry } = this.deadlines;
+    let min = pushAck;
+    if (mailboxExpiry !== undefined && (min === undefined || mailboxExpiry < min)) min = mailboxExpiry;
+    if (registrationExpiry !== undefined && (min === undefined || registrationExpiry < min)) min = registrationExpiry;
     return min;
   }
 
@@ -363,7 +365,7 @@ export class Peer {
     const old = this.store.find(to, idKey);
     if (old) {
       if (old.blob !== bytesKey(m.blob)) return this.sendError(from, WireError.ID_CONFLICT, m.id, 'message id reused with another blob');
-      return this.onDuplicate(now, from, old);
+      return this.onDuplicate(from, old);
     }
     if (this.recent.has(to + idKey)) return this.result(from, m.id, DeliveryStatus.DELIVERED);
     if (this.store.mailboxSize(to) >= this.o.mailboxMessagesMax) {
@@ -393,13 +395,12 @@ export class Peer {
     this.push(now, e, w);
   }
 
-  /** The same (recipient, id, blob) again: answer with the message's current state. */
-  private onDuplicate(now: number, from: Addr, w: Waiting): void {
-    if (!w.inFlight) {
-      const e = this.registry.lookup(now, w.to);
-      if (!e || now - w.lastPushAt < this.o.pushRetryMs) return this.result(from, keyBytes(w.idKey), DeliveryStatus.HELD);
-      this.push(now, e, w);
-    }
+  /**
+   * The same (recipient, id, blob) again: answer with the message's current state. Not in flight
+   * (recipient away, or the push timed out): RESULT 300 now. In flight: when the push resolves.
+   */
+  private onDuplicate(from: Addr, w: Waiting): void {
+    if (!w.inFlight) return this.result(from, keyBytes(w.idKey), DeliveryStatus.HELD);
     w.waiters ??= [];
     if (w.waiters.some((x) => x.port === from.port && x.host === from.host)) return;
     if (w.waiters.length >= WAITERS_PER_MESSAGE_MAX) return this.result(from, keyBytes(w.idKey), DeliveryStatus.HELD);
