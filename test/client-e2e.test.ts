@@ -485,3 +485,19 @@ t.test('messages that cannot be delivered fail visibly after messageTtlMs', asyn
   t.match(last, { state: 'failed', reason: 'expired' }, 'a delivery event reports it');
   t.equal(w.a().stats().transfers, 0, 'nothing left in flight');
 });
+
+t.test('VERIFY bodies reach the contact as a verify event, once', async (t) => {
+  const w = world('verify', { loss: 0.2, duplicate: 0.2 });
+  connect(w, t);
+  const body = new Uint8Array([1, 2, 3, 4]);
+  const id = w.a().sendVerify(w.net.now, 'bob', body);
+  t.ok(w.net.runUntil(() => allDelivered(w.a(), [id]), 3600_000), 'receipted like any message');
+  const v = w.events.b.filter((e) => e.type === 'verify');
+  t.equal(v.length, 1);
+  t.match(v[0], { from: ids.a.fingerprintHex });
+  t.same([...(v[0] as { body: Uint8Array }).body], [...body]);
+  t.equal(messages(w.events.b).length, 0, 'not shown as a text message');
+  w.b().setVerification(w.net.now, 'alice', 'verified');
+  t.equal(w.storeB.load()!.contacts[0]!.verification, 'verified', 'verification state persisted');
+  t.throws(() => w.a().sendVerify(w.net.now, 'bob', new Uint8Array(513)), { code: 'PEERPOST_VERIFY_BODY' });
+});
