@@ -37,6 +37,14 @@
  *   certLookupTriesMax (6)        CERT_REQUEST tries before waiting certRetryMs; unknown senders are
  *                                 rejected after that many tries
  *   messageTtlMs (7 days)         an unfinished message fails with reason `expired`
+ *                                 (`certificate-not-found` when its recipient's certificate never came)
+ *   HELLO_TRIES_MAX (8)           HELLOs for one cookie; then given up until something needs that peer again
+ *   RECEIPT_TRIES_MAX (10)        transmissions of one receipt DELIVER without an answer; then dropped
+ *                                 (the sender resends its message after receiptWaitMs and gets a new receipt)
+ *   transmit queue                holds the datagrams of the calls made since the last pollTransmit
+ *
+ * Chunked messages are receipted only once complete and stored, so a chunk buffer lost to a bound
+ * or a restart costs retransmissions, never the message.
  */
 import { DeliveryStatus, MsgType, WireError, WIRE_ERROR_NAMES, LABEL_CHALLENGE, LABEL_REGISTER } from '../protocol/constants.js';
 import { DropCounter, decode, encode } from '../protocol/codec.js';
