@@ -243,3 +243,20 @@ t.test('REGISTRY_FULL for a new fingerprint; a registered one may re-register', 
   link.flush();
   t.ok(c.registered, 'room again after the others expired');
 });
+
+t.test('IPv6 clients register and receive pushes', async (t) => {
+  const { link, peer, clients } = await makeWorld(1);
+  const [a] = clients as [RawClient];
+  const v6 = new RawClient(await identityNo(7));
+  const v6Addr = { host: '2001:db8::7', port: 9000 };
+  link.add(v6Addr, v6);
+  v6.register(PEER_ADDR);
+  a.hello(PEER_ADDR);
+  link.flush();
+  t.ok(v6.registered);
+  const id = a.deliver(PEER_ADDR, v6.fingerprint, new Uint8Array([5]));
+  link.flush();
+  t.equal(v6.pushes.length, 1);
+  t.same(a.resultsOf(id), [200]);
+  t.equal(peer.stats().waitingMessages, 0);
+});
