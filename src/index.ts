@@ -1,9 +1,23 @@
+/**
+ * peerpost: the public API. `Node`, `Peer` and `Client` are the embedding classes (sockets,
+ * timers, home folder, events); the sans-I/O state machines they drive are exported as
+ * `PeerMachine`, `ClientMachine` and `NodeMachine` for simulators and custom drivers.
+ */
+export { Node, Peer, Client, Messenger, codesFor } from './api/index.js';
+export type { NodeStartOptions, PeerStartOptions, ClientStartOptions, ClientTuning, Codes, MessengerEvents, PeerEvents, VerifyNotice } from './api/index.js';
+
+export { Peer as PeerMachine, PEER_DEFAULTS, type PeerOptions, type PeerStats } from './peer/index.js';
+export {
+  Client as ClientMachine, CLIENT_DEFAULTS, MemoryClientStore, FileClientStore, parseContactAddress,
+  type ClientEvent, type ClientOptions, type ClientStats, type ClientStore, type ClientSnapshot,
+  type ContactRecord, type DeliveryState, type InboxEntry,
+} from './client/index.js';
+export { NodeMachine } from './node/node-machine.js';
+export { UdpDriver, startPeer, type DatagramMachine, type UdpDriverOptions } from './net/index.js';
+
 export * from './protocol/index.js';
 export * from './identity/index.js';
 export * from './crypto/index.js';
 export * from './codes/index.js';
 export * from './core/types.js';
 export * from './core/errors.js';
-export * from './client/index.js';
-export * from './peer/index.js';
-export * from './net/index.js';

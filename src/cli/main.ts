@@ -6,11 +6,25 @@
 import { hideBin } from 'yargs/helpers';
 import { idCommand } from './commands/id.js';
 import { nodeCommand } from './commands/node.js';
+import { peerCommand } from './commands/peer.js';
+import { clientCommand } from './commands/client.js';
+import { sendCommand } from './commands/send.js';
+import { inboxCommand } from './commands/inbox.js';
+import { contactsCommand } from './commands/contacts.js';
+import { codeCommand } from './commands/code.js';
+import { verifyCommand } from './commands/verify.js';
 import { runCli, type AnyCommand } from './run.js';
 
 const commands: AnyCommand[] = [
-  idCommand,
   nodeCommand,
+  peerCommand,
+  clientCommand,
+  idCommand,
+  sendCommand,
+  inboxCommand,
+  contactsCommand,
+  codeCommand,
+  verifyCommand,
 ];
 
 process.exitCode = await runCli(commands, hideBin(process.argv));

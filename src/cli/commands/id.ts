@@ -6,6 +6,12 @@ import type { Argv, CommandModule } from 'yargs';
 import { loadOrCreateIdentity } from '../../identity/store.js';
 import { cliContext, type GlobalArgs } from '../context.js';
 import { idSummary, idText } from '../id-summary.js';
+import { identityCodeAsync } from '../../codes/identity-code.js';
+import { readConfig } from '../../identity/home.js';
+import { table } from '../context.js';
+
+/** The address of a node started with the defaults (npm start), used until a peer is saved. */
+export const DEFAULT_NODE_ADDRESS = '127.0.0.1:7777';
 import { idImportCommand } from './id-import.js';
 
 export const idCommand: CommandModule<GlobalArgs, GlobalArgs> = {
@@ -22,6 +28,10 @@ export const idCommand: CommandModule<GlobalArgs, GlobalArgs> = {
     if (created) ctx.note(`created a new identity in ${ctx.home}`);
     ctx.log.debug({ home: ctx.home, created }, 'identity loaded');
     const summary = idSummary(identity, ctx.home, created);
-    ctx.result(summary, idText(summary));
+    const cfg = await readConfig(ctx.home);
+    const peer = typeof cfg.peer === 'string' ? cfg.peer : DEFAULT_NODE_ADDRESS;
+    summary.code = await identityCodeAsync(identity.fingerprint);
+    summary.address = `${identity.fingerprintHex}@${peer}`;
+    ctx.result(summary, [...idText(summary), ...table([['code', summary.code as string], ['address', summary.address as string]])]);
   },
 };

@@ -1,22 +1,46 @@
-/**
- * `peerpost node`: run this node. For now it loads (or creates) the identity, prints the
- * fingerprint and the protocol version, and exits.
- */
+/** `peerpost node`: a peer and a client on one UDP socket, with the interactive chat. */
 import type { CommandModule } from 'yargs';
-import { loadOrCreateIdentity } from '../../identity/store.js';
-import { PROTOCOL_VERSION } from '../../protocol/constants.js';
+import { Node } from '../../api/node.js';
+import { updateConfig } from '../../identity/home.js';
 import { cliContext, type GlobalArgs } from '../context.js';
+import { runChat } from '../chat.js';
+import { portOption, positiveSeconds, untilSignal } from '../session.js';
 
-export const nodeCommand: CommandModule<GlobalArgs, GlobalArgs> = {
+interface Args extends GlobalArgs {
+  host: string;
+  port: number;
+  advertise?: string;
+  directory: boolean;
+  keepalive?: number;
+}
+
+export const nodeCommand: CommandModule<GlobalArgs, Args> = {
   command: 'node',
-  describe: 'run this node (peer and client)',
+  describe: 'run a node: your own peer and a client of it in one process, with the chat',
+  builder: (y) =>
+    y
+      .option('host', { type: 'string', default: '127.0.0.1', describe: 'address to listen on (a literal IP)', requiresArg: true })
+      .option('port', { type: 'number', default: 7777, describe: 'UDP port', requiresArg: true })
+      .option('advertise', { type: 'string', describe: 'HOST:PORT others reach this node at (default: --host:--port)', requiresArg: true })
+      .option('directory', { type: 'boolean', default: false, describe: 'keep a directory of clients that opt in' })
+      .option('keepalive', { type: 'number', describe: 'seconds between keepalives (default 25)', requiresArg: true }) as never,
   handler: async (argv) => {
     const ctx = cliContext(argv);
-    const { identity, created } = await loadOrCreateIdentity(ctx.home);
-    if (created) ctx.note(`created a new identity in ${ctx.home}`);
-    ctx.result(
-      { fingerprint: identity.fingerprintHex, home: ctx.home, created, protocolVersion: PROTOCOL_VERSION },
-      [`fingerprint ${identity.fingerprintHex}`, `protocol version ${PROTOCOL_VERSION}`],
-    );
+    const port = portOption(argv.port);
+    const keepaliveIntervalMs = argv.keepalive !== undefined ? positiveSeconds(argv.keepalive, 'keepalive') : undefined;
+    const sig = untilSignal();
+    const node = await Node.start({
+      host: argv.host, port, advertise: argv.advertise, home: ctx.home, logger: ctx.log,
+      peerOptions: { directory: argv.directory },
+      clientOptions: keepaliveIntervalMs ? { keepaliveIntervalMs } : {},
+    });
+    // A node is its own peer: `id` and one-shot commands use this address.
+    await updateConfig(ctx.home, { peer: node.address.slice(node.fingerprint.length + 1) });
+    try {
+      await runChat(node, { io: ctx.io, json: ctx.json, title: `peerpost node on ${node.boundAddress}` }, sig.promise);
+    } finally {
+      sig.dispose();
+      await node.close();
+    }
   },
 };

@@ -1,0 +1,73 @@
+/**
+ * The embedding Client: a client of a peer elsewhere, on its own UDP socket, with its identity and
+ * its state (contacts, outbox, inbox) in a home folder.
+ *
+ *   const alice = await Client.start({ peer: '127.0.0.1:7777', home: '/tmp/alice' });
+ *   alice.on('message', (m) => console.log(m.fromName ?? m.from, m.text));
+ *   alice.addContact('<fingerprint>@127.0.0.1:7777', 'bob');
+ *   const [id] = alice.send('bob', 'hello');
+ *   alice.on('delivery', (d) => console.log(d.id, d.state));
+ *   await alice.close();
+ */
+import { join } from 'node:path';
+import { Client as ClientMachine, FileClientStore, type ClientEvent, type ClientOptions } from '../client/index.js';
+import { UdpDriver } from '../net/udp-driver.js';
+import { parseAddr, silentLogger, type Logger } from '../core/types.js';
+import { UsageError } from '../core/errors.js';
+import { loadOrCreateIdentity, resolveHome } from '../identity/store.js';
+import { EventedMachine, cryptoRandom } from './host.js';
+import { lockHome } from './home-lock.js';
+import { Messenger } from './messenger.js';
+
+export const CLIENT_STATE_FILE_NAME = 'client-state.json';
+
+export type ClientTuning = Omit<ClientOptions, 'identity' | 'peer' | 'store' | 'random' | 'logger'>;
+
+export interface ClientStartOptions {
+  /** Our own peer, `host:port` (literal IP). */
+  peer: string;
+  /** Home folder: identity, contacts, outbox, inbox. Default $PEERPOST_HOME or ~/.config/peerpost. */
+  home?: string;
+  /** Local bind address; default 0.0.0.0 (:: when the peer is IPv6). */
+  host?: string;
+  /** Local port; default 0 (any). */
+  port?: number;
+  logger?: Logger;
+  /** Client tuning: keepaliveIntervalMs, messageTtlMs and the other ClientOptions. */
+  options?: ClientTuning;
+}
+
+export function parsePeerAddress(s: string, what = 'peer address'): { host: string; port: number } {
+  const a = parseAddr(s);
+  if (!a) throw new UsageError('PEERPOST_BAD_ADDRESS', `${what} must be HOST:PORT with a literal IP (like 127.0.0.1:7777), not "${s}"`);
+  return a;
+}
+
+export class Client extends Messenger {
+  static async start(opts: ClientStartOptions): Promise<Client> {
+    const peer = parsePeerAddress(opts.peer);
+    const home = resolveHome(opts.home);
+    const { identity } = await loadOrCreateIdentity(home);
+    const lock = lockHome(home);
+    try {
+      const logger = opts.logger ?? silentLogger;
+      const store = new FileClientStore(join(home, CLIENT_STATE_FILE_NAME));
+      const machine = new ClientMachine({ ...opts.options, identity, peer, store, random: cryptoRandom, logger }, Date.now());
+      let self: Client | undefined;
+      const evented = new EventedMachine<ClientEvent>(machine, (e) => self?.dispatchEvent(e));
+      const host = opts.host ?? (peer.host.includes(':') ? '::' : '0.0.0.0');
+      const driver = await UdpDriver.bind(evented, { host, port: opts.port ?? 0, logger });
+      self = new Client(identity, machine, evented, driver, lock, Date.now);
+      evented.schedule();
+      return self;
+    } catch (e) {
+      lock.release();
+      throw e;
+    }
+  }
+
+  /** @internal */
+  dispatchEvent(e: ClientEvent): void {
+    this.dispatch(e);
+  }
+}

@@ -1,0 +1,227 @@
+/**
+ * What the embedding Client and Node have in common: a client state machine on a UDP socket,
+ * with contacts, sending, groups, codes and live verification, and typed events.
+ *
+ * Events:
+ *   'registered'            { peer }                              registered with our own peer
+ *   'peer-unavailable'      { peer, tries }                       our peer does not answer (we keep trying)
+ *   'peer-identity-changed' { peer, expected, actual }            our peer's certificate changed; see acceptPeerIdentity()
+ *   'message'               { from, fromName?, fromPeer, id, text, sentAt, group? }
+ *   'delivery'              { id, to, state, reason? }            state: queued | held | delivered | failed
+ *   'contact-changed'       { petname, fingerprint, previous }    a contact's identity changed; nothing is sent until confirmed
+ *   'contact-cert'          { fingerprint, ok, reason? }          a contact's certificate was fetched and checked (or not)
+ *   'group'                 { group }                             we learned of a group (a member wrote to it)
+ *   'rejected'              { reason, from? }                     an incoming message did not authenticate
+ *   'verify-started' | 'verify-code' | 'verify-failed' | 'verify-done'   live safety-code check (VerifyNotice)
+ */
+import { EventEmitter } from 'node:events';
+import type { Client as ClientMachine, ClientEvent, ContactRecord, DeliveryState, InboxEntry } from '../client/index.js';
+import type { GroupInfo } from '../client/content.js';
+import { identityCodeAsync } from '../codes/identity-code.js';
+import { formatSafetyNumber, safetyNumber } from '../codes/safety-number.js';
+import { fingerprintFromHex, type Identity } from '../identity/certificate.js';
+import { UsageError } from '../core/errors.js';
+import type { UdpDriver } from '../net/udp-driver.js';
+import { VerifyManager, type VerifyNotice } from './verify-manager.js';
+import { cryptoRandom, type EventedMachine } from './host.js';
+import type { HomeLock } from './home-lock.js';
+
+type Ev<T extends ClientEvent['type']> = Omit<Extract<ClientEvent, { type: T }>, 'type'>;
+type Vn<T extends VerifyNotice['type']> = Omit<Extract<VerifyNotice, { type: T }>, 'type'>;
+
+export interface MessengerEvents {
+  registered: [Ev<'registered'>];
+  'peer-unavailable': [Ev<'peer-unavailable'>];
+  'peer-identity-changed': [Ev<'peer-identity-changed'>];
+  message: [Ev<'message'>];
+  delivery: [Ev<'delivery'>];
+  'contact-changed': [Ev<'contact-changed'>];
+  'contact-cert': [Ev<'contact-cert'>];
+  group: [Ev<'group'>];
+  rejected: [Ev<'rejected'>];
+  'verify-started': [Vn<'verify-started'>];
+  'verify-code': [Vn<'verify-code'>];
+  'verify-failed': [Vn<'verify-failed'>];
+  'verify-done': [Vn<'verify-done'>];
+}
+
+export interface Codes {
+  /** Our own 6-digit identity code. */
+  mine: string;
+  /** The contact's 6-digit identity code. */
+  theirs: string;
+  /** The 60-digit safety number of the pair, in groups of five. */
+  safetyNumber: string;
+}
+
+export class Messenger extends EventEmitter<MessengerEvents> {
+  /** @internal */ protected readonly verifier: VerifyManager;
+  private closing: Promise<void> | undefined;
+
+  /** @internal */
+  protected constructor(
+    readonly identity: Identity,
+    protected readonly machine: ClientMachine,
+    protected readonly evented: EventedMachine<ClientEvent>,
+    protected readonly driver: UdpDriver,
+    private readonly lock: HomeLock | undefined,
+    protected readonly clock: () => number,
+  ) {
+    super();
+    this.verifier = new VerifyManager(machine, cryptoRandom, (n) => this.emitVerify(n));
+  }
+
+  /** @internal Route one client event to listeners (and the verification manager). */
+  protected dispatch(e: ClientEvent): void {
+    if (e.type === 'verify') {
+      this.verifier.receive(this.clock(), e.from, e.body);
+      this.wake();
+      return;
+    }
+    const { type, ...rest } = e;
+    (this.emit as (t: string, v: unknown) => boolean)(type, rest);
+  }
+
+  private emitVerify(n: VerifyNotice): void {
+    const { type, ...rest } = n;
+    queueMicrotask(() => (this.emit as (t: string, v: unknown) => boolean)(type, rest));
+  }
+
+  /** @internal Let the driver send what a user call queued, and collect events. */
+  protected wake(): void {
+    this.evented.schedule();
+    this.driver.wake();
+  }
+
+  private call<T>(f: (now: number) => T): T {
+    try {
+      return f(this.clock());
+    } finally {
+      this.wake();
+    }
+  }
+
+  /** 64 lowercase hex. */
+  get fingerprint(): string {
+    return this.machine.fingerprint;
+  }
+
+  /** `fingerprint@host:port`: what another user passes to contacts add or send. */
+  get address(): string {
+    return this.machine.address;
+  }
+
+  get registered(): boolean {
+    return this.machine.registered;
+  }
+
+  /** Send text to one or more recipients (petnames, contact fingerprints or fp@host:port). Returns one id per recipient. */
+  send(to: string | readonly string[], text: string): string[] {
+    const list = typeof to === 'string' ? [to] : to;
+    return this.call((now) => this.machine.send(now, list, text));
+  }
+
+  /** Add a contact `fp@host:port` under a petname; its certificate is fetched from its peer and checked. */
+  addContact(address: string, petname?: string): ContactRecord {
+    return this.call((now) => this.machine.addContact(now, address, petname));
+  }
+
+  removeContact(petname: string): void {
+    this.call((now) => this.machine.removeContact(now, petname));
+  }
+
+  /** Accept a contact flagged as changed. */
+  confirmContact(petname: string): void {
+    this.call((now) => this.machine.confirmContact(now, petname));
+  }
+
+  contacts(): ContactRecord[] {
+    return this.machine.contacts();
+  }
+
+  createGroup(name: string, members: readonly string[]): string {
+    return this.call((now) => this.machine.createGroup(now, name, members));
+  }
+
+  sendGroup(group: string, text: string): string[] {
+    return this.call((now) => this.machine.sendGroup(now, group, text));
+  }
+
+  groups(): GroupInfo[] {
+    return this.machine.groups();
+  }
+
+  inbox(): InboxEntry[] {
+    return this.machine.inbox();
+  }
+
+  outbox(): ReturnType<ClientMachine['outbox']> {
+    return this.machine.outbox();
+  }
+
+  messageState(id: string): { state: DeliveryState; reason?: string } | undefined {
+    return this.machine.messageState(id);
+  }
+
+  /** Ask our peer for waiting messages now. */
+  poll(): void {
+    this.call((now) => this.machine.poll(now));
+  }
+
+  /** Our address or network changed: register again. */
+  networkChanged(): void {
+    this.call((now) => this.machine.networkChanged(now));
+  }
+
+  acceptPeerIdentity(): void {
+    this.call((now) => this.machine.acceptPeerIdentity(now));
+  }
+
+  /** Both 6-digit identity codes and the 60-digit safety number for a contact (petname, fingerprint or fp@host:port). */
+  async codes(contact: string): Promise<Codes> {
+    return codesFor(this.fingerprint, this.resolveFingerprint(contact));
+  }
+
+  /** Start a live check with an online contact: 'verify-code' follows on both sides; then confirmVerification(). */
+  verify(contact: string): void {
+    this.call((now) => this.verifier.start(now, contact));
+  }
+
+  /** Record whether the users saw the same code. */
+  confirmVerification(contact: string, codesMatch: boolean): void {
+    this.call((now) => this.verifier.confirm(now, contact, codesMatch));
+  }
+
+  stats(): ReturnType<ClientMachine['stats']> {
+    return this.machine.stats();
+  }
+
+  /** Resolve a petname, a contact fingerprint or `fp@host:port` to a fingerprint. */
+  resolveFingerprint(ref: string): string {
+    const c = this.machine.contacts().find((x) => x.petname === ref || x.fingerprint === ref);
+    if (c) return c.fingerprint;
+    const fp = ref.split('@')[0] ?? '';
+    if (fingerprintFromHex(fp)) return fp;
+    throw new UsageError('PEERPOST_UNKNOWN_CONTACT', `no contact "${ref}" (give a petname, or fingerprint@host:port)`);
+  }
+
+  /** Stop: send what is queued, close the socket, release the home folder. */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown().finally(() => this.lock?.release());
+    return this.closing;
+  }
+
+  /** @internal */
+  protected async shutdown(): Promise<void> {
+    await this.driver.close();
+  }
+}
+
+/** The codes of a pair, computed locally (no network). */
+export async function codesFor(myFp: string, theirFp: string): Promise<Codes> {
+  const a = fingerprintFromHex(myFp);
+  const b = fingerprintFromHex(theirFp);
+  if (!a || !b) throw new UsageError('PEERPOST_BAD_FINGERPRINT', 'a fingerprint is 64 lowercase hex digits');
+  const [mine, theirs] = await Promise.all([identityCodeAsync(a), identityCodeAsync(b)]);
+  return { mine, theirs, safetyNumber: formatSafetyNumber(safetyNumber(a, b)) };
+}

@@ -1,0 +1,40 @@
+/** `peerpost client --peer HOST:PORT`: an interactive client of a peer elsewhere. */
+import type { CommandModule } from 'yargs';
+import { Client } from '../../api/client.js';
+import { cliContext, type GlobalArgs } from '../context.js';
+import { runChat } from '../chat.js';
+import { peerFor, portOption, positiveSeconds, untilSignal } from '../session.js';
+
+interface Args extends GlobalArgs {
+  peer?: string;
+  host?: string;
+  port: number;
+  keepalive?: number;
+}
+
+export const clientCommand: CommandModule<GlobalArgs, Args> = {
+  command: 'client',
+  describe: 'run an interactive client of a peer elsewhere',
+  builder: (y) =>
+    y
+      .option('peer', { type: 'string', describe: 'your peer, HOST:PORT (saved for next time)', requiresArg: true })
+      .option('host', { type: 'string', describe: 'local address to send from (default all)', requiresArg: true })
+      .option('port', { type: 'number', default: 0, describe: 'local UDP port (default any)', requiresArg: true })
+      .option('keepalive', { type: 'number', describe: 'seconds between keepalives (default 25)', requiresArg: true }) as never,
+  handler: async (argv) => {
+    const ctx = cliContext(argv);
+    const peer = await peerFor(ctx.home, argv.peer);
+    const keepaliveIntervalMs = argv.keepalive !== undefined ? positiveSeconds(argv.keepalive, 'keepalive') : undefined;
+    const sig = untilSignal();
+    const client = await Client.start({
+      peer, home: ctx.home, host: argv.host, port: portOption(argv.port), logger: ctx.log,
+      options: keepaliveIntervalMs ? { keepaliveIntervalMs } : {},
+    });
+    try {
+      await runChat(client, { io: ctx.io, json: ctx.json, title: `peerpost client of ${peer}` }, sig.promise);
+    } finally {
+      sig.dispose();
+      await client.close();
+    }
+  },
+};

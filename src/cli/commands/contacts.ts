@@ -1,0 +1,90 @@
+/** `peerpost contacts add|list|remove`. */
+import { join } from 'node:path';
+import type { Argv, CommandModule } from 'yargs';
+import { FileClientStore, type ContactRecord } from '../../client/index.js';
+import { CLIENT_STATE_FILE_NAME } from '../../api/client.js';
+import { lockHome } from '../../api/home-lock.js';
+import { PeerpostError, UsageError } from '../../core/errors.js';
+import { cliContext, table, type GlobalArgs } from '../context.js';
+import { oneShotOptions, waitFor, withClient, type OneShotArgs } from '../session.js';
+
+function flags(c: ContactRecord): string {
+  if (c.changed) return 'CHANGED: confirm or remove';
+  if (c.verification === 'mismatch') return 'CODES DID NOT MATCH';
+  return c.verification;
+}
+
+interface AddArgs extends GlobalArgs, OneShotArgs {
+  address: string;
+  name?: string;
+}
+
+const add: CommandModule<GlobalArgs, AddArgs> = {
+  command: 'add <address> [name]',
+  describe: 'add a contact FP@HOST:PORT (fetches and checks its certificate)',
+  builder: (y) => oneShotOptions(y).positional('address', { type: 'string' }).positional('name', { type: 'string', describe: 'petname' }) as never,
+  handler: async (argv) => {
+    const ctx = cliContext(argv);
+    const r = await withClient(ctx.home, argv, ctx.log, async (c, timeoutMs) => {
+      const rec = c.addContact(argv.address, argv.name);
+      if (rec.cert) return rec;
+      const got = await waitFor(c, 'contact-cert', (e) => e.fingerprint === rec.fingerprint, timeoutMs, `the certificate of ${rec.petname} from ${rec.peer}`);
+      if (!got.ok) {
+        c.removeContact(rec.petname);
+        throw new PeerpostError('PEERPOST_CONTACT_CERT', `cannot add ${rec.petname}: ${got.reason ?? 'certificate not available'} (at ${rec.peer})`);
+      }
+      return c.contacts().find((x) => x.fingerprint === rec.fingerprint)!;
+    });
+    const out = { petname: r.petname, fingerprint: r.fingerprint, peer: r.peer, verification: r.verification, changed: r.changed };
+    ctx.result(out, [`added ${r.petname}: ${r.fingerprint}@${r.peer} (certificate checked)${r.changed ? ' WARNING: this name had another identity before' : ''}`]);
+  },
+};
+
+const list: CommandModule<GlobalArgs, GlobalArgs> = {
+  command: 'list',
+  describe: 'list contacts',
+  handler: async (argv) => {
+    const ctx = cliContext(argv);
+    const snap = new FileClientStore(join(ctx.home, CLIENT_STATE_FILE_NAME)).load();
+    const cs = snap?.contacts ?? [];
+    if (ctx.json) {
+      ctx.result({ contacts: cs.map((c) => ({ petname: c.petname, fingerprint: c.fingerprint, peer: c.peer, verification: c.verification, changed: c.changed, certificate: Boolean(c.cert) })) }, []);
+      return;
+    }
+    if (!cs.length) return ctx.note('no contacts; add one with: peerpost contacts add FP@HOST:PORT NAME');
+    ctx.result({}, table(cs.map((c) => [c.petname, `${c.fingerprint}@${c.peer}  ${flags(c)}`] as const)));
+  },
+};
+
+interface RemoveArgs extends GlobalArgs {
+  name: string;
+}
+
+const remove: CommandModule<GlobalArgs, RemoveArgs> = {
+  command: 'remove <name>',
+  describe: 'remove a contact',
+  builder: (y) => y.positional('name', { type: 'string' }) as never,
+  handler: async (argv) => {
+    const ctx = cliContext(argv);
+    const lock = lockHome(ctx.home);
+    try {
+      const store = new FileClientStore(join(ctx.home, CLIENT_STATE_FILE_NAME));
+      const snap = store.load();
+      const c = snap?.contacts.find((x) => x.petname === argv.name || x.fingerprint === argv.name);
+      if (!snap || !c) throw new UsageError('PEERPOST_UNKNOWN_CONTACT', `no contact "${argv.name}"`);
+      snap.contacts = snap.contacts.filter((x) => x !== c);
+      store.save(snap);
+      ctx.result({ removed: c.petname, fingerprint: c.fingerprint }, [`removed ${c.petname}`]);
+    } finally {
+      lock.release();
+    }
+  },
+};
+
+export const contactsCommand: CommandModule<GlobalArgs, GlobalArgs> = {
+  command: 'contacts <action>',
+  describe: 'manage contacts: add, list, remove',
+  builder: (y: Argv<GlobalArgs>) =>
+    y.command(add).command(list).command(remove).demandCommand(1, 'say add, list or remove') as never,
+  handler: () => {},
+};

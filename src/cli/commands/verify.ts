@@ -1,0 +1,56 @@
+/** `peerpost verify <contact>`: the live 6-digit check with a contact whose client is running. */
+import readline from 'node:readline';
+import type { CommandModule } from 'yargs';
+import { PeerpostError, UsageError } from '../../core/errors.js';
+import { cliContext, type GlobalArgs } from '../context.js';
+import { oneShotOptions, waitFor, withClient, type OneShotArgs } from '../session.js';
+
+interface Args extends GlobalArgs, OneShotArgs {
+  contact: string;
+}
+
+function ask(question: string): Promise<string> {
+  const rl = readline.createInterface({ input: process.stdin, output: process.stdin.isTTY ? process.stderr : undefined });
+  return new Promise((resolve) => {
+    let answered = false;
+    rl.question(question, (a) => {
+      answered = true;
+      rl.close();
+      resolve(a.trim().toLowerCase());
+    });
+    rl.on('close', () => {
+      if (!answered) resolve('');
+    });
+  });
+}
+
+export const verifyCommand: CommandModule<GlobalArgs, Args> = {
+  command: 'verify <contact>',
+  describe: 'compare a 6-digit code live with an online contact (a man in the middle cannot match it)',
+  builder: (y) => oneShotOptions(y).positional('contact', { type: 'string' }).option('timeout', { default: 60 }) as never,
+  handler: async (argv) => {
+    const ctx = cliContext(argv);
+    const r = await withClient(ctx.home, argv, ctx.log, async (c, timeoutMs) => {
+      const fp = c.resolveFingerprint(argv.contact);
+      const failed = waitFor(c, 'verify-failed', (e) => e.fingerprint === fp, timeoutMs, 'a failure').then((e) => {
+        throw new PeerpostError('PEERPOST_VERIFY_FAILED', `live check with ${e.contact} failed: ${e.reason}`);
+      });
+      const coded = waitFor(c, 'verify-code', (e) => e.fingerprint === fp, timeoutMs, `${argv.contact} to answer (their client must be running)`);
+      c.verify(argv.contact);
+      const e = await Promise.race([coded, failed]);
+      failed.catch(() => {});
+      if (ctx.json) ctx.io.stdout.write(`${JSON.stringify({ event: 'verify-code', contact: e.contact, code: e.code })}\n`);
+      else ctx.io.stdout.write(`code with ${e.contact}: ${e.code}\nCompare it with ${e.contact} (voice, in person). They see the same digits only if nobody is in the middle.\n`);
+      const a = await ask('Do the codes match? [yes/no] ');
+      if (a !== 'yes' && a !== 'y' && a !== 'no' && a !== 'n') throw new UsageError('PEERPOST_VERIFY_ANSWER', 'no answer (yes or no); nothing recorded');
+      const match = a.startsWith('y');
+      c.confirmVerification(argv.contact, match);
+      return { contact: e.contact, fingerprint: fp, code: e.code, verified: match };
+    });
+    if (r.verified) ctx.result({ ...r, event: 'verify-done' }, [`${r.contact} is now verified`]);
+    else {
+      ctx.result({ ...r, event: 'verify-done' }, [`WARNING: the codes did not match: someone may be between you and ${r.contact}; recorded as mismatch`]);
+      process.exitCode = 1;
+    }
+  },
+};
