@@ -91,7 +91,10 @@ export interface PeerStats {
   datagramsOut: number;
   bytesIn: number;
   bytesOut: number;
-  /** Datagrams not answered, by reason (codec reasons and the peer's own). */
+  /**
+   * Refusals by reason: the codec's drop reasons, the peer's own (unpadded, rate_limited,
+   * unexpected_type, amplification_guard), and message_expired for messages that reached their TTL.
+   */
   drops: Record<string, number>;
   /** ERROR datagrams sent, by WireError name. */
   errorsSent: Record<string, number>;
