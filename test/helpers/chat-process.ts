@@ -41,6 +41,7 @@ export class ChatProcess {
     ensureBuilt();
     const env = { ...process.env };
     delete env.PEERPOST_HOME;
+    delete env.NODE_OPTIONS;
     const child = spawn(process.execPath, [CLI_MAIN, ...args], { cwd: ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] });
     return new ChatProcess(child);
   }

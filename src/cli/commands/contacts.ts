@@ -1,7 +1,7 @@
 /** `peerpost contacts add|list|remove`. */
 import { join } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
-import { FileClientStore, type ContactRecord } from '../../client/index.js';
+import { FileClientStore, checkPetname, parseContactAddress, type ContactRecord } from '../../client/index.js';
 import { CLIENT_STATE_FILE_NAME } from '../../api/client.js';
 import { lockHome } from '../../api/home-lock.js';
 import { PeerpostError, UsageError } from '../../core/errors.js';
@@ -25,6 +25,8 @@ const add: CommandModule<GlobalArgs, AddArgs> = {
   builder: (y) => oneShotOptions(y).positional('address', { type: 'string' }).positional('name', { type: 'string', describe: 'petname' }) as never,
   handler: async (argv) => {
     const ctx = cliContext(argv);
+    parseContactAddress(argv.address);
+    if (argv.name !== undefined) checkPetname(argv.name);
     const r = await withClient(ctx.home, argv, ctx.log, async (c, timeoutMs) => {
       const rec = c.addContact(argv.address, argv.name);
       if (rec.cert) return rec;

@@ -1,8 +1,23 @@
 /** `peerpost send <contact> <text>`: send one message and wait until the recipient's peer has it. */
+import { join } from 'node:path';
 import type { CommandModule } from 'yargs';
 import { PeerpostError, UsageError } from '../../core/errors.js';
 import { cliContext, type GlobalArgs } from '../context.js';
-import { oneShotOptions, withClient, type OneShotArgs } from '../session.js';
+import { FileClientStore, parseContactAddress } from '../../client/index.js';
+import { CLIENT_STATE_FILE_NAME } from '../../api/client.js';
+
+/** Refuse an unknown recipient before touching the network. */
+function knownRecipient(home: string, ref: string): void {
+  if (ref.includes('@')) {
+    parseContactAddress(ref);
+    return;
+  }
+  const snap = new FileClientStore(join(home, CLIENT_STATE_FILE_NAME)).load();
+  if (!snap?.contacts.some((c) => c.petname === ref || c.fingerprint === ref) && !snap?.groups.some((g) => g.name === ref || g.id === ref)) {
+    throw new UsageError('PEERPOST_UNKNOWN_CONTACT', `no contact "${ref}"; add it with: peerpost contacts add FP@HOST:PORT ${ref}`);
+  }
+}
+import { oneShotOptions, positiveSeconds, withClient, type OneShotArgs } from '../session.js';
 
 interface Args extends GlobalArgs, OneShotArgs {
   contact: string;
@@ -24,6 +39,8 @@ export const sendCommand: CommandModule<GlobalArgs, Args> = {
   handler: async (argv) => {
     const ctx = cliContext(argv);
     if (typeof argv.text !== 'string' || argv.text.length === 0) throw new UsageError('PEERPOST_TEXT', 'the message text is empty');
+    positiveSeconds(argv.timeout, 'timeout');
+    knownRecipient(ctx.home, argv.contact);
     const r = await withClient(ctx.home, argv, ctx.log, (c, timeoutMs) =>
       new Promise<{ id: string; status: string; reason?: string }>((resolve, reject) => {
         let id = '';
