@@ -90,6 +90,14 @@ export function positiveSeconds(v: unknown, name: string): number {
   return n * 1000;
 }
 
+/** --keepalive: seconds between keepalives; 0 turns them off. */
+export function keepaliveOption(v: unknown): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new UsageError('PEERPOST_BAD_OPTION', `--keepalive must be 0 (off) or a positive number of seconds, not ${String(v)}`);
+  return n * 1000;
+}
+
 export function portOption(v: unknown): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError('PEERPOST_BAD_PORT', `--port must be an integer from 0 to 65535, not ${String(v)}`);
