@@ -42,10 +42,19 @@ export interface SimLimits {
   activeMsMax: number;
   /** Each client starts up to this many sends during the active phase (at least one). */
   sendsPerClientMax: number;
+  /** Client messageTtlMs is drawn in this range: the quiet phase lasts at most about that long. */
+  ttlMsMin: number;
+  ttlMsMax: number;
 }
 
 export const DEFAULT_LIMITS: SimLimits = {
   peersMin: 2, peersMax: 5, clientsMin: 6, clientsMax: 24, activeMsMin: 4 * 60_000, activeMsMax: 12 * 60_000, sendsPerClientMax: 3,
+  ttlMsMin: 20 * 60_000, ttlMsMax: 60 * 60_000,
+};
+
+/** Smaller runs for the test suite: 500 of them in a couple of minutes. */
+export const CI_LIMITS: SimLimits = {
+  ...DEFAULT_LIMITS, clientsMax: 12, activeMsMin: 3 * 60_000, activeMsMax: 6 * 60_000, ttlMsMin: 20 * 60_000, ttlMsMax: 40 * 60_000,
 };
 
 export interface RunOptions {
@@ -169,7 +178,7 @@ class Scenario {
     this.activeEndMs = START_MS + topo.int(this.lim.activeMsMin, this.lim.activeMsMax);
     this.net = new SimNet(Rng.stream(this.seed, 'wire'), START_MS, this.faults);
     this.tracer = opts.trace ? new Tracer(opts.trace, this.ledger, (k) => this.addrNames.get(k) ?? k) : undefined;
-    const ttl = topo.int(20, 60) * 60_000;
+    const ttl = topo.int(this.lim.ttlMsMin / 60_000, this.lim.ttlMsMax / 60_000) * 60_000;
     this.clientOpts = {
       messageTtlMs: ttl,
       keepaliveIntervalMs: topo.pick([10_000, 25_000]),
@@ -238,7 +247,7 @@ class Scenario {
   private addAttacker(topo: Rng): void {
     const pool = identities();
     const addr = { host: '172.16.6.6', port: 6666 };
-    this.attacker = new Attacker(pool.attacker, this.peers.map((p) => p.addr), Rng.stream(this.seed, 'attacker'), START_MS, topo.int(500, 5000), this.activeEndMs);
+    this.attacker = new Attacker(pool.attacker, this.peers.map((p) => p.addr), Rng.stream(this.seed, 'attacker'), START_MS, topo.int(2000, 10_000), this.activeEndMs);
     this.attackerEp = this.net.add('attacker', addr, this.attacker);
     this.addrNames.set(addrKey(addr), 'attacker');
     this.ledger.name(pool.attacker.fingerprintHex, 'attacker');
@@ -686,9 +695,13 @@ const FILLER = ['lorem', 'ipsum', 'dolor', 'sit', 'amet', 'peer', 'post', 'é', 
 /** A text that names its message; long ones need chunking (a few KiB, rarely tens of KiB). */
 function makeText(r: Rng, n: number, from: string, long: boolean): string {
   const target = long ? (r.chance(0.05) ? r.int(20_000, 60_000) : r.int(1_500, 12_000)) : r.int(0, 300);
-  let s = `#${n} from ${from}`;
-  while (Buffer.byteLength(s) < target) s += ` ${r.pick(FILLER)}`;
-  return s;
+  const words = [`#${n} from ${from}`];
+  for (let bytes = Buffer.byteLength(words[0]!); bytes < target; ) {
+    const w = r.pick(FILLER);
+    words.push(w);
+    bytes += 1 + Buffer.byteLength(w);
+  }
+  return words.join(' ');
 }
 
 function latin1(b: Uint8Array): string {
