@@ -34,6 +34,7 @@ export interface Summary {
   virtualMs: number;
   steps: number;
   wallMs: number;
+  cpuMs: number;
 }
 
 export function emptySummary(): Summary {
@@ -41,7 +42,7 @@ export function emptySummary(): Summary {
     seeds: 0, failingSeeds: [], violations: 0, violationsByKind: {}, peers: 0, clients: 0, messages: 0, byKind: {}, delivered: 0,
     failed: {}, failedShown: 0, sendRefused: {}, datagrams: 0, lost: 0, duplicated: 0, unroutable: 0, peerRestarts: 0,
     clientRestarts: 0, offline: 0, moves: 0, gone: 0, attackerRuns: 0, attackerSent: 0, rejected: {}, registrations: 0,
-    virtualMs: 0, steps: 0, wallMs: 0,
+    virtualMs: 0, steps: 0, wallMs: 0, cpuMs: 0,
   };
 }
 
@@ -95,7 +96,7 @@ export function formatSummary(s: Summary, withWall: boolean): string {
     `datagrams ${n(s.datagrams)}: lost ${n(s.lost)}, duplicated ${n(s.duplicated)}, unroutable ${n(s.unroutable)}`,
     `restarts: ${n(s.peerRestarts)} peer, ${n(s.clientRestarts)} client; offline ${n(s.offline)}, moves ${n(s.moves)}, gone ${n(s.gone)}; registrations ${n(s.registrations)}`,
     `attacker in ${n(s.attackerRuns)} runs, ${n(s.attackerSent)} attempts; pushes rejected by recipients: ${dict(s.rejected)}`,
-    `virtual time ${hours(s.virtualMs)}, ${n(s.steps)} steps${withWall ? `, wall time ${(s.wallMs / 1000).toFixed(1)} s` : ''}`,
+    `virtual time ${hours(s.virtualMs)}, ${n(s.steps)} steps${withWall ? `, wall time ${(s.wallMs / 1000).toFixed(1)} s, CPU ${(s.cpuMs / 1000).toFixed(1)} s` : ''}`,
     `violations ${n(s.violations)}${s.violations ? ` (${dict(s.violationsByKind)}) in seeds ${s.failingSeeds.join(' ')}` : ''}`,
   ];
   return lines.join('\n');
@@ -127,11 +128,14 @@ export function explainFailure(r: RunResult, limits: Partial<SimLimits>): string
 export function runSeeds(from: number, count: number, limits: Partial<SimLimits>, onRun?: (r: RunResult) => void): Summary {
   const s = emptySummary();
   const t0 = performance.now();
+  const c0 = process.cpuUsage();
   for (let i = 0; i < count; i++) {
     const r = runSeed({ seed: (from + i) >>> 0, limits });
     add(s, r);
     onRun?.(r);
   }
   s.wallMs = performance.now() - t0;
+  const c = process.cpuUsage(c0);
+  s.cpuMs = (c.user + c.system) / 1000;
   return s;
 }
