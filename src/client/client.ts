@@ -1005,7 +1005,10 @@ export class Client {
 
   /** The lookup got no certificate: reject waiting pushes, mark messages, try again later. */
   private lookupGaveUp(now: number, l: Lookup, reason: string): void {
-    if (l.forIncoming) this.rejectPending(l.fp, 'sender_unknown');
+    // A sender's peer that does not answer may answer later: leave those pushes unacknowledged, so
+    // the peer pushes them again and a new lookup starts then. An ACK would lose them for good.
+    if (l.forIncoming && reason === 'certificate-unreachable') this.dropPending(l.fp, 'sender_unreachable');
+    else if (l.forIncoming) this.rejectPending(l.fp, 'sender_unknown');
     l.forIncoming = false;
     const waiting = this.s.outbox.filter((m) => m.to === l.fp && m.body !== undefined && (m.state === 'queued' || m.state === 'held'));
     const contact = this.s.contacts.some((c) => c.fingerprint === l.fp && !c.cert);
@@ -1089,6 +1092,15 @@ export class Client {
       return;
     }
     this.acceptOpened(now, pushId, opened);
+  }
+
+  /** Forget pushes waiting for `fp`'s certificate without acknowledging them. */
+  private dropPending(fp: string, reason: string): void {
+    const pend = this.pendingIncoming.get(fp);
+    if (!pend) return;
+    this.pendingIncoming.delete(fp);
+    this.pendingIncomingCount -= pend.length;
+    for (let i = 0; i < pend.length; i++) this.drops.add(reason);
   }
 
   private rejectPending(fp: string, reason: string): void {
