@@ -17,6 +17,7 @@ export interface Summary {
   delivered: number;
   failed: Record<string, number>;
   failedShown: number;
+  failedReachable: number;
   sendRefused: Record<string, number>;
   datagrams: number;
   lost: number;
@@ -40,7 +41,7 @@ export interface Summary {
 export function emptySummary(): Summary {
   return {
     seeds: 0, failingSeeds: [], violations: 0, violationsByKind: {}, peers: 0, clients: 0, messages: 0, byKind: {}, delivered: 0,
-    failed: {}, failedShown: 0, sendRefused: {}, datagrams: 0, lost: 0, duplicated: 0, unroutable: 0, peerRestarts: 0,
+    failed: {}, failedShown: 0, failedReachable: 0, sendRefused: {}, datagrams: 0, lost: 0, duplicated: 0, unroutable: 0, peerRestarts: 0,
     clientRestarts: 0, offline: 0, moves: 0, gone: 0, attackerRuns: 0, attackerSent: 0, rejected: {}, registrations: 0,
     virtualMs: 0, steps: 0, wallMs: 0, cpuMs: 0,
   };
@@ -62,6 +63,7 @@ export function add(s: Summary, r: RunResult): void {
   s.delivered += r.delivered;
   addTo(s.failed, r.failed);
   s.failedShown += r.failedShown;
+  s.failedReachable += r.failedReachable;
   addTo(s.sendRefused, r.sendRefused);
   s.datagrams += r.datagrams;
   s.lost += r.lost;
@@ -92,7 +94,7 @@ export function formatSummary(s: Summary, withWall: boolean): string {
   const lines = [
     `seeds ${n(s.seeds)}: ${n(s.peers)} peers, ${n(s.clients)} clients`,
     `messages ${n(s.messages)} (${dict(s.byKind)})`,
-    `delivered ${n(s.delivered)}, failed ${n(failedTotal)} (${dict(s.failed)}; shown anyway ${n(s.failedShown)}), send refused: ${dict(s.sendRefused)}`,
+    `delivered ${n(s.delivered)}, failed ${n(failedTotal)} (${dict(s.failed)}; shown anyway ${n(s.failedShown)}; both ends reachable ${n(s.failedReachable)}), send refused: ${dict(s.sendRefused)}`,
     `datagrams ${n(s.datagrams)}: lost ${n(s.lost)}, duplicated ${n(s.duplicated)}, unroutable ${n(s.unroutable)}`,
     `restarts: ${n(s.peerRestarts)} peer, ${n(s.clientRestarts)} client; offline ${n(s.offline)}, moves ${n(s.moves)}, gone ${n(s.gone)}; registrations ${n(s.registrations)}`,
     `attacker in ${n(s.attackerRuns)} runs, ${n(s.attackerSent)} attempts; pushes rejected by recipients: ${dict(s.rejected)}`,
@@ -107,7 +109,7 @@ export function formatRun(r: RunResult): string {
   const failed = Object.values(r.failed).reduce((a, b) => a + b, 0);
   return [
     `seed ${r.seed}: ${r.peers} peers, ${r.clients} clients${r.attacker ? ', attacker' : ''}; loss ${(f.loss * 100).toFixed(1)}%, duplicate ${(f.duplicate * 100).toFixed(1)}%, reorder ${(f.reorder * 100).toFixed(1)}% (+${f.reorderMs} ms), delay ${f.delayMs}+${f.jitterMs} ms`,
-    `  messages ${r.messages}: delivered ${r.delivered}, failed ${failed}${failed ? ` (${dict(r.failed)})` : ''}; datagrams ${r.datagrams}, lost ${r.lost}; restarts ${r.peerRestarts} peer / ${r.clientRestarts} client, offline ${r.offline}, moves ${r.moves}, gone ${r.gone}; virtual ${(r.virtualMs / 60_000).toFixed(1)} min, ${r.steps} steps`,
+    `  messages ${r.messages}: delivered ${r.delivered}, failed ${failed}${failed ? ` (${dict(r.failed)}; both ends reachable ${r.failedReachable})` : ''}; datagrams ${r.datagrams}, lost ${r.lost}; restarts ${r.peerRestarts} peer / ${r.clientRestarts} client, offline ${r.offline}, moves ${r.moves}, gone ${r.gone}; virtual ${(r.virtualMs / 60_000).toFixed(1)} min, ${r.steps} steps`,
   ].join('\n');
 }
 
@@ -117,8 +119,15 @@ export function explainFailure(r: RunResult, limits: Partial<SimLimits>): string
   for (const v of r.violations) out.push(`  [${v.kind}] +${((v.atMs - Date.UTC(2026, 0, 1)) / 1000).toFixed(3)}s ${v.detail}`);
   const keys = [...new Set(r.violations.map((v) => v.key).filter((k): k is string => !!k))].slice(0, 2);
   if (keys.length === 0) return out.join('\n');
-  const ids = new Set(keys.flatMap((k) => r.partIds[k] ?? []));
+  out.push(traceMessages(r, keys, limits));
+  return out.join('\n');
+}
+
+/** Replay a run with a trace of the messages `keys` (`senderFp:id`). */
+export function traceMessages(r: RunResult, keys: string[], limits: Partial<SimLimits>): string {
+  const ids = new Set(keys.flatMap((k) => r.partIds[k] ?? [k.split(':')[1]!]));
   const again = runSeed({ seed: r.seed, limits, trace: { keys: new Set(keys), ids } });
+  const out: string[] = [];
   if (again.violationCount !== r.violationCount || again.datagrams !== r.datagrams) out.push('  (the traced replay differs: the run is not deterministic)');
   out.push(`  trace of ${keys.map((k) => k.split(':')[1]!.slice(0, 12)).join(', ')}:`, ...again.trace);
   return out.join('\n');

@@ -3,12 +3,13 @@
  *   npm run sim                          100 seeds from 1
  *   npm run sim -- --seeds 500 --from 7  500 seeds from 7
  *   SEED=42 npm run sim                  one seed, in detail: replays that run exactly
- * Options: --clients-max N (default 24), --verbose (one line per seed).
+ * Options: --clients-max N (default 24), --verbose (one line per seed), --trace-failed (with SEED:
+ * trace a message that failed although both its ends were reachable).
  * Exit code 1 when any seed breaks an invariant; the failing seeds are printed with a trace.
  */
 import { parseArgs } from 'node:util';
 import { runSeed, type SimLimits } from './scenario.js';
-import { explainFailure, formatRun, formatSummary, runSeeds } from './report.js';
+import { explainFailure, formatRun, formatSummary, runSeeds, traceMessages } from './report.js';
 
 const { values } = parseArgs({
   options: {
@@ -16,6 +17,7 @@ const { values } = parseArgs({
     from: { type: 'string', default: '1' },
     'clients-max': { type: 'string' },
     verbose: { type: 'boolean', default: false },
+    'trace-failed': { type: 'boolean', default: false },
   },
   strict: true,
 });
@@ -43,6 +45,10 @@ if (single !== undefined && single !== '') {
     console.log(explainFailure(r, limits));
     process.exitCode = 1;
   } else console.log('  no violations');
+  if (values['trace-failed'] && r.failedReachableKeys.length > 0) {
+    console.log(`failed although both ends were reachable: ${r.failedReachableKeys.length}`);
+    console.log(traceMessages(r, r.failedReachableKeys.slice(0, 1), limits));
+  }
 } else {
   const seeds = int('seeds', values.seeds, 1)!;
   const from = int('from', values.from, 0)!;

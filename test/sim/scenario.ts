@@ -75,6 +75,10 @@ export interface RunResult {
   failed: Record<string, number>;
   /** Failed at the sender, yet shown once at the recipient (the receipt came too late). */
   failedShown: number;
+  /** Failed although sender and recipient both exist and were back online for the quiet phase. */
+  failedReachable: number;
+  /** A few of those: `senderFp:id`. */
+  failedReachableKeys: string[];
   sendRefused: Record<string, number>;
   datagrams: number;
   lost: number;
@@ -635,6 +639,7 @@ class Scenario {
     const failed: Record<string, number> = {};
     let delivered = 0;
     let failedShown = 0;
+    const failedReachableKeys: string[] = [];
     for (const r of this.ledger.sent.values()) {
       byKind[r.kind] = (byKind[r.kind] ?? 0) + 1;
       if (r.state === 'delivered') delivered++;
@@ -642,14 +647,18 @@ class Scenario {
         const reason = r.reason ?? 'none';
         failed[reason] = (failed[reason] ?? 0) + 1;
         if (r.shown > 0) failedShown++;
+        const to = this.byFp.get(r.to);
+        if (to && !to.gone && !this.byFp.get(r.from)!.gone) failedReachableKeys.push(r.key);
       }
     }
     const partIds: Record<string, string[]> = {};
     for (const v of this.ledger.violations) if (v.key && !partIds[v.key]) partIds[v.key] = this.partIdsOf(v.key);
+    for (const k of failedReachableKeys.slice(0, 5)) partIds[k] ??= this.partIdsOf(k);
     const st = this.net.stats;
     return {
       seed: this.seed, peers: this.peers.length, clients: this.clients.length, faults: this.faults,
-      messages: this.ledger.sent.size, byKind, delivered, failed, failedShown, sendRefused: this.sendRefused,
+      messages: this.ledger.sent.size, byKind, delivered, failed, failedShown,
+      failedReachable: failedReachableKeys.length, failedReachableKeys: failedReachableKeys.slice(0, 5), sendRefused: this.sendRefused,
       datagrams: st.sent, lost: st.lost, duplicated: st.duplicated, unroutable: st.unroutable,
       ...this.counts, attacker: !!this.attacker, attackerSent: this.attacker ? Object.values(this.attacker.stats.sent).reduce((a, b) => a + b, 0) : 0,
       rejected: this.ledger.rejected, virtualMs: this.net.now - START_MS, steps: st.steps,

@@ -40,6 +40,7 @@ export class Tracer {
   }
 
   action(now: number, label: string, who: readonly string[]): void {
+    if (label === 'send') return;
     if (who.length === 0 || who.some((w) => this.parties.has(w) || /^p\d+$/.test(w))) this.line(now, `-- ${label}`);
   }
 
