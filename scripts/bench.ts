@@ -1,0 +1,232 @@
+/**
+ * `npm run bench`: peerpost's benchmarks on loopback, in one run. Prints a table and writes the
+ * results as JSON (default ./bench-results.json; `--out FILE`; `--quick` for a short smoke run).
+ *
+ *   relay       messages/s one peer relays end to end (DELIVER, PUSH, ACK, RESULT 200), peer in a
+ *               child process, load generator in this one; the offered rate is stepped up until
+ *               loss reaches 0.1%; latency p50/p99 at half the highest loss-free rate
+ *   forwarder   the same datagrams through a plain dgram forwarder: the runtime's ceiling
+ *   register    full registrations/s with distinct certificates (first time, then again)
+ *   memory      RSS per registered client at 100,000 and 1,000,000 clients (child process)
+ *   keepalive   KEEPALIVEs/s through Peer.handle() with 1,000,000 registered clients
+ * See docs/BENCHMARKS.md for the method and the figures.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+import { BLOB_MAX_BYTES } from '../src/protocol/constants.js';
+import { SEAL_BUCKETS_BYTES, SEAL_BODY_MAX_BYTES, SEAL_LENGTH_PREFIX_BYTES, SEAL_OVERHEAD_BYTES } from '../src/crypto/seal.js';
+import type { Addr } from '../src/core/types.js';
+import { loadCerts } from './bench/certs.js';
+import { RelayLoad, type RelayMode, type RelayStep } from './bench/relay.js';
+import { registrationBreakdown, registrationRun, type RegistrationRun } from './bench/register.js';
+import type { MemoryResult } from './bench/memory-child.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const outAt = args.indexOf('--out');
+const outFile = outAt >= 0 ? args[outAt + 1] : './bench-results.json';
+if (!outFile) throw new Error('--out needs a file name');
+
+const P = quick
+  ? { stepMs: 400, startRate: 2000, stepFactor: 1.5, latencyMs: 800, regCount: 1500, regCerts: 20_000, memCounts: [20_000], memSet: 20_000, keepalives: 200_000, breakdownN: 300 }
+  : { stepMs: 2000, startRate: 2000, stepFactor: 1.2, latencyMs: 3000, regCount: 8000, regCerts: 20_000, memCounts: [100_000, 1_000_000], memSet: 1_000_000, keepalives: 1_000_000, breakdownN: 2000 };
+const SENDERS = 16;
+const RECIPIENTS = 16;
+const REGISTER_CONCURRENCY = 64;
+const STEPS_MAX = 30;
+const LOSS_MAX_PCT = 0.1;
+/** A step also fails when fewer than this share of the offered rate arrives on time. */
+const DELIVERED_SHARE_MIN = 0.95;
+
+/** Blob size (a SEAL_BUCKETS_BYTES bucket) that sealing a body of `bodyBytes` produces; larger bodies are chunked into full blobs. */
+function blobBytesFor(bodyBytes: number): number {
+  const innerFixed = BLOB_MAX_BYTES - SEAL_OVERHEAD_BYTES - SEAL_LENGTH_PREFIX_BYTES - SEAL_BODY_MAX_BYTES;
+  const need = Math.min(bodyBytes, SEAL_BODY_MAX_BYTES) + innerFixed + SEAL_OVERHEAD_BYTES + SEAL_LENGTH_PREFIX_BYTES;
+  return SEAL_BUCKETS_BYTES.find((b) => b >= need) ?? BLOB_MAX_BYTES;
+}
+
+interface Child {
+  proc: ChildProcess;
+  address: Addr;
+  stats(): Promise<Record<string, unknown>>;
+  stop(): Promise<void>;
+}
+
+async function spawnServer(kind: 'peer' | 'forwarder'): Promise<Child> {
+  const proc = fork(join(here, 'bench', 'server-child.ts'), [kind], { execArgv: ['--import', 'tsx'] });
+  const address = await new Promise<Addr>((resolve, reject) => {
+    proc.once('error', reject);
+    proc.once('message', (m: { address: Addr }) => resolve(m.address));
+  });
+  return {
+    proc,
+    address,
+    stats: () =>
+      new Promise((resolve) => {
+        proc.once('message', (m: { stats: Record<string, unknown> }) => resolve(m.stats));
+        proc.send('stats');
+      }),
+    stop: () =>
+      new Promise((resolve) => {
+        proc.once('exit', () => resolve());
+        proc.send('exit');
+      }),
+  };
+}
+
+function log(s: string): void {
+  process.stderr.write(`${s}\n`);
+}
+
+function cpuMs(s: Record<string, unknown>): number {
+  const c = s.cpu as { user: number; system: number };
+  return (c.user + c.system) / 1000;
+}
+
+interface RelayResult {
+  mode: RelayMode;
+  bodyBytes: number;
+  blobBytes: number;
+  datagramBytes: { deliver: number; ack: number };
+  steps: Array<RelayStep & { serverCpuPct: number }>;
+  maxMessagesPerS: number;
+  maxDatagramsPerS: number;
+  latency: RelayStep & { serverCpuPct: number };
+}
+
+async function relay(mode: RelayMode, bodyBytes: number, certs: Awaited<ReturnType<typeof loadCerts>>, firstCert: number): Promise<RelayResult> {
+  const server = await spawnServer(mode);
+  const blobBytes = blobBytesFor(bodyBytes);
+  const load = await RelayLoad.setup(mode, server.address, blobBytes, SENDERS, RECIPIENTS, certs, firstCert);
+  const step = async (rate: number, ms: number): Promise<RelayStep & { serverCpuPct: number }> => {
+    const s0 = await server.stats();
+    const t0 = performance.now();
+    const r = await load.run(rate, ms);
+    const s1 = await server.stats();
+    return { ...r, serverCpuPct: Math.round(((cpuMs(s1) - cpuMs(s0)) / (performance.now() - t0)) * 100) };
+  };
+  const ok = (r: RelayStep): boolean => r.lossPct < LOSS_MAX_PCT && r.deliveredPerS >= DELIVERED_SHARE_MIN * r.offeredPerS;
+  await step(1000, 300); // warm-up
+  const steps: RelayResult['steps'] = [];
+  let rate = P.startRate;
+  let best = 0;
+  let failedAt = 0;
+  for (let i = 0; i < STEPS_MAX; i++) {
+    const r = await step(Math.round(rate), P.stepMs);
+    steps.push(r);
+    log(`  ${mode} body ${bodyBytes}: offered ${r.offeredPerS}/s delivered ${r.deliveredPerS}/s loss ${r.lossPct.toFixed(3)}% p50 ${r.p50Us} us p99 ${r.p99Us} us cpu server ${r.serverCpuPct}% generator ${r.generatorCpuPct}%`);
+    if (!ok(r)) {
+      failedAt = r.offeredPerS;
+      break;
+    }
+    best = r.offeredPerS;
+    rate *= P.stepFactor;
+  }
+  if (best && failedAt) {
+    await new Promise((r) => setTimeout(r, 500));
+    const mid = Math.round((best + failedAt) / 2);
+    const r = await step(mid, P.stepMs);
+    steps.push(r);
+    log(`  ${mode} body ${bodyBytes}: offered ${r.offeredPerS}/s delivered ${r.deliveredPerS}/s loss ${r.lossPct.toFixed(3)}% (refine)`);
+    if (ok(r)) best = mid;
+  }
+  await new Promise((r) => setTimeout(r, 500));
+  const latency = await step(Math.max(500, Math.round(best / 2)), P.latencyMs);
+  log(`  ${mode} body ${bodyBytes}: at ${latency.offeredPerS}/s p50 ${latency.p50Us} us p99 ${latency.p99Us} us loss ${latency.lossPct.toFixed(3)}%`);
+  await load.close();
+  await server.stop();
+  return { mode, bodyBytes, blobBytes, datagramBytes: load.datagramBytes, steps, maxMessagesPerS: best, maxDatagramsPerS: best * 4, latency };
+}
+
+async function registrations(certs: Awaited<ReturnType<typeof loadCerts>>): Promise<{ first: RegistrationRun; again: RegistrationRun; serverCpuPct: number }> {
+  const server = await spawnServer('peer');
+  const first = await registrationRun(server.address, certs, 100, P.regCount, REGISTER_CONCURRENCY);
+  log(`  first registrations: ${first.perS}/s (${first.registrations} ok, ${first.refused} refused) p50 ${first.p50Us} us p99 ${first.p99Us} us`);
+  const s0 = await server.stats();
+  const t0 = performance.now();
+  const again = await registrationRun(server.address, certs, 100, P.regCount, REGISTER_CONCURRENCY);
+  const s1 = await server.stats();
+  log(`  repeat registrations: ${again.perS}/s (${again.registrations} ok, ${again.refused} refused) p50 ${again.p50Us} us p99 ${again.p99Us} us`);
+  await server.stop();
+  return { first, again, serverCpuPct: Math.round(((cpuMs(s1) - cpuMs(s0)) / (performance.now() - t0)) * 100) };
+}
+
+function memory(): Promise<MemoryResult> {
+  return new Promise((resolve, reject) => {
+    const proc = fork(join(here, 'bench', 'memory-child.ts'), [P.memCounts.join(','), String(P.keepalives), String(P.memSet)], {
+      execArgv: ['--import', 'tsx', '--expose-gc', '--max-old-space-size=4096'],
+      stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
+    });
+    let out = '';
+    proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    proc.on('error', reject);
+    proc.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out) as MemoryResult) : reject(new Error(`memory benchmark exited with ${code}`))));
+  });
+}
+
+async function main(): Promise<void> {
+  const started = performance.now();
+  const machine = { cpus: cpus().length, model: cpus()[0]?.model, node: process.version, loadavgAtStart: loadavg().map((x) => Math.round(x * 100) / 100) };
+  log(`peerpost bench${quick ? ' (quick)' : ''}: ${machine.cpus} cores, node ${machine.node}, load average ${machine.loadavgAtStart.join(' ')}`);
+  const certs = await loadCerts(P.regCerts, 2, log);
+  log('registration cost breakdown (one core, this process)');
+  const breakdown = registrationBreakdown(certs, 10_000, P.breakdownN);
+  log(`  ${JSON.stringify(breakdown)}`);
+  log('relay');
+  const peer200 = await relay('peer', 200, certs, 0);
+  const peer1000 = await relay('peer', 1000, certs, 40);
+  log('forwarder');
+  const fwd200 = await relay('forwarder', 200, certs, 0);
+  const fwd1000 = await relay('forwarder', 1000, certs, 0);
+  log('registrations');
+  const reg = await registrations(certs);
+  log('memory and keepalives');
+  const mem = await memory();
+  const results = {
+    quick,
+    machine: { ...machine, loadavgAtEnd: loadavg().map((x) => Math.round(x * 100) / 100) },
+    relay: { peer200, peer1000, fwd200, fwd1000 },
+    registration: { breakdownUs: breakdown, ...reg },
+    memory: mem,
+    runtimeS: Math.round((performance.now() - started) / 1000),
+  };
+  writeFileSync(outFile!, JSON.stringify(results, null, 2));
+  printTable(results);
+  log(`results written to ${outFile}`);
+}
+
+type Results = {
+  relay: Record<'peer200' | 'peer1000' | 'fwd200' | 'fwd1000', RelayResult>;
+  registration: { first: RegistrationRun; again: RegistrationRun };
+  memory: MemoryResult;
+  machine: { loadavgAtStart: number[]; loadavgAtEnd: number[] };
+  runtimeS: number;
+};
+
+function printTable(r: Results): void {
+  const rows: Array<[string, string, string]> = [];
+  const ratio = (p: RelayResult, f: RelayResult): string => (f.maxDatagramsPerS ? `${Math.round((100 * p.maxDatagramsPerS) / f.maxDatagramsPerS)}%` : 'n/a');
+  for (const [p, f] of [[r.relay.peer200, r.relay.fwd200], [r.relay.peer1000, r.relay.fwd1000]] as const) {
+    const tag = `body ${p.bodyBytes} B (blob ${p.blobBytes} B)`;
+    rows.push([`relay, ${tag}`, `${p.maxMessagesPerS} msg/s = ${p.maxDatagramsPerS} dgram/s`, '']);
+    rows.push([`  latency at ${p.latency.offeredPerS} msg/s`, `p50 ${p.latency.p50Us} us, p99 ${p.latency.p99Us} us`, '']);
+    rows.push([`forwarder, same datagrams`, `${f.maxDatagramsPerS} dgram/s`, '']);
+    rows.push([`  peer / forwarder`, ratio(p, f), '>= 70%']);
+  }
+  rows.push(['registrations, first time', `${r.registration.first.perS}/s`, '>= 5,000/s']);
+  rows.push(['registrations, again (same certs)', `${r.registration.again.perS}/s`, '>= 5,000/s']);
+  for (const m of r.memory.points) rows.push([`RSS per client at ${m.clients.toLocaleString('en')}`, `${m.rssPerClientBeyondDerBytes} B beyond ${r.memory.derBytes} B DER`, '<= 300 B']);
+  rows.push([`keepalives, ${r.memory.keepalive.clients.toLocaleString('en')} clients, handle()`, `${r.memory.keepalive.perS}/s`, '']);
+  const w0 = Math.max(...rows.map((x) => x[0].length));
+  const w1 = Math.max(...rows.map((x) => x[1].length));
+  console.log(`\n${'measure'.padEnd(w0)} | ${'result'.padEnd(w1)} | target`);
+  console.log(`${'-'.repeat(w0)}-|-${'-'.repeat(w1)}-|-------`);
+  for (const [a, b, c] of rows) console.log(`${a.padEnd(w0)} | ${b.padEnd(w1)} | ${c}`);
+  console.log(`\nload average ${r.machine.loadavgAtStart.join(' ')} at start, ${r.machine.loadavgAtEnd.join(' ')} at end; ${r.runtimeS} s`);
+}
+
+await main();

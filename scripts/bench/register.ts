@@ -1,0 +1,117 @@
+/**
+ * Registration load: `concurrency` sockets, each running full registrations (REGISTER ->
+ * CHALLENGE -> REGISTER_PROOF -> OK) back to back with the next certificate of a range, so every
+ * registration in a pass is a distinct real certificate. Also a one-core breakdown of what the
+ * peer spends on one registration, measured in this process with the same node:crypto calls.
+ */
+import { X509Certificate, randomBytes, sign, verify, hash, type KeyObject } from 'node:crypto';
+import { LABEL_REGISTER, MsgType } from '../../src/protocol/constants.js';
+import { decode, encode } from '../../src/protocol/codec.js';
+import { checkCertificate, fingerprintOf, signWith } from '../../src/identity/certificate.js';
+import type { Addr } from '../../src/core/types.js';
+import { Endpoint } from './endpoint.js';
+import { certAt, privateKeyAt, type CertSet } from './certs.js';
+
+const LABEL_REGISTER_BYTES = Buffer.from(LABEL_REGISTER, 'ascii');
+
+export interface RegistrationRun {
+  registrations: number;
+  refused: number;
+  perS: number;
+  p50Us: number;
+  p99Us: number;
+  generatorCpuPct: number;
+}
+
+/** Register certificates [first, first + count) through `concurrency` sockets; keys are made beforehand. */
+export async function registrationRun(server: Addr, certs: CertSet, first: number, count: number, concurrency: number): Promise<RegistrationRun> {
+  const keys: KeyObject[] = [];
+  for (let i = 0; i < count; i++) keys.push(privateKeyAt(certs, first + i));
+  const eps = await Promise.all(Array.from({ length: concurrency }, () => Endpoint.open(server)));
+  let next = 0;
+  let done = 0;
+  let refused = 0;
+  const lat: number[] = [];
+  let peerFp: Uint8Array | undefined;
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  await new Promise<void>((resolve) => {
+    const start = (ep: Endpoint): void => {
+      if (next >= count) {
+        if (done + refused >= count) resolve();
+        return;
+      }
+      const i = next++;
+      const cert = certAt(certs, first + i);
+      const nonce = randomBytes(16);
+      const began = performance.now();
+      ep.onData = (data) => {
+        const r = decode(data);
+        if (!r.ok) return;
+        const m = r.msg;
+        if (m.type === MsgType.CHALLENGE) {
+          peerFp ??= fingerprintOf(m.peerCert);
+          const sig = signWith(keys[i]!, Buffer.concat([LABEL_REGISTER_BYTES, m.cookie, peerFp, nonce]));
+          ep.send(encode({ type: MsgType.REGISTER_PROOF, cert, nonce, cookie: m.cookie, sig }));
+          return;
+        }
+        if (m.type === MsgType.OK) {
+          done++;
+          lat.push(performance.now() - began);
+        } else if (m.type === MsgType.ERROR) {
+          refused++;
+        } else return;
+        start(ep);
+      };
+      ep.send(encode({ type: MsgType.REGISTER, cert, nonce }));
+    };
+    for (const ep of eps) start(ep);
+  });
+  const wall = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  await Promise.all(eps.map((e) => e.close()));
+  const sorted = Float64Array.from(lat).sort();
+  const pct = (p: number): number => Math.round(sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]! * 1000);
+  return {
+    registrations: done,
+    refused,
+    perS: Math.round((done * 1000) / wall),
+    p50Us: pct(0.5),
+    p99Us: pct(0.99),
+    generatorCpuPct: Math.round(((cpu.user + cpu.system) / 1000 / wall) * 100),
+  };
+}
+
+export interface RegistrationBreakdown {
+  /** Microseconds per operation on one core, in this process. */
+  challengeSignUs: number;
+  certParseUs: number;
+  selfSignatureVerifyUs: number;
+  proofVerifyUs: number;
+  fingerprintUs: number;
+  checkCertificateUs: number;
+}
+
+/** Time each step of the peer's registration path over `n` distinct certificates. */
+export function registrationBreakdown(certs: CertSet, first: number, n: number): RegistrationBreakdown {
+  const ders = Array.from({ length: n }, (_, i) => certAt(certs, first + i));
+  const keys = Array.from({ length: n }, (_, i) => privateKeyAt(certs, first + i));
+  const msg = Buffer.concat([LABEL_REGISTER_BYTES, Buffer.alloc(20 + 32 + 16, 7)]);
+  const sigs = keys.map((k) => sign(null, msg, k));
+  const peerKey = keys[0]!;
+  const time = (f: (i: number) => unknown): number => {
+    const t = performance.now();
+    for (let i = 0; i < n; i++) f(i);
+    return Math.round(((performance.now() - t) * 1000) / n * 10) / 10;
+  };
+  const challengeSignUs = time(() => sign(null, msg, peerKey));
+  const parsed: X509Certificate[] = [];
+  const certParseUs = time((i) => parsed.push(new X509Certificate(ders[i]!)));
+  const pubs: KeyObject[] = parsed.map((c) => c.publicKey);
+  const selfSignatureVerifyUs = time((i) => parsed[i]!.verify(pubs[i]!));
+  const proofVerifyUs = time((i) => verify(null, msg, pubs[i]!, sigs[i]!));
+  const fingerprintUs = time((i) => hash('sha256', ders[i]!, 'buffer'));
+  const now = Date.now();
+  const checkCertificateUs = time((i) => checkCertificate(ders[i]!, now));
+  return { challengeSignUs, certParseUs, selfSignatureVerifyUs, proofVerifyUs, fingerprintUs, checkCertificateUs };
+}

@@ -1,0 +1,216 @@
+/**
+ * Relay load: S senders and R recipients on their own sockets, message k going from sender
+ * k mod S to recipient floor(k / S) mod R, paced at an offered rate. Against the peer every
+ * message is DELIVER -> PUSH -> ACK -> RESULT (4 datagrams at the peer); against the plain
+ * forwarder it is the same count and about the same sizes of datagrams with a 2-byte route
+ * instead of a protocol (DELIVER-sized out and back in, ACK-sized out and back in). Senders
+ * use one pre-sealed-size random blob, so no client-side crypto runs per message.
+ */
+import { randomBytes } from 'node:crypto';
+import { DeliveryStatus, MsgType } from '../../src/protocol/constants.js';
+import { decode, encode } from '../../src/protocol/codec.js';
+import type { Addr } from '../../src/core/types.js';
+import { Endpoint, FORWARD_HELLO, offsetOf, register } from './endpoint.js';
+import { certAt, privateKeyAt, type CertSet } from './certs.js';
+import { fingerprintOf } from '../../src/identity/certificate.js';
+
+export type RelayMode = 'peer' | 'forwarder';
+
+export interface RelayStep {
+  offeredPerS: number;
+  sent: number;
+  delivered: number;
+  failed: number;
+  lossPct: number;
+  deliveredPerS: number;
+  p50Us: number;
+  p99Us: number;
+  /** CPU use of this (generator) process over the step, percent of one core. */
+  generatorCpuPct: number;
+}
+
+/** Forwarder route index of sender s; recipients are 0..R-1. */
+const SENDER_ROUTE_BASE = 1000;
+const ID_BYTES = 16;
+const TICK_MS = 1;
+/** How long to wait for the last answers after the offered load stops. */
+const DRAIN_MS = 1500;
+
+let runTag = randomBytes(4).readUInt32BE(0);
+
+export class RelayLoad {
+  private sentAt = new Float64Array(0);
+  /** 0 waiting, 1 delivered, 2 failed. */
+  private state = new Uint8Array(0);
+  private tag = 0;
+  private delivered = 0;
+  private failed = 0;
+  private latencies: number[] = [];
+
+  private constructor(
+    readonly mode: RelayMode,
+    private readonly senders: Endpoint[],
+    private readonly recipients: Endpoint[],
+    /** Template datagram per (sender, recipient), index s * R + r; id (or k) patched in. */
+    private readonly templates: Buffer[],
+    private readonly idOffset: number,
+    readonly datagramBytes: { deliver: number; ack: number },
+  ) {}
+
+  static async setup(mode: RelayMode, server: Addr, blobBytes: number, nSenders: number, nRecipients: number, certs: CertSet, firstCert: number): Promise<RelayLoad> {
+    const open = (n: number): Promise<Endpoint[]> => Promise.all(Array.from({ length: n }, () => Endpoint.open(server)));
+    const senders = await open(nSenders);
+    const recipients = await open(nRecipients);
+    const blob = randomBytes(blobBytes);
+    const marker = Buffer.alloc(ID_BYTES, 0xa5);
+    const ackLen = encode({ type: MsgType.ACK, ids: [marker] }).length;
+    const templates: Buffer[] = [];
+    let idOffset = 0;
+    let deliverLen = 0;
+    if (mode === 'peer') {
+      const cookies: Uint8Array[] = [];
+      const all = [...senders, ...recipients];
+      for (let i = 0; i < all.length; i++) {
+        const r = await register(all[i]!, certAt(certs, firstCert + i), privateKeyAt(certs, firstCert + i));
+        cookies.push(r.cookie);
+      }
+      const fps = recipients.map((_, r) => fingerprintOf(certAt(certs, firstCert + nSenders + r)));
+      for (let s = 0; s < nSenders; s++) {
+        for (let r = 0; r < nRecipients; r++) {
+          const t = Buffer.from(encode({ type: MsgType.DELIVER, cookie: cookies[s]!, to: fps[r]!, id: marker, blob }));
+          idOffset = offsetOf(t, marker);
+          deliverLen = t.length;
+          templates.push(t);
+        }
+      }
+    } else {
+      deliverLen = encode({ type: MsgType.DELIVER, cookie: new Uint8Array(20), to: new Uint8Array(32), id: marker, blob }).length;
+      const hello = async (ep: Endpoint, route: number): Promise<void> => {
+        const b = Buffer.alloc(4);
+        b.writeUInt16BE(FORWARD_HELLO, 0);
+        b.writeUInt16BE(route, 2);
+        await new Promise<void>((resolve) => {
+          ep.onData = () => resolve();
+          ep.send(b);
+        });
+      };
+      for (let s = 0; s < nSenders; s++) await hello(senders[s]!, SENDER_ROUTE_BASE + s);
+      for (let r = 0; r < nRecipients; r++) await hello(recipients[r]!, r);
+      for (let s = 0; s < nSenders; s++) {
+        for (let r = 0; r < nRecipients; r++) {
+          const t = Buffer.alloc(deliverLen);
+          t.writeUInt16BE(r, 0);
+          t.writeUInt16BE(SENDER_ROUTE_BASE + s, 2);
+          templates.push(t);
+        }
+      }
+      idOffset = 4;
+    }
+    const load = new RelayLoad(mode, senders, recipients, templates, idOffset, { deliver: deliverLen, ack: ackLen });
+    load.wire(ackLen);
+    return load;
+  }
+
+  private wire(ackLen: number): void {
+    if (this.mode === 'peer') {
+      for (const ep of this.recipients) {
+        ep.onData = (data) => {
+          const r = decode(data);
+          if (r.ok && r.msg.type === MsgType.PUSH) ep.sendMsg({ type: MsgType.ACK, ids: [r.msg.id] });
+        };
+      }
+      for (const ep of this.senders) {
+        ep.onData = (data) => {
+          const r = decode(data);
+          if (!r.ok) return;
+          if (r.msg.type === MsgType.RESULT) this.finish(r.msg.id, 0, r.msg.status === DeliveryStatus.DELIVERED);
+          else if (r.msg.type === MsgType.ERROR) this.finish(r.msg.ref, 0, false);
+        };
+      }
+    } else {
+      for (const ep of this.recipients) {
+        ep.onData = (data) => {
+          const back = Buffer.alloc(ackLen);
+          back.writeUInt16BE(data.readUInt16BE(2), 0);
+          data.copy(back, 4, 4, 4 + 8);
+          ep.send(back);
+        };
+      }
+      for (const ep of this.senders) ep.onData = (data) => this.finish(data, 4, true);
+    }
+  }
+
+  private finish(id: Uint8Array, at: number, ok: boolean): void {
+    if (id.length < at + 8) return;
+    const v = Buffer.from(id.buffer, id.byteOffset, id.byteLength);
+    if (v.readUInt32BE(at) !== this.tag) return;
+    const k = v.readUInt32BE(at + 4);
+    if (k >= this.state.length || this.state[k] !== 0) return;
+    if (ok) {
+      this.state[k] = 1;
+      this.delivered++;
+      this.latencies.push(performance.now() - this.sentAt[k]!);
+    } else {
+      this.state[k] = 2;
+      this.failed++;
+    }
+  }
+
+  private sendOne(k: number): void {
+    const S = this.senders.length;
+    const R = this.recipients.length;
+    const s = k % S;
+    const r = Math.floor(k / S) % R;
+    const d = Buffer.from(this.templates[s * R + r]!);
+    d.writeUInt32BE(this.tag, this.idOffset);
+    d.writeUInt32BE(k, this.idOffset + 4);
+    this.sentAt[k] = performance.now();
+    this.senders[s]!.send(d);
+  }
+
+  /** Offer `ratePerS` messages per second for `durationMs`, then wait for the answers. */
+  async run(ratePerS: number, durationMs: number): Promise<RelayStep> {
+    const total = Math.floor((ratePerS * durationMs) / 1000);
+    this.tag = runTag++ >>> 0;
+    this.sentAt = new Float64Array(total);
+    this.state = new Uint8Array(total);
+    this.delivered = 0;
+    this.failed = 0;
+    this.latencies = [];
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    let sent = 0;
+    await new Promise<void>((resolve) => {
+      const tick = (): void => {
+        const due = Math.min(total, Math.floor(((performance.now() - t0) * ratePerS) / 1000));
+        while (sent < due) this.sendOne(sent++);
+        if (sent >= total) resolve();
+        else setTimeout(tick, TICK_MS);
+      };
+      tick();
+    });
+    const sendEnd = performance.now();
+    while (this.delivered + this.failed < total && performance.now() - sendEnd < DRAIN_MS) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const wall = performance.now() - t0;
+    const cpu = process.cpuUsage(cpu0);
+    const lat = Float64Array.from(this.latencies).sort();
+    const pct = (p: number): number => (lat.length ? Math.round(lat[Math.min(lat.length - 1, Math.floor(p * lat.length))]! * 1000) : NaN);
+    return {
+      offeredPerS: ratePerS,
+      sent: total,
+      delivered: this.delivered,
+      failed: this.failed,
+      lossPct: total ? (100 * (total - this.delivered)) / total : 0,
+      deliveredPerS: Math.round((this.delivered * 1000) / (sendEnd - t0)),
+      p50Us: pct(0.5),
+      p99Us: pct(0.99),
+      generatorCpuPct: Math.round(((cpu.user + cpu.system) / 1000 / wall) * 100),
+    };
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.senders, ...this.recipients].map((e) => e.close()));
+  }
+}
