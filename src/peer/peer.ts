@@ -26,6 +26,7 @@
  *   | replayMax           | 262,144    | registration -> RATE_LIMITED until the cookie window moves     |
  *   | recentDeliveredMax  | 65,536     | the oldest (recipient, id) is forgotten                         |
  *   | directoryMax        | 10,000     | DIR_JOIN of a new name -> BAD_REQUEST "directory is full"      |
+ *   | certKeysMax         | 16,384     | the least recently used checked certificate key is forgotten   |
  *   | waiters per message | 4          | a further duplicate DELIVER is answered RESULT 300 at once      |
  *   | transmit queue      | per call   | holds the answers of one handle/handleTimeout call only         |
  *
@@ -38,11 +39,19 @@
  * the certificate DER as a latin1 string (no ArrayBuffer, no KeyObject: the certificate is parsed
  * and verified only at registration). Measured with 1,000,000 entries and 211-byte certificates:
  * ~433 B of heap and 275-289 B of RSS per client beyond the DER bytes.
+ *
+ * Checked certificates: a REGISTER_PROOF costs a certificate parse, a self-signature check and a
+ * proof verification. The public key and validity of the last certKeysMax certificates that
+ * passed checkCertificate are kept by fingerprint (SHA-256 of the DER, so equal fingerprints mean
+ * equal DER), so a client registering again (new address, REGISTER_AGAIN, restart) costs one
+ * SHA-256 and the proof verification; the validity period is still checked against `now`.
  */
 import { LABEL_CHALLENGE, LABEL_REGISTER, MsgType, DeliveryStatus, WireError, WIRE_ERROR_NAMES, ERROR_DETAIL_MAX_BYTES } from '../protocol/constants.js';
 import { DropCounter, decode, encode } from '../protocol/codec.js';
 import type { AckMsg, DeliverMsg, Message, RegisterProofMsg } from '../protocol/messages.js';
-import { checkCertificate, toHex, verifyWith, type Identity } from '../identity/certificate.js';
+import { checkCertificate, fingerprintOf, toHex, verifyWith, type Identity } from '../identity/certificate.js';
+import { BoundedLru } from '../crypto/lru.js';
+import type { KeyObject } from 'node:crypto';
 import { addrKey, silentLogger, type Addr, type Logger, type Random, type Transmit } from '../core/types.js';
 import { CookieJar } from './cookies.js';
 import { RateLimiter, type RateLimitOptions } from './rate-limit.js';
@@ -80,6 +89,8 @@ export interface PeerOptions {
   replayMax?: number;
   recentDeliveredMax?: number;
   directoryMax?: number;
+  /** Checked certificate keys kept for registrations again (default 16,384). */
+  certKeysMax?: number;
 }
 
 export interface PeerStats {
@@ -117,10 +128,18 @@ export const PEER_DEFAULTS = {
   replayMax: 262_144,
   recentDeliveredMax: 65_536,
   directoryMax: 10_000,
+  certKeysMax: 16_384,
 };
 
 /** Most items one timer processes in one handleTimeout call. */
 export const TIMEOUT_BATCH_MAX = 1024;
+
+/** A certificate that passed checkCertificate: what a registration with it again needs. */
+interface CheckedCert {
+  publicKey: KeyObject;
+  notBeforeMs: number;
+  notAfterMs: number;
+}
 
 type TimerName = 'pushAck' | 'mailboxExpiry' | 'registrationExpiry';
 type Settings = Omit<typeof PEER_DEFAULTS, 'rateLimit'>;
@@ -141,6 +160,8 @@ export class Peer {
   private readonly replay: ReplayGuard;
   private readonly limiter: RateLimiter | null;
   private readonly dir: Directory | null;
+  /** Fingerprint (latin1) -> key and validity of a certificate that passed checkCertificate. */
+  private readonly certKeys: BoundedLru<string, CheckedCert>;
   /** Messages whose PUSH waits for an ACK -> deadline, in deadline order. */
   private readonly inFlight = new Map<Waiting, number>();
   private readonly deadlines: Record<TimerName, number | undefined> = {
@@ -190,6 +211,7 @@ export class Peer {
     const rl = opts.rateLimit === undefined ? PEER_DEFAULTS.rateLimit : opts.rateLimit;
     this.limiter = rl ? new RateLimiter(rl) : null;
     this.dir = o.directory ? new Directory(o.directoryMax) : null;
+    this.certKeys = new BoundedLru(o.certKeysMax);
     this.challengeBytes = encode({
       type: MsgType.CHALLENGE, cookie: new Uint8Array(20), peerCert: this.identity.cert, sig: new Uint8Array(64),
     }).length;
@@ -318,27 +340,43 @@ export class Peer {
     const epoch = this.cookies.check(now, a, m.cookie);
     if (epoch < 0) return this.sendError(from, WireError.BAD_COOKIE, EMPTY, '', size);
     if (!this.rateOk(now, from)) return this.sendError(from, WireError.RATE_LIMITED, EMPTY, '');
-    const cert = checkCertificate(m.cert, now);
-    if (!cert.ok) return this.sendError(from, WireError.BAD_CERT, EMPTY, `${cert.reason}: ${cert.detail}`);
+    const fingerprint = fingerprintOf(m.cert);
+    const fp = bytesKey(fingerprint);
+    const cert = this.checkedCert(now, fp, m.cert);
+    if (typeof cert === 'string') return this.sendError(from, WireError.BAD_CERT, EMPTY, cert);
     const signed = Buffer.concat([LABEL_REGISTER_BYTES, m.cookie, this.fingerprint, m.nonce]);
     if (!verifyWith(cert.publicKey, signed, m.sig)) {
       return this.sendError(from, WireError.BAD_SIGNATURE, EMPTY, 'registration proof does not verify with the certificate key');
     }
-    const fp = bytesKey(cert.fingerprint);
     const used = this.replay.use(this.cookies.epochAt(now), epoch, fp + bytesKey(m.nonce));
     if (used === 'replay') return this.sendError(from, WireError.REPLAY, EMPTY, 'registration proof already used');
     if (used === 'full') return this.sendError(from, WireError.RATE_LIMITED, EMPTY, 'too many registrations, retry later');
     if (!this.registry.lookup(now, fp) && this.registry.size >= this.o.registryMax) {
       this.registry.sweep(now, TIMEOUT_BATCH_MAX);
       if (this.registry.size >= this.o.registryMax) {
-        return this.sendError(from, WireError.REGISTRY_FULL, cert.fingerprint, 'registry is full');
+        return this.sendError(from, WireError.REGISTRY_FULL, fingerprint, 'registry is full');
       }
     }
     const { entry, previousAddr } = this.registry.put(now, fp, bytesKey(m.cert), a);
     this.deadlines.registrationExpiry ??= now + this.o.registrationTtlMs;
-    this.log.debug({ fingerprint: toHex(cert.fingerprint), addr: a, previousAddr }, 'client registered');
+    this.log.debug({ fingerprint: toHex(fingerprint), addr: a, previousAddr }, 'client registered');
     this.send(from, { type: MsgType.OK });
     this.pushWaiting(now, entry, false);
+  }
+
+  /** The key of a certificate that passes checkCertificate at `now` (from certKeys if seen), or why not. */
+  private checkedCert(now: number, fp: string, der: Uint8Array): CheckedCert | string {
+    const known = this.certKeys.get(fp);
+    if (known) {
+      if (!(now >= known.notBeforeMs)) return `not_yet_valid: certificate is valid only from ${new Date(known.notBeforeMs).toUTCString()}`;
+      if (!(now <= known.notAfterMs)) return `expired: certificate expired on ${new Date(known.notAfterMs).toUTCString()}`;
+      return known;
+    }
+    const c = checkCertificate(der, now);
+    if (!c.ok) return `${c.reason}: ${c.detail}`;
+    const checked = { publicKey: c.publicKey, notBeforeMs: c.notBeforeMs, notAfterMs: c.notAfterMs };
+    this.certKeys.set(fp, checked);
+    return checked;
   }
 
   private onAck(e: RegistryEntry, m: AckMsg): void {
