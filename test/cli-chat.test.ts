@@ -11,7 +11,7 @@ const ready = (e: Event): boolean => e.event === 'ready';
 t.test('two nodes: contacts, a message each way, codes and the live check', async (t) => {
   const tmp = tempDir();
   t.teardown(tmp.cleanup);
-  const a = ChatProcess.start(['node', '--home', join(tmp.dir, 'a'), '--port', '0', '--json']);
+  const a = ChatProcess.start(['node', '--home', join(tmp.dir, 'a'), '--port', '0', '--json', '--directory']);
   const b = ChatProcess.start(['node', '--home', join(tmp.dir, 'b'), '--port', '0', '--json']);
   t.teardown(async () => {
     await a.stop();
@@ -60,6 +60,16 @@ t.test('two nodes: contacts, a message each way, codes and the live check', asyn
   a.line('/contacts');
   const list = await a.waitFor((e) => e.event === 'contacts', 'contacts');
   t.equal((list.contacts as Array<{ verification: string }>)[0]?.verification, 'verified');
+
+  a.line('/who join Alice Example');
+  await a.waitFor((e) => e.event === 'directory-join', 'joined the directory');
+  const peerA = String(ra.address).split('@')[1]!;
+  b.line(`/who ${peerA}`);
+  const dir = await b.waitFor((e) => e.event === 'directory' && e.peer === peerA, 'directory page from node a');
+  t.same((dir.entries as Array<{ name: string; address: string }>).map((x) => [x.name, x.address]), [['Alice Example', ra.address]]);
+  b.line('/who');
+  const none = await b.waitFor((e) => e.event === 'directory' && e.peer !== peerA, 'directory answer from node b');
+  t.equal(none.error, 'disabled', 'a peer without --directory says so');
 
   a.line('/nonsense');
   await a.waitFor((e) => e.event === 'text' && /unknown command/.test(String(e.line)), 'unknown command answer');

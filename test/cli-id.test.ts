@@ -1,5 +1,6 @@
 /** `peerpost id`, `peerpost id import` and `peerpost node`, run as a separate process. */
 import t, { type Test } from 'tap';
+import { ChatProcess } from './helpers/chat-process.js';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PeerpostError, UsageError } from '../src/core/errors.js';
@@ -113,14 +114,16 @@ t.test('a key file readable by others is refused with the chmod hint', async (t)
   t.match(debug.stderr, /\n\s+at /, 'stack trace with --log-level debug');
 });
 
-t.test('node loads the identity, prints its fingerprint and the protocol version, exits 0', async (t) => {
+t.test('node runs with the same identity, prints its address and code, and stops cleanly on SIGTERM', async (t) => {
   const h = join(home.dir, 'node');
   const id = await runCli(['id', '--home', h, '--json']);
-  const fp = (JSON.parse(id.stdout) as { fingerprint: string }).fingerprint;
-  const r = await runCli(['node', '--home', h]);
-  t.equal(r.code, 0, r.stderr);
-  t.match(r.stdout, fp);
-  t.match(r.stdout, /^protocol version 1$/m);
+  const j = JSON.parse(id.stdout) as { fingerprint: string; code: string };
+  const node = ChatProcess.start(['node', '--home', h, '--port', '0', '--json']);
+  const ready = await node.waitFor((e) => e.event === 'ready', 'node ready');
+  t.equal(ready.fingerprint, j.fingerprint);
+  t.equal(ready.code, j.code);
+  t.match(ready.address, new RegExp(`^${j.fingerprint}@127\\.0\\.0\\.1:\\d+$`));
+  t.equal(await node.stop(), 0);
 });
 
 t.test('--log-file receives the logs; stderr stays clean', async (t) => {

@@ -12,6 +12,7 @@
  *   'contact-cert'          { fingerprint, ok, reason? }          a contact's certificate was fetched and checked (or not)
  *   'group'                 { group }                             we learned of a group (a member wrote to it)
  *   'rejected'              { reason, from? }                     an incoming message did not authenticate
+ *   'directory'             { peer, page, pages, entries, error? }  a page of a peer's directory (listDirectory)
  *   'verify-started' | 'verify-code' | 'verify-failed' | 'verify-done'   live safety-code check (VerifyNotice)
  */
 import { EventEmitter } from 'node:events';
@@ -39,6 +40,7 @@ export interface MessengerEvents {
   'contact-cert': [Ev<'contact-cert'>];
   group: [Ev<'group'>];
   rejected: [Ev<'rejected'>];
+  directory: [Ev<'directory'>];
   'verify-started': [Vn<'verify-started'>];
   'verify-code': [Vn<'verify-code'>];
   'verify-failed': [Vn<'verify-failed'>];
@@ -161,6 +163,16 @@ export class Messenger extends EventEmitter<MessengerEvents> {
 
   messageState(id: string): { state: DeliveryState; reason?: string } | undefined {
     return this.machine.messageState(id);
+  }
+
+  /** Ask a peer (default ours) for a page of its directory; a 'directory' event answers. */
+  listDirectory(peer?: string, page = 0): void {
+    this.call((now) => this.machine.listDirectory(now, peer, page));
+  }
+
+  /** Be listed in our peer's directory under `name` (empty string: leave it). */
+  joinDirectory(name: string): void {
+    this.call((now) => this.machine.joinDirectory(now, name));
   }
 
   /** Ask our peer for waiting messages now. */

@@ -58,7 +58,14 @@ export class Node extends Messenger {
       let nodeMachine: NodeMachine | undefined;
       const router = {
         handle: (now: number, from: { host: string; port: number }, data: Uint8Array) => nodeMachine?.handle(now, from, data),
-        pollTransmit: () => nodeMachine?.pollTransmit(),
+        // A user call (send, addContact ...) queues datagrams in the client half; route them here.
+        pollTransmit: () => {
+          if (!nodeMachine) return undefined;
+          const t = nodeMachine.pollTransmit();
+          if (t) return t;
+          nodeMachine.pump(Date.now());
+          return nodeMachine.pollTransmit();
+        },
         pollTimeout: () => nodeMachine?.pollTimeout(),
         handleTimeout: (now: number) => nodeMachine?.handleTimeout(now),
         pollEvent: () => nodeMachine?.pollEvent(),

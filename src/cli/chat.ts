@@ -96,6 +96,13 @@ export async function runChat(m: Messenger, opts: ChatOptions, stop: Promise<voi
     const g = e.group as { name: string; members: Array<{ fingerprint: string }> };
     event('group', e, `group ${g.name}: ${g.members.map((x) => nameOf(x.fingerprint)).join(', ')}`);
   });
+  on('directory', (e) => {
+    const entries = e.entries as Array<{ name: string; address: string }>;
+    const text = e.error === 'disabled' ? `peer ${e.peer as string} keeps no directory`
+      : entries.length === 0 ? `nobody is listed at ${e.peer as string}`
+      : [`directory of ${e.peer as string} (page ${(e.page as number) + 1} of ${e.pages as number}):`, ...entries.map((x) => `  ${x.name.padEnd(20)} ${x.address}`)].join('\n');
+    event('directory', e, text);
+  });
   on('rejected', (e) => event('rejected', e, `dropped a message that did not authenticate (${e.reason as string})`));
   on('verify-started', (e) => event('verify-started', e, e.role === 'responder' ? `${e.contact as string} started a live code check` : `live code check with ${e.contact as string} started; waiting for them`));
   on('verify-code', (e) => event('verify-code', e,
@@ -153,9 +160,17 @@ export async function runChat(m: Messenger, opts: ChatOptions, stop: Promise<voi
       m.verify(a[0]);
     },
     who: (a) => {
-      const dir = (m as unknown as { directory?: (cmd: string[]) => void }).directory;
-      if (!dir) return void say('this client has no directory support');
-      dir.call(m, a);
+      if (a[0] === 'join') {
+        const name = a.slice(1).join(' ');
+        if (!name) return void say('usage: /who join NAME');
+        m.joinDirectory(name);
+        return void event('directory-join', { name }, `listed as "${name}" in your peer's directory (if it keeps one)`);
+      }
+      if (a[0] === 'leave') {
+        m.joinDirectory('');
+        return void event('directory-join', { name: '' }, 'left the directory');
+      }
+      m.listDirectory(a[0]);
     },
     group: (a) => {
       if (a[0] === 'list' || !a[0]) {

@@ -119,6 +119,8 @@ interface PendingPush {
 type RegState = 'idle' | 'challenge' | 'proof' | 'registered' | 'blocked';
 /** HELLO transmissions before a cookie request is given up (started again when needed). */
 export const HELLO_TRIES_MAX = 8;
+/** Peers with a directory request outstanding at once. */
+export const DIRECTORY_REQUESTS_MAX = 16;
 /** DELIVER transmissions of a receipt before it is given up. */
 export const RECEIPT_TRIES_MAX = 10;
 const BUSY_ERRORS: ReadonlySet<number> = new Set([WireError.TOO_MANY_UNACKED, WireError.MAILBOX_FULL, WireError.STORAGE_FULL, WireError.RATE_LIMITED]);
@@ -143,6 +145,8 @@ export class Client {
   private readonly links = new Map<string, PeerLink>();
   private readonly transfers = new Map<string, Transfer>();
   private readonly lookups = new Map<string, Lookup>();
+  /** Outstanding DIR_LIST per peer key: the page asked for. */
+  private readonly dirPending = new Map<string, number>();
   private readonly pendingIncoming = new Map<string, PendingPush[]>();
   private pendingIncomingCount = 0;
   private readonly reassembler: Reassembler;
@@ -455,6 +459,33 @@ export class Client {
     return ids;
   }
 
+  /**
+   * Ask a peer (default our own) for a page of its directory; the answer comes as a `directory`
+   * event. One request per peer at a time (DIRECTORY_REQUESTS_MAX peers); a lost request is not
+   * retried: ask again.
+   */
+  listDirectory(now: number, peer?: string, page = 0): void {
+    const key = peer === undefined ? this.peerKey : peer;
+    const addr = parseAddr(key);
+    if (!addr) throw new UsageError('PEERPOST_BAD_ADDRESS', `peer address must be HOST:PORT, not "${key}"`);
+    if (!Number.isInteger(page) || page < 0 || page > 0xffff) throw new UsageError('PEERPOST_BAD_OPTION', 'page must be 0..65535');
+    if (!this.dirPending.has(addrKey(addr)) && this.dirPending.size >= DIRECTORY_REQUESTS_MAX) {
+      throw new UsageError('PEERPOST_BUSY', `at most ${DIRECTORY_REQUESTS_MAX} directory requests at once`);
+    }
+    const link = this.link(now, addrKey(addr));
+    this.dirPending.set(link.key, page);
+    const cookie = this.cookieFor(now, link);
+    if (cookie) this.send1(link.addr, { type: MsgType.DIR_LIST, cookie, page });
+    this.pump(now);
+  }
+
+  /** List this client in its own peer's directory under `name` (empty: leave it). */
+  joinDirectory(now: number, name: string): void {
+    if (this.reg.state !== 'registered') throw new UsageError('PEERPOST_NOT_REGISTERED', 'not registered with the peer yet; try again in a moment');
+    this.send1(this.peerAddr, { type: MsgType.DIR_JOIN, name });
+    this.pump(now);
+  }
+
   /** Send an opaque VERIFY body (safety-code exchange) to a contact. Returns the message id. */
   sendVerify(now: number, contact: string, body: Uint8Array): string {
     if (!(body instanceof Uint8Array) || body.length > VERIFY_BODY_MAX_BYTES) {
@@ -605,6 +636,13 @@ export class Client {
       case MsgType.CERT:
         this.onCert(now, fromKey, m.fingerprint, m.cert);
         return;
+      case MsgType.DIR_PAGE:
+        if (!this.dirPending.delete(fromKey)) return void this.drops.add('unexpected_dir_page');
+        this.emit({
+          type: 'directory', peer: fromKey, page: m.page, pages: m.pages,
+          entries: m.entries.map((e) => ({ name: e.name, fingerprint: hex(e.fingerprint), address: `${hex(e.fingerprint)}@${fromKey}` })),
+        });
+        return;
       default:
         this.drops.add(`unexpected_${m.type}`);
     }
@@ -628,6 +666,8 @@ export class Client {
     delete link.hello;
     for (const t of this.transfers.values()) if (t.peerKey === fromKey && !t.awaiting) t.deadline = Math.min(t.deadline, now);
     for (const l of this.lookups.values()) if (l.peerKey === fromKey && !l.awaiting) l.deadline = Math.min(l.deadline, now);
+    const page = this.dirPending.get(fromKey);
+    if (page !== undefined) this.send1(link.addr, { type: MsgType.DIR_LIST, cookie: m.cookie, page });
   }
 
   // -------------------------------------------------------------------------------------------
@@ -858,6 +898,10 @@ export class Client {
       return;
     }
     if (e.code === WireError.BAD_COOKIE && link) delete link.cookie;
+    if (e.ref.length === 0 && (e.code === WireError.DIRECTORY_DISABLED || e.code === WireError.BAD_REQUEST) && this.dirPending.delete(fromKey)) {
+      this.emit({ type: 'directory', peer: fromKey, page: 0, pages: 0, entries: [], error: e.code === WireError.DIRECTORY_DISABLED ? 'disabled' : 'bad-request' });
+      return;
+    }
     if (e.ref.length === 32) {
       const l = this.lookups.get(hex(e.ref));
       if (l && l.peerKey === fromKey) this.onLookupError(now, l, e.code);

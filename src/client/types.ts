@@ -101,7 +101,15 @@ export type ClientEvent =
   | { type: 'contact-cert'; fingerprint: string; ok: boolean; reason?: string }
   | { type: 'verify'; from: string; body: Uint8Array }
   | { type: 'group'; group: GroupInfo }
-  | { type: 'rejected'; reason: string; from?: string };
+  | { type: 'rejected'; reason: string; from?: string }
+  | {
+      type: 'directory';
+      peer: string;
+      page: number;
+      pages: number;
+      entries: Array<{ name: string; fingerprint: string; address: string }>;
+      error?: 'disabled' | 'bad-request';
+    };
 
 /** The closed set of client timers. */
 export type ClientTimer =
