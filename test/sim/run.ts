@@ -3,12 +3,12 @@
  *   npm run sim                          100 seeds from 1
  *   npm run sim -- --seeds 500 --from 7  500 seeds from 7
  *   SEED=42 npm run sim                  one seed, in detail: replays that run exactly
- * Options: --clients-max N (default 24), --verbose (one line per seed), --trace-failed (with SEED:
+ * Options: --ci (the test suite's smaller runs), --clients-max N (default 24), --verbose (one line per seed), --trace-failed (with SEED:
  * trace a message that failed although both its ends were reachable).
  * Exit code 1 when any seed breaks an invariant; the failing seeds are printed with a trace.
  */
 import { parseArgs } from 'node:util';
-import { runSeed, type SimLimits } from './scenario.js';
+import { CI_LIMITS, runSeed, type SimLimits } from './scenario.js';
 import { explainFailure, formatRun, formatSummary, runSeeds, traceMessages } from './report.js';
 
 const { values } = parseArgs({
@@ -17,6 +17,7 @@ const { values } = parseArgs({
     from: { type: 'string', default: '1' },
     'clients-max': { type: 'string' },
     verbose: { type: 'boolean', default: false },
+    ci: { type: 'boolean', default: false },
     'trace-failed': { type: 'boolean', default: false },
   },
   strict: true,
@@ -32,7 +33,7 @@ function int(name: string, v: string | undefined, min: number): number | undefin
   return x;
 }
 
-const limits: Partial<SimLimits> = {};
+const limits: Partial<SimLimits> = values.ci ? { ...CI_LIMITS } : {};
 const clientsMax = int('clients-max', values['clients-max'], 6);
 if (clientsMax !== undefined) limits.clientsMax = clientsMax;
 
