@@ -90,6 +90,16 @@ export function positiveSeconds(v: unknown, name: string): number {
   return n * 1000;
 }
 
+/**
+ * In the chat on a terminal, info-level logs on stderr would run through the conversation: unless
+ * --log-level or --log-file was given, only warnings and errors are shown there.
+ */
+export function quietChatLogs<T extends { 'log-level': string; 'log-file'?: string; json: boolean }>(argv: T): T {
+  const explicit = process.argv.some((a) => a === '--log-level' || a.startsWith('--log-level='));
+  if (!explicit && !argv['log-file'] && !argv.json && process.stdin.isTTY && process.stderr.isTTY) return { ...argv, 'log-level': 'warn' };
+  return argv;
+}
+
 /** --keepalive: seconds between keepalives; 0 turns them off. */
 export function keepaliveOption(v: unknown): number | undefined {
   if (v === undefined) return undefined;

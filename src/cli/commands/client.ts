@@ -3,7 +3,7 @@ import type { CommandModule } from 'yargs';
 import { Client } from '../../api/client.js';
 import { cliContext, type GlobalArgs } from '../context.js';
 import { runChat } from '../chat.js';
-import { peerFor, portOption, keepaliveOption, untilSignal } from '../session.js';
+import { peerFor, portOption, keepaliveOption, untilSignal, quietChatLogs } from '../session.js';
 
 interface Args extends GlobalArgs {
   peer?: string;
@@ -22,7 +22,7 @@ export const clientCommand: CommandModule<GlobalArgs, Args> = {
       .option('port', { type: 'number', default: 0, describe: 'local UDP port (default any)', requiresArg: true })
       .option('keepalive', { type: 'number', describe: 'seconds between keepalives (default 25; 0 turns them off)', requiresArg: true }) as never,
   handler: async (argv) => {
-    const ctx = cliContext(argv);
+    const ctx = cliContext(quietChatLogs(argv));
     const peer = await peerFor(ctx.home, argv.peer);
     const keepaliveIntervalMs = keepaliveOption(argv.keepalive);
     const sig = untilSignal();

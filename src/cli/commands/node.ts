@@ -4,7 +4,7 @@ import { Node } from '../../api/node.js';
 import { updateConfig } from '../../identity/home.js';
 import { cliContext, type GlobalArgs } from '../context.js';
 import { runChat } from '../chat.js';
-import { portOption, keepaliveOption, untilSignal } from '../session.js';
+import { portOption, keepaliveOption, untilSignal, quietChatLogs } from '../session.js';
 
 interface Args extends GlobalArgs {
   host: string;
@@ -25,7 +25,7 @@ export const nodeCommand: CommandModule<GlobalArgs, Args> = {
       .option('directory', { type: 'boolean', default: false, describe: 'keep a directory of clients that opt in' })
       .option('keepalive', { type: 'number', describe: 'seconds between keepalives (default 25; 0 turns them off)', requiresArg: true }) as never,
   handler: async (argv) => {
-    const ctx = cliContext(argv);
+    const ctx = cliContext(quietChatLogs(argv));
     const port = portOption(argv.port);
     const keepaliveIntervalMs = keepaliveOption(argv.keepalive);
     const sig = untilSignal();
