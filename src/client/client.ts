@@ -37,6 +37,10 @@
  *   certLookupTriesMax (6)        CERT_REQUEST tries before waiting certRetryMs; unknown senders are
  *                                 rejected after that many tries
  *   messageTtlMs (7 days)         an unfinished message fails with reason `expired`
+ *   unknownSenderGraceMs (10 min) pushes from a sender its peer answers NOT_FOUND for stay
+ *                                 unacknowledged (pushed again, looked up again) this long after the
+ *                                 first NOT_FOUND, then are rejected and acknowledged
+ *   UNKNOWN_SENDERS_MAX (1024)    senders remembered for that; the oldest is forgotten
  *                                 (`certificate-not-found` when its recipient's certificate never came)
  *   HELLO_TRIES_MAX (8)           HELLOs for one cookie; then given up until something needs that peer again
  *   RECEIPT_TRIES_MAX (10)        transmissions of one receipt DELIVER without an answer; then dropped
@@ -121,6 +125,8 @@ type RegState = 'idle' | 'challenge' | 'proof' | 'registered' | 'blocked';
 export const HELLO_TRIES_MAX = 8;
 /** Peers with a directory request outstanding at once. */
 export const DIRECTORY_REQUESTS_MAX = 16;
+/** Senders remembered as not (yet) known by their peer. */
+export const UNKNOWN_SENDERS_MAX = 1024;
 /** DELIVER transmissions of a receipt before it is given up. */
 export const RECEIPT_TRIES_MAX = 10;
 const BUSY_ERRORS: ReadonlySet<number> = new Set([WireError.TOO_MANY_UNACKED, WireError.MAILBOX_FULL, WireError.STORAGE_FULL, WireError.RATE_LIMITED]);
@@ -147,6 +153,8 @@ export class Client {
   private readonly lookups = new Map<string, Lookup>();
   /** Outstanding DIR_LIST per peer key: the page asked for. */
   private readonly dirPending = new Map<string, number>();
+  /** Senders whose certificate their peer did not know: when that was first answered. */
+  private readonly unknownSince = new Map<string, number>();
   private readonly pendingIncoming = new Map<string, PendingPush[]>();
   private pendingIncomingCount = 0;
   private readonly reassembler: Reassembler;
@@ -1052,7 +1060,13 @@ export class Client {
     // A sender's peer that does not answer may answer later: leave those pushes unacknowledged, so
     // the peer pushes them again and a new lookup starts then. An ACK would lose them for good.
     if (l.forIncoming && reason === 'certificate-unreachable') this.dropPending(l.fp, 'sender_unreachable');
-    else if (l.forIncoming) this.rejectPending(l.fp, 'sender_unknown');
+    else if (l.forIncoming && reason === 'certificate-not-found' && this.withinUnknownGrace(now, l.fp)) {
+      // The sender's peer may have restarted and not yet seen the sender register again.
+      this.dropPending(l.fp, 'sender_not_found_yet');
+    } else if (l.forIncoming) {
+      this.unknownSince.delete(l.fp);
+      this.rejectPending(l.fp, 'sender_unknown');
+    }
     l.forIncoming = false;
     const waiting = this.s.outbox.filter((m) => m.to === l.fp && m.body !== undefined && (m.state === 'queued' || m.state === 'held'));
     const contact = this.s.contacts.some((c) => c.fingerprint === l.fp && !c.cert);
@@ -1065,6 +1079,26 @@ export class Client {
     l.attempt = 0;
     l.tries = 0;
     l.deadline = now + this.o.certRetryMs;
+  }
+
+  /**
+   * A sender's certificate was NOT_FOUND at its peer: true while the first such answer for it is
+   * younger than unknownSenderGraceMs (its pushes stay unacknowledged, so its peer pushes them
+   * again and they are looked up again); after that they are rejected and acknowledged, so that
+   * messages claiming senders nobody knows cannot hold a mailbox for long. At most
+   * UNKNOWN_SENDERS_MAX senders are remembered (the oldest is forgotten).
+   */
+  private withinUnknownGrace(now: number, fp: string): boolean {
+    const first = this.unknownSince.get(fp);
+    if (first === undefined) {
+      if (this.unknownSince.size >= UNKNOWN_SENDERS_MAX) {
+        const oldest = this.unknownSince.keys().next().value;
+        if (oldest !== undefined) this.unknownSince.delete(oldest);
+      }
+      this.unknownSince.set(fp, now);
+      return true;
+    }
+    return now - first < this.o.unknownSenderGraceMs;
   }
 
   private onCert(now: number, fromKey: string, fpBytes: Uint8Array, cert: Uint8Array): void {
@@ -1081,6 +1115,7 @@ export class Client {
       return;
     }
     this.lookups.delete(fp);
+    this.unknownSince.delete(fp);
     const certHex = hex(cert);
     let stored = false;
     for (const c of this.s.contacts) {

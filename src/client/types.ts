@@ -30,6 +30,7 @@ export interface ClientOptions {
   cookieReuseMs?: number;
   certRetryMs?: number;
   certLookupTriesMax?: number;
+  unknownSenderGraceMs?: number;
   receiptBatchDelayMs?: number;
   outboxMessagesMax?: number;
   sentHistoryMax?: number;
@@ -63,6 +64,7 @@ export const CLIENT_DEFAULTS = {
   cookieReuseMs: 90_000,
   certRetryMs: 30_000,
   certLookupTriesMax: 6,
+  unknownSenderGraceMs: 10 * 60_000,
   receiptBatchDelayMs: 20,
   outboxMessagesMax: 1000,
   sentHistoryMax: 500,
