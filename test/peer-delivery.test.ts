@@ -128,6 +128,9 @@ t.test('duplicate DELIVER: stored once, every sender answered', async (t) => {
   link.flush();
   t.same(a.resultsOf(id), [200, 200], 'recently delivered: RESULT 200');
   t.equal(peer.stats().waitingMessages, 0, 'and not stored again');
+  t.equal(b.pushes.length, 2, 'but passed on once more, so the recipient can send its receipt again');
+  t.same(b.pushes[1]!.id, id);
+  t.same(b.pushes[1]!.blob, blob());
 });
 
 t.test('duplicate DELIVER to an offline recipient: RESULT 300 each time', async (t) => {

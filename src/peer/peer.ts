@@ -408,7 +408,14 @@ export class Peer {
       if (old.blob !== bytesKey(m.blob)) return this.sendError(from, WireError.ID_CONFLICT, m.id, 'message id reused with another blob');
       return this.onDuplicate(from, old);
     }
-    if (this.recent.has(to + idKey)) return this.result(from, m.id, DeliveryStatus.DELIVERED);
+    if (this.recent.has(to + idKey)) {
+      // Acknowledged already, yet its sender sends it again: the end-to-end receipt did not reach
+      // the sender. Pass this copy on (not stored): the recipient shows it at most once and
+      // answers with a new receipt.
+      const r = this.registry.lookup(now, to);
+      if (r && this.rateOk(now, from)) this.send(parseAddrKey(r.addr), { type: MsgType.PUSH, id: m.id, blob: m.blob });
+      return this.result(from, m.id, DeliveryStatus.DELIVERED);
+    }
     if (this.store.mailboxSize(to) >= this.o.mailboxMessagesMax) {
       return this.sendError(from, WireError.MAILBOX_FULL, m.id, 'recipient mailbox is full');
     }
