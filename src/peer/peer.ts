@@ -361,7 +361,8 @@ export class Peer {
     this.deadlines.registrationExpiry ??= now + this.o.registrationTtlMs;
     this.log.debug({ fingerprint: toHex(fingerprint), addr: a, previousAddr }, 'client registered');
     this.send(from, { type: MsgType.OK });
-    this.pushWaiting(now, entry, false);
+    // Pushes in flight went to the old address (a changed NAT mapping): push them again now.
+    this.pushWaiting(now, entry, false, previousAddr !== undefined);
   }
 
   /** The key of a certificate that passes checkCertificate at `now` (from certKeys if seen), or why not. */
@@ -458,12 +459,15 @@ export class Peer {
   // -------------------------------------------------------------------------------------------
   // pushes and timers
 
-  /** Push up to pollBatchMax waiting messages that are not in flight (and, on retry, not pushed lately). */
-  private pushWaiting(now: number, e: RegistryEntry, retryGap: boolean): void {
+  /**
+   * Push up to pollBatchMax waiting messages that are not in flight (unless `inFlightToo`: the
+   * client moved) and, on retry, not pushed lately.
+   */
+  private pushWaiting(now: number, e: RegistryEntry, retryGap: boolean, inFlightToo = false): void {
     let n = 0;
     for (const w of this.store.mailbox(e.fp)) {
       if (n >= this.o.pollBatchMax) break;
-      if (w.inFlight || (retryGap && now - w.lastPushAt < this.o.pushRetryMs)) continue;
+      if ((w.inFlight && !inFlightToo) || (retryGap && now - w.lastPushAt < this.o.pushRetryMs)) continue;
       this.push(now, e, w);
       n++;
     }
@@ -474,6 +478,7 @@ export class Peer {
     w.lastPushAt = now;
     w.inFlight = true;
     const at = now + this.o.pushAckTimeoutMs;
+    this.inFlight.delete(w); // a push again goes to the back: deadlines stay in insertion order
     this.inFlight.set(w, at);
     this.deadlines.pushAck ??= at;
   }
