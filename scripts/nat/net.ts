@@ -68,15 +68,22 @@ export function lossDrops(i: number): number {
   return n;
 }
 
+/** Ports of the second kind of mapping change: same outside address, other ports. */
+export const REMAP_PORTS = '40000-40999';
+
 /**
- * Change the public address of NAT router `i`: SNAT to its second outside address instead of
- * MASQUERADE, and forget every mapping, so the client's next datagram leaves from a new address.
+ * Change the mapping of NAT router `i` and forget every mapping, so the client's next datagram
+ * leaves from a new public IP:PORT: 'address' SNATs to the router's second outside address
+ * 198.18.<i>.3; 'ports' MASQUERADEs to the ports REMAP_PORTS on the first one. Returns the new
+ * outside address.
  */
-export function changeMapping(i: number): string {
-  const to = `198.18.${i}.3`;
-  inNs(natNs(i), 'iptables', ['-t', 'nat', '-R', 'POSTROUTING', '1', '-o', 'out', '-j', 'SNAT', '--to-source', to]);
+export function changeMapping(i: number, how: 'address' | 'ports'): string {
+  const rule = how === 'address'
+    ? ['-j', 'SNAT', '--to-source', `198.18.${i}.3`]
+    : ['-p', 'udp', '-j', 'MASQUERADE', '--to-ports', REMAP_PORTS];
+  inNs(natNs(i), 'iptables', ['-t', 'nat', '-R', 'POSTROUTING', '1', '-o', 'out', ...rule]);
   flushConntrack(i);
-  return to;
+  return how === 'address' ? `198.18.${i}.3` : `198.18.${i}.2`;
 }
 
 export function flushConntrack(i: number): void {

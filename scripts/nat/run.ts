@@ -37,7 +37,7 @@ async function runOne(s: Scenario): Promise<ScenarioResult & { ms: number }> {
       timer = setTimeout(() => reject(new Error(`scenario ${s.key} exceeded its bound of ${s.capMs / 1000} s`)), s.capMs);
     });
     const r = await Promise.race([s.run(w), capped]);
-    if (r.failures.length && process.env.PP_NAT_DUMP) w.dump(`${process.env.PP_NAT_DUMP}.${s.key}`);
+    if (process.env.PP_NAT_DUMP) w.dump(`${process.env.PP_NAT_DUMP}.${s.key}`);
     return { ...r, ms: now() - start };
   } catch (e) {
     return { figures: {}, failures: [`error: ${(e as Error).message}`], ms: now() - start };

@@ -32,17 +32,24 @@ export const IDLE_MS = 4 * CONNTRACK_UDP_TIMEOUT_S * 1000;
 export const PUSH_LATENCY_MAX_MS = 1000;
 /** (b): how long we watch for the push that must not arrive. */
 export const NO_PUSH_WATCH_MS = 5000;
-/** (c): messages, loss per NAT router each way, sender window. */
-export const LOSS_MESSAGES = 1000;
+/**
+ * (c): messages (PP_NAT_LOSS_MESSAGES, default 300), loss per NAT router each way, sender window.
+ * At 20% loss a lost PUSH or ACK costs the peer's pushAckTimeoutMs (3 s) plus its pushRetryMs
+ * (5 s) and keeps one of the sender's three per-recipient slots meanwhile: about 0.7 messages/s
+ * one way, so 1,000 messages take about 12 minutes both ways at once.
+ */
+export const LOSS_MESSAGES = Number(process.env.PP_NAT_LOSS_MESSAGES ?? 300);
 export const LOSS_PROBABILITY = 0.2;
 export const LOSS_WINDOW_MESSAGES = 200;
-export const LOSS_DEADLINE_MS = 360_000;
+export const LOSS_DEADLINE_MS = Math.max(240_000, LOSS_MESSAGES * 1500);
 /** (d), (e): steady stream rate and phases. */
 export const STREAM_INTERVAL_MS = 100;
 export const STREAM_BEFORE_MS = 4000;
 export const STREAM_AFTER_MS = 6000;
 /** (d): delivery must resume within one keepalive interval (its +20% jitter included) plus this. */
 export const RESUME_SLACK_MS = 600;
+/** (d): no traffic for this long before the quiet change (more than the peer's push retry gap). */
+export const QUIET_MS = 6000;
 /** (e): the peer stays down this long. */
 export const PEER_DOWN_MS = 1500;
 /** (d), (e): bound to wait for every message to be delivered at the end. */
@@ -57,6 +64,26 @@ async function streamFor(t: Traffic, intervalMs: number, durationMs: number): Pr
   while (now() < end) {
     t.send();
     await sleep(intervalMs);
+  }
+}
+
+/** Period of the progress line of long scenarios. */
+const PROGRESS_EVERY_MS = 30_000;
+
+/** Print a progress line every PROGRESS_EVERY_MS while `f` runs. */
+async function withProgress<T>(ts: Traffic[], f: () => Promise<T>): Promise<T> {
+  const start = now();
+  const timer = setInterval(() => {
+    const parts = ts.map((t) => {
+      const r = t.report();
+      return `${t.prefix}: sent ${r.sent}, received ${r.receivedUnique}, delivered ${r.delivered}`;
+    });
+    process.stdout.write(`   ... ${Math.round((now() - start) / 1000)} s: ${parts.join('; ')}\n`);
+  }, PROGRESS_EVERY_MS);
+  try {
+    return await f();
+  } finally {
+    clearInterval(timer);
   }
 }
 
@@ -118,10 +145,10 @@ export const idleScenario: Scenario = {
   },
 };
 
-/** (c) 1,000 messages across two NATs with 20% loss each way in each. */
+/** (c) Messages both ways across two NATs with 20% loss each way in each. */
 export const lossScenario: Scenario = {
   key: 'c',
-  title: `(c) ${LOSS_MESSAGES} messages through two NATs with ${LOSS_PROBABILITY * 100}% loss each way: each delivered exactly once`,
+  title: `(c) ${LOSS_MESSAGES} messages (half each way) through two NATs with ${LOSS_PROBABILITY * 100}% loss each way: each delivered exactly once`,
   capMs: LOSS_DEADLINE_MS + 60_000,
   hosts: 2,
   async run(w) {
@@ -130,57 +157,81 @@ export const lossScenario: Scenario = {
     await Promise.all([w.addContact(bob, alice), w.addContact(alice, bob)]);
     addLoss(1, LOSS_PROBABILITY);
     addLoss(2, LOSS_PROBABILITY);
-    const t = new Traffic(bob.proc, alice.proc, 'alice', 'loss');
+    const ab = new Traffic(alice.proc, bob.proc, 'bob', 'loss-ab');
+    const ba = new Traffic(bob.proc, alice.proc, 'alice', 'loss-ba');
     const start = now();
     const deadline = start + LOSS_DEADLINE_MS;
-    await t.sendPaced(LOSS_MESSAGES, LOSS_WINDOW_MESSAGES, deadline);
-    const sentMs = now() - start;
-    const done = await t.settle(deadline);
+    const half = Math.ceil(LOSS_MESSAGES / 2);
+    const done = await withProgress([ab, ba], async () => {
+      await Promise.all([ab.sendPaced(half, LOSS_WINDOW_MESSAGES, deadline), ba.sendPaced(LOSS_MESSAGES - half, LOSS_WINDOW_MESSAGES, deadline)]);
+      const [x, y] = await Promise.all([ab.settle(deadline), ba.settle(deadline)]);
+      return x && y;
+    });
     const totalMs = now() - start;
-    const failures = t.problems();
+    const failures = [...ab.problems().map((p) => `alice->bob: ${p}`), ...ba.problems().map((p) => `bob->alice: ${p}`)];
     if (!done) failures.unshift(`not complete after ${Math.round(totalMs)} ms`);
-    const r = t.report();
+    const r1 = ab.report();
+    const r2 = ba.report();
     return {
       failures,
       figures: {
-        ...trafficFigures(r), sendWindow: LOSS_WINDOW_MESSAGES, allSentAfterMs: Math.round(sentMs), totalMs: Math.round(totalMs),
-        messagesPerS: Math.round((r.receivedUnique / totalMs) * 1000 * 10) / 10,
+        aliceToBob: trafficFigures(r1), bobToAlice: trafficFigures(r2), totalMs: Math.round(totalMs),
+        messagesPerS: Math.round(((r1.receivedUnique + r2.receivedUnique) / totalMs) * 1000 * 10) / 10,
         datagramsDroppedByLossRules: { nat1: lossDrops(1), nat2: lossDrops(2) },
       },
     };
   },
 };
 
-/** (d) The recipient's NAT changes its public address mid-stream. */
+/**
+ * (d) The recipient's NAT changes its mapping twice: once mid-stream (new outside address), once
+ * while quiet (same address, other ports) with one message sent right after the change.
+ */
 export const mappingScenario: Scenario = {
   key: 'd',
-  title: '(d) the NAT mapping changes mid-stream: delivery resumes within one keepalive interval',
-  capMs: SETTLE_MS + 60_000,
+  title: '(d) the NAT mapping changes mid-stream and while quiet: delivery resumes within one keepalive interval',
+  capMs: 2 * SETTLE_MS + 60_000,
   hosts: 2,
   async run(w) {
     await Promise.all([w.startPeer(0), w.startPeer(1)]);
     const [alice, bob] = await Promise.all([w.startClient('alice', 1, 0, KEEPALIVE_S), w.startClient('bob', 2, 1, KEEPALIVE_S)]);
     await Promise.all([w.addContact(bob, alice), w.addContact(alice, bob)]);
+    const boundMs = KEEPALIVE_S * 1000 * 1.2 + RESUME_SLACK_MS;
+    const failures: string[] = [];
+
     const t = new Traffic(bob.proc, alice.proc, 'alice', 'remap');
     await streamFor(t, STREAM_INTERVAL_MS, STREAM_BEFORE_MS);
     const swapAt = now();
-    const newAddress = changeMapping(1);
+    const newAddress = changeMapping(1, 'address');
     const after = streamFor(t, STREAM_INTERVAL_MS, STREAM_AFTER_MS);
     const resumedAt = await t.firstReceivedAfter(swapAt, swapAt + STREAM_AFTER_MS);
     await after;
-    const mappings = conntrackList(1).filter((l) => l.includes(newAddress)).length;
+    const viaNew = conntrackList(1).filter((l) => l.includes(newAddress)).length;
     const done = await t.settle(now() + SETTLE_MS);
-    const failures = t.problems();
-    if (!done) failures.unshift('not complete after the stream ended');
-    const boundMs = KEEPALIVE_S * 1000 * 1.2 + RESUME_SLACK_MS;
+    const allDoneMs = now() - swapAt;
+    failures.push(...t.problems().map((p) => `stream: ${p}`));
+    if (!done) failures.unshift('stream: not complete after it ended');
     const resumeMs = resumedAt === undefined ? undefined : resumedAt - swapAt;
-    if (resumeMs === undefined || resumeMs > boundMs) failures.push(`delivery resumed after ${round(resumeMs) ?? 'never'} ms (bound ${boundMs} ms)`);
-    if (mappings === 0) failures.push(`no mapping to the new address ${newAddress} in the NAT: the swap did not happen`);
+    if (resumeMs === undefined || resumeMs > boundMs) failures.push(`stream: delivery resumed after ${round(resumeMs) ?? 'never'} ms (bound ${boundMs} ms)`);
+    if (viaNew === 0) failures.push(`stream: no mapping via the new address ${newAddress}: the change did not happen`);
+
+    await sleep(QUIET_MS);
+    const q = new Traffic(bob.proc, alice.proc, 'alice', 'quiet');
+    const quietAt = now();
+    changeMapping(1, 'ports');
+    q.send();
+    const quietDone = await q.settle(now() + SETTLE_MS);
+    const quietMs = (q.receivedAt.values().next().value ?? NaN) - quietAt;
+    const viaPorts = conntrackList(1).filter((l) => /dport=40\d\d\d/.test(l)).length;
+    failures.push(...q.problems().map((p) => `quiet: ${p}`));
+    if (!quietDone || !(quietMs <= boundMs)) failures.push(`quiet: the message sent right after the change arrived after ${round(quietMs) ?? 'never'} ms (bound ${boundMs} ms)`);
+    if (viaPorts === 0) failures.push('quiet: no mapping to the new port range: the change did not happen');
     return {
       failures,
       figures: {
-        ...trafficFigures(t.report()), newAddress, mappingsViaNewAddress: mappings, resumeAfterSwapMs: round(resumeMs),
-        resumeBoundMs: boundMs, allDoneAfterSwapMs: Math.round(now() - swapAt),
+        stream: { ...trafficFigures(t.report()), newAddress, mappingsViaNewAddress: viaNew, resumeAfterChangeMs: round(resumeMs), allDoneAfterChangeMs: Math.round(allDoneMs) },
+        quiet: { quietBeforeMs: QUIET_MS, mappingsViaNewPorts: viaPorts, arrivalAfterChangeMs: round(quietMs) },
+        resumeBoundMs: boundMs,
       },
     };
   },

@@ -75,7 +75,7 @@ export class World {
       `${a.name}: certificate of ${b.name}`);
   }
 
-  /** Every process's events and log tail, for a failed scenario (PP_NAT_DUMP=FILE). */
+  /** Every process's events and log tail (PP_NAT_DUMP=FILE writes FILE.<scenario>). */
   dump(file: string): void {
     const text = this.procs.map((p) => `### ${p.name} pid ${p.pid ?? '?'}\n${p.events.map((e) => JSON.stringify(e)).join('\n')}\n--- stderr\n${p.stderr}\n`);
     writeFileSync(file, text.join('\n'));
