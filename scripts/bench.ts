@@ -23,6 +23,7 @@ import { loadCerts } from './bench/certs.js';
 import { RelayLoad, type RelayMode, type RelayStep } from './bench/relay.js';
 import { registrationBreakdown, registrationRun, type RegistrationRun } from './bench/register.js';
 import type { MemoryResult } from './bench/memory-child.js';
+import { registerInProcess } from './bench/register-inproc.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
@@ -176,6 +177,8 @@ async function main(): Promise<void> {
   log('registration cost breakdown (one core, this process)');
   const breakdown = registrationBreakdown(certs, 10_000, P.breakdownN);
   log(`  ${JSON.stringify(breakdown)}`);
+  const inProcess = await registerInProcess(certs, 12_000, P.regCount);
+  log(`  through Peer.handle() in process: ${inProcess.firstPerS}/s first time, ${inProcess.againPerS}/s again`);
   log('relay');
   const peer200 = await relay('peer', 200, certs, 0);
   const peer1000 = await relay('peer', 1000, certs, 40);
@@ -190,7 +193,7 @@ async function main(): Promise<void> {
     quick,
     machine: { ...machine, loadavgAtEnd: loadavg().map((x) => Math.round(x * 100) / 100) },
     relay: { peer200, peer1000, fwd200, fwd1000 },
-    registration: { breakdownUs: breakdown, ...reg },
+    registration: { breakdownUs: breakdown, inProcess, ...reg },
     memory: mem,
     runtimeS: Math.round((performance.now() - started) / 1000),
   };
@@ -201,7 +204,7 @@ async function main(): Promise<void> {
 
 type Results = {
   relay: Record<'peer200' | 'peer1000' | 'fwd200' | 'fwd1000', RelayResult>;
-  registration: { first: RegistrationRun; again: RegistrationRun };
+  registration: { first: RegistrationRun; again: RegistrationRun; inProcess: { firstPerS: number; againPerS: number } };
   memory: MemoryResult;
   machine: { loadavgAtStart: number[]; loadavgAtEnd: number[] };
   runtimeS: number;
@@ -219,6 +222,7 @@ function printTable(r: Results): void {
   }
   rows.push(['registrations, first time', `${r.registration.first.perS}/s`, '>= 5,000/s']);
   rows.push(['registrations, again (same certs)', `${r.registration.again.perS}/s`, '>= 5,000/s']);
+  rows.push(['  peer CPU only (handle() in process)', `${r.registration.inProcess.firstPerS}/s first, ${r.registration.inProcess.againPerS}/s again`, '']);
   for (const m of r.memory.points) rows.push([`RSS per client at ${m.clients.toLocaleString('en')}`, `${m.rssPerClientBeyondDerBytes} B beyond ${r.memory.derBytes} B DER`, '<= 300 B']);
   rows.push([`keepalives, ${r.memory.keepalive.clients.toLocaleString('en')} clients, handle()`, `${r.memory.keepalive.perS}/s`, '']);
   const w0 = Math.max(...rows.map((x) => x[0].length));
