@@ -3,7 +3,11 @@
  * clients behind Linux NAT routers (MASQUERADE, short conntrack UDP timeouts), with loss, a
  * changed mapping and a killed peer. Needs root (ip netns, iptables, conntrack).
  *
- *   node --import tsx scripts/nat/run.ts [--only ab,c,d,e]
+ *   node --import tsx scripts/nat/run.ts [--only ab,c,d,e]      (npm run test:nat)
+ *
+ * Environment: PP_NAT_LOSS_MESSAGES (scenario (c), default 100), PP_NAT_LOG_LEVEL (e.g. debug:
+ * --log-level of every process), PP_NAT_DUMP=FILE (write each scenario's events and logs to
+ * FILE.<key>), PP_NS_PREFIX (namespace name prefix, default pp).
  *
  * Prints the figures of each scenario and exits 1 if any check failed (2 if it cannot run).
  * Every scenario has a hard time bound; the namespaces and processes are removed at the end, on
@@ -12,11 +16,11 @@
 import { ensureBuilt } from '../../test/helpers/cli.js';
 import { now } from './ns-process.js';
 import { netnsDown } from './net.js';
-import { CONNTRACK_UDP_TIMEOUT_S, SCENARIOS, type Scenario, type ScenarioResult } from './scenarios.js';
+import { CONNTRACK_UDP_TIMEOUT_S, LOSS_DEADLINE_MS, SCENARIOS, type Scenario, type ScenarioResult } from './scenarios.js';
 import { World } from './world.js';
 
-/** Bound for the whole run. */
-const RUN_CAP_MS = 15 * 60_000;
+/** Bound for the whole run (longer when PP_NAT_LOSS_MESSAGES asks for a longer scenario (c)). */
+const RUN_CAP_MS = 15 * 60_000 + Math.max(0, LOSS_DEADLINE_MS - 300_000);
 
 let current: World | undefined;
 

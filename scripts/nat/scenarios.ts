@@ -33,15 +33,16 @@ export const PUSH_LATENCY_MAX_MS = 1000;
 /** (b): how long we watch for the push that must not arrive. */
 export const NO_PUSH_WATCH_MS = 5000;
 /**
- * (c): messages (PP_NAT_LOSS_MESSAGES, default 300), loss per NAT router each way, sender window.
+ * (c): messages (PP_NAT_LOSS_MESSAGES, default 100), loss per NAT router each way, sender window.
  * At 20% loss a lost PUSH or ACK costs the peer's pushAckTimeoutMs (3 s) plus its pushRetryMs
- * (5 s) and keeps one of the sender's three per-recipient slots meanwhile: about 0.7 messages/s
- * one way, so 1,000 messages take about 12 minutes both ways at once.
+ * (5 s), and the message keeps one of the three per-recipient slots of its sender (and of the
+ * peer's unackedPerSenderMax) meanwhile: measured 0.3 to 0.8 messages/s each way, so 1,000
+ * messages take 10 to 25 minutes, beyond the bound of the whole run.
  */
-export const LOSS_MESSAGES = Number(process.env.PP_NAT_LOSS_MESSAGES ?? 300);
+export const LOSS_MESSAGES = Number(process.env.PP_NAT_LOSS_MESSAGES ?? 100);
 export const LOSS_PROBABILITY = 0.2;
 export const LOSS_WINDOW_MESSAGES = 200;
-export const LOSS_DEADLINE_MS = Math.max(240_000, LOSS_MESSAGES * 1500);
+export const LOSS_DEADLINE_MS = Math.max(300_000, LOSS_MESSAGES * 2500);
 /** (d), (e): steady stream rate and phases. */
 export const STREAM_INTERVAL_MS = 100;
 export const STREAM_BEFORE_MS = 4000;
