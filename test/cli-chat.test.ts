@@ -171,3 +171,38 @@ t.test('bad input: one clear line, non-zero exit, no stack trace', async (t) => 
   t.match(busy.stderr, /already in use/);
   noStack(busy);
 });
+
+t.test('peerpost verify: the live check from the command line against a running client', async (t) => {
+  const tmp = tempDir();
+  t.teardown(tmp.cleanup);
+  const peer = ChatProcess.start(['peer', '--home', join(tmp.dir, 'peer'), '--port', '0', '--json']);
+  t.teardown(() => peer.stop());
+  const peerAddr = (await peer.waitFor((e) => e.event === 'listening', 'peer listening')).address as string;
+  const alice = join(tmp.dir, 'alice');
+  const bob = ChatProcess.start(['client', '--home', join(tmp.dir, 'bob'), '--peer', peerAddr, '--json']);
+  t.teardown(() => bob.stop());
+  const rb = await bob.waitFor(ready, 'bob ready');
+  await bob.waitFor((e) => e.event === 'registered', 'bob registered');
+  const added = await runCli(['contacts', 'add', rb.address as string, 'bob', '--home', alice, '--peer', peerAddr]);
+  t.equal(added.code, 0, added.stderr);
+  const ida = JSON.parse((await runCli(['id', '--home', alice, '--json'])).stdout) as { address: string };
+  bob.line(`/add ${ida.address} alice`);
+  await bob.waitFor((e) => e.event === 'contact-cert' && e.ok === true, 'alice certificate at bob');
+
+  const v = await runCli(['verify', 'bob', '--home', alice, '--json'], { input: 'yes\n', timeoutMs: 40_000 });
+  t.equal(v.code, 0, v.stderr);
+  const lines = v.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  const code = lines.find((l) => l.event === 'verify-code');
+  const done = lines.find((l) => l.event === 'verify-done');
+  t.match(code?.code, /^\d{6}$/);
+  t.equal(done?.verified, true);
+  const atBob = await bob.waitFor((e) => e.event === 'verify-code', 'code at bob');
+  t.equal(atBob.code, code?.code, 'both sides show the same six digits');
+  const list = JSON.parse((await runCli(['contacts', 'list', '--home', alice, '--json'])).stdout) as { contacts: Array<{ verification: string }> };
+  t.equal(list.contacts[0]?.verification, 'verified');
+
+  const no = await runCli(['verify', 'bob', '--home', alice, '--json'], { input: 'no\n', timeoutMs: 40_000 });
+  t.equal(no.code, 1, 'a mismatch exits non-zero');
+  const list2 = JSON.parse((await runCli(['contacts', 'list', '--home', alice, '--json'])).stdout) as { contacts: Array<{ verification: string }> };
+  t.equal(list2.contacts[0]?.verification, 'mismatch', 'and is recorded');
+});

@@ -16,6 +16,7 @@
  *   'verify-started' | 'verify-code' | 'verify-failed' | 'verify-done'   live safety-code check (VerifyNotice)
  */
 import { EventEmitter } from 'node:events';
+import { networkInterfaces } from 'node:os';
 import type { Client as ClientMachine, ClientEvent, ContactRecord, DeliveryState, InboxEntry } from '../client/index.js';
 import type { GroupInfo } from '../client/content.js';
 import { identityCodeAsync } from '../codes/identity-code.js';
@@ -59,6 +60,8 @@ export interface Codes {
 export class Messenger extends EventEmitter<MessengerEvents> {
   /** @internal */ protected readonly verifier: VerifyManager;
   private closing: Promise<void> | undefined;
+  private netTimer: NodeJS.Timeout | undefined;
+  private netShape = interfacesShape();
 
   /** @internal */
   protected constructor(
@@ -71,6 +74,14 @@ export class Messenger extends EventEmitter<MessengerEvents> {
   ) {
     super();
     this.verifier = new VerifyManager(machine, cryptoRandom, (n) => this.emitVerify(n));
+    // A new local address (another network, a VPN, DHCP) means a new public mapping: register again.
+    this.netTimer = setInterval(() => {
+      const shape = interfacesShape();
+      if (shape === this.netShape) return;
+      this.netShape = shape;
+      this.networkChanged();
+    }, NETWORK_CHECK_INTERVAL_MS);
+    this.netTimer.unref();
   }
 
   /** @internal Route one client event to listeners (and the verification manager). */
@@ -225,8 +236,21 @@ export class Messenger extends EventEmitter<MessengerEvents> {
 
   /** @internal */
   protected async shutdown(): Promise<void> {
+    if (this.netTimer) clearInterval(this.netTimer);
     await this.driver.close();
   }
+}
+
+/** How often the local addresses are compared with the last ones seen. */
+export const NETWORK_CHECK_INTERVAL_MS = 5000;
+
+/** The set of local non-internal addresses, as one comparable string. */
+function interfacesShape(): string {
+  const out: string[] = [];
+  for (const [name, list] of Object.entries(networkInterfaces())) {
+    for (const a of list ?? []) if (!a.internal) out.push(`${name}/${a.address}`);
+  }
+  return out.sort().join(',');
 }
 
 /** The codes of a pair, computed locally (no network). */

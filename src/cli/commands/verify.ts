@@ -3,7 +3,7 @@ import readline from 'node:readline';
 import type { CommandModule } from 'yargs';
 import { PeerpostError, UsageError } from '../../core/errors.js';
 import { cliContext, type GlobalArgs } from '../context.js';
-import { oneShotOptions, waitFor, withClient, type OneShotArgs } from '../session.js';
+import { oneShotOptions, withClient, type OneShotArgs } from '../session.js';
 
 interface Args extends GlobalArgs, OneShotArgs {
   contact: string;
@@ -32,13 +32,29 @@ export const verifyCommand: CommandModule<GlobalArgs, Args> = {
     const ctx = cliContext(argv);
     const r = await withClient(ctx.home, argv, ctx.log, async (c, timeoutMs) => {
       const fp = c.resolveFingerprint(argv.contact);
-      const failed = waitFor(c, 'verify-failed', (e) => e.fingerprint === fp, timeoutMs, 'a failure').then((e) => {
-        throw new PeerpostError('PEERPOST_VERIFY_FAILED', `live check with ${e.contact} failed: ${e.reason}`);
+      const e = await new Promise<{ contact: string; code: string }>((resolve, reject) => {
+        const timer = setTimeout(() => finish(new PeerpostError('PEERPOST_TIMEOUT', `${argv.contact} did not answer within ${Math.round(timeoutMs / 1000)} s (their client must be running)`)), timeoutMs);
+        const onCode = (x: { fingerprint: string; contact: string; code: string }): void => {
+          if (x.fingerprint === fp) finish(undefined, x);
+        };
+        const onFail = (x: { fingerprint: string; contact: string; reason: string }): void => {
+          if (x.fingerprint === fp) finish(new PeerpostError('PEERPOST_VERIFY_FAILED', `live check with ${x.contact} failed: ${x.reason}`));
+        };
+        const finish = (err?: Error, v?: { contact: string; code: string }): void => {
+          clearTimeout(timer);
+          c.off('verify-code', onCode);
+          c.off('verify-failed', onFail);
+          if (err) reject(err);
+          else resolve(v!);
+        };
+        c.on('verify-code', onCode);
+        c.on('verify-failed', onFail);
+        try {
+          c.verify(argv.contact);
+        } catch (err) {
+          finish(err as Error);
+        }
       });
-      const coded = waitFor(c, 'verify-code', (e) => e.fingerprint === fp, timeoutMs, `${argv.contact} to answer (their client must be running)`);
-      c.verify(argv.contact);
-      const e = await Promise.race([coded, failed]);
-      failed.catch(() => {});
       if (ctx.json) ctx.io.stdout.write(`${JSON.stringify({ event: 'verify-code', contact: e.contact, code: e.code })}\n`);
       else ctx.io.stdout.write(`code with ${e.contact}: ${e.code}\nCompare it with ${e.contact} (voice, in person). They see the same digits only if nobody is in the middle.\n`);
       const a = await ask('Do the codes match? [yes/no] ');
@@ -49,8 +65,8 @@ export const verifyCommand: CommandModule<GlobalArgs, Args> = {
     });
     if (r.verified) ctx.result({ ...r, event: 'verify-done' }, [`${r.contact} is now verified`]);
     else {
-      ctx.result({ ...r, event: 'verify-done' }, [`WARNING: the codes did not match: someone may be between you and ${r.contact}; recorded as mismatch`]);
-      process.exitCode = 1;
+      if (ctx.json) ctx.result({ ...r, event: 'verify-done' }, []);
+      throw new PeerpostError('PEERPOST_VERIFY_MISMATCH', `WARNING: the codes did not match: someone may be between you and ${r.contact}; recorded as mismatch`);
     }
   },
 };
