@@ -65,9 +65,4 @@ export class Client extends Messenger {
       throw e;
     }
   }
-
-  /** @internal */
-  dispatchEvent(e: ClientEvent): void {
-    this.dispatch(e);
-  }
 }

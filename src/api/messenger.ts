@@ -85,7 +85,7 @@ export class Messenger extends EventEmitter<MessengerEvents> {
   }
 
   /** @internal Route one client event to listeners (and the verification manager). */
-  protected dispatch(e: ClientEvent): void {
+  dispatchEvent(e: ClientEvent): void {
     if (e.type === 'verify') {
       this.verifier.receive(this.clock(), e.from, e.body);
       this.wake();

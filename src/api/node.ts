@@ -19,7 +19,7 @@ import { EventedMachine, cryptoRandom } from './host.js';
 import { lockHome } from './home-lock.js';
 import { Messenger } from './messenger.js';
 import { CLIENT_STATE_FILE_NAME, parsePeerAddress, type ClientTuning } from './client.js';
-import { SUMMARY_INTERVAL_MS_DEFAULT } from './peer.js';
+import { SUMMARY_INTERVAL_MS_DEFAULT, logPeerSummary } from './peer.js';
 
 export interface NodeStartOptions {
   /** Bind address (literal IP); default 127.0.0.1. */
@@ -101,11 +101,6 @@ export class Node extends Messenger {
     }
   }
 
-  /** @internal */
-  dispatchEvent(e: ClientEvent): void {
-    this.dispatch(e);
-  }
-
   /** `host:port` the socket is bound to. */
   get boundAddress(): string {
     return addrKey(this.driver.address());
@@ -116,8 +111,7 @@ export class Node extends Messenger {
   }
 
   private logSummary(): void {
-    const s = this.peerStats();
-    this.log.info({ ...s }, `peer: ${s.registered} clients, ${s.waitingMessages} waiting messages (${s.waitingBytes} B), ${s.datagramsIn} in / ${s.datagramsOut} out, drops ${JSON.stringify(s.drops)}`);
+    logPeerSummary(this.log, this.peerStats());
   }
 
   protected override async shutdown(): Promise<void> {

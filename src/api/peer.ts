@@ -37,6 +37,11 @@ export interface PeerEvents {
   summary: [PeerStats];
 }
 
+/** The one-line peer summary (counts only: never a fingerprint or an address). */
+export function logPeerSummary(log: Logger, s: PeerStats): void {
+  log.info({ ...s }, `peer: ${s.registered} clients, ${s.waitingMessages} waiting messages (${s.waitingBytes} B), ${s.datagramsIn} in / ${s.datagramsOut} out, drops ${JSON.stringify(s.drops)}`);
+}
+
 export class Peer extends EventEmitter<PeerEvents> {
   private timer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
@@ -78,7 +83,7 @@ export class Peer extends EventEmitter<PeerEvents> {
 
   private summary(): void {
     const s = this.stats();
-    this.log.info({ ...s }, `peer: ${s.registered} clients, ${s.waitingMessages} waiting messages (${s.waitingBytes} B), ${s.datagramsIn} in / ${s.datagramsOut} out, drops ${JSON.stringify(s.drops)}`);
+    logPeerSummary(this.log, s);
     this.emit('summary', s);
   }
 
