@@ -4,7 +4,7 @@
  */
 import t, { type Test } from 'tap';
 import { Peer } from '../src/peer/index.js';
-import { Client, MemoryClientStore, type ClientEvent, type ClientOptions } from '../src/client/index.js';
+import { CLIENT_DEFAULTS, Client, MemoryClientStore, type ClientEvent, type ClientOptions } from '../src/client/index.js';
 import { randomBytes } from 'node:crypto';
 import { Identity, fingerprintFromHex, generateIdentity } from '../src/identity/certificate.js';
 import { seal } from '../src/crypto/seal.js';
@@ -232,13 +232,14 @@ t.test('the recipient offline for a while, then online', async (t) => {
   connect(w, t);
   w.net.setUp(B, false);
   const sent = new Map<string, string>();
-  for (let i = 0; i < 5; i++) {
+  const window = CLIENT_DEFAULTS.unackedPerRecipientMax;
+  for (let i = 0; i < window + 2; i++) {
     const [id] = w.a().send(w.net.now, ['bob'], `while away ${i}`);
     sent.set(id!, `while away ${i}`);
   }
   w.net.run(30 * 60_000);
   const states = [...sent.keys()].map((id) => w.a().messageState(id));
-  t.equal(states.filter((s) => s?.state === 'held').length, 3, 'three held (unackedPerSenderMax)');
+  t.equal(states.filter((s) => s?.state === 'held').length, window, 'a window of them held (unackedPerRecipientMax)');
   t.equal(states.filter((s) => s?.state === 'queued').length, 2, 'the rest queued');
   t.equal(messages(w.events.b).length, 0, 'nothing shown yet');
   w.net.setUp(B, true);

@@ -38,7 +38,7 @@ t.test('online recipient: PUSH, ACK, RESULT 200; the message leaves RAM', async 
 });
 
 t.test('no ACK within 3 s: RESULT 300 and the message stays', async (t) => {
-  const { link, peer, a, b } = await pair();
+  const { link, peer, a, b } = await pair({ pushTriesMax: 1 });
   b.autoAck = false;
   const id = a.deliver(PEER_ADDR, b.fingerprint, blob());
   link.flush();
@@ -58,6 +58,46 @@ t.test('no ACK within 3 s: RESULT 300 and the message stays', async (t) => {
   t.equal(peer.stats().waitingMessages, 0, 'a late ACK still removes it');
 });
 
+t.test('a timed-out push is sent again by the timer, pushTriesMax in a row, then on KEEPALIVE', async (t) => {
+  const { link, peer, a, b } = await pair();
+  b.autoAck = false;
+  const id = a.deliver(PEER_ADDR, b.fingerprint, blob());
+  link.flush();
+  t.equal(b.pushes.length, 1);
+  link.advance(3000);
+  t.same(a.resultsOf(id), [300], 'the sender hears 300 at the first timeout');
+  t.equal(b.pushes.length, 2, 'pushed again at once');
+  link.advance(3000);
+  t.equal(b.pushes.length, 3, 'third push');
+  link.advance(3000);
+  t.equal(b.pushes.length, 3, 'pushTriesMax (3) reached: the timer stops');
+  t.same(a.resultsOf(id), [300], 'one answer to the sender');
+  t.equal(peer.pollTimeout() === undefined || peer.pollTimeout()! > link.now, true, 'no push deadline left due');
+  link.advance(2000); // pushRetryMs (5 s) since the last push
+  b.keepalive();
+  link.flush();
+  t.equal(b.pushes.length, 4, 'a KEEPALIVE starts a new series');
+  link.advance(3000);
+  t.equal(b.pushes.length, 5, 'and the timer goes on with it');
+  b.ack([id]);
+  link.flush();
+  t.equal(peer.stats().waitingMessages, 0, 'the ACK of a repeated push removes the message');
+  link.advance(10_000);
+  t.equal(b.pushes.length, 5, 'nothing more after the ACK');
+});
+
+t.test('the timer does not push to a recipient whose registration expired', async (t) => {
+  const { link, peer, a, b } = await pair({ registrationTtlMs: 4000 });
+  b.autoAck = false;
+  a.deliver(PEER_ADDR, b.fingerprint, blob());
+  link.flush();
+  link.advance(3000);
+  t.equal(b.pushes.length, 2, 'registered: pushed again');
+  link.advance(3000);
+  t.equal(b.pushes.length, 2, 'registration expired: no push');
+  t.equal(peer.stats().waitingMessages, 1, 'the message stays for its next registration');
+});
+
 t.test('offline recipient: RESULT 300 at once, PUSH when it registers', async (t) => {
   const { link, peer, a, b } = await pair({}, true);
   const id = a.deliver(PEER_ADDR, b.fingerprint, blob());
@@ -72,7 +112,7 @@ t.test('offline recipient: RESULT 300 at once, PUSH when it registers', async (t
 });
 
 t.test('POLL pushes waiting messages; KEEPALIVE re-pushes only after pushRetryMs', async (t) => {
-  const { link, peer, a, b } = await pair();
+  const { link, peer, a, b } = await pair({ pushTriesMax: 1 });
   b.autoAck = false;
   const ids = [1, 2, 3].map((i) => a.deliver(PEER_ADDR, b.fingerprint, blob(50, i), id16(i)));
   link.flush();
@@ -177,7 +217,7 @@ t.test('MAILBOX_FULL', async (t) => {
 });
 
 t.test('TOO_MANY_UNACKED per (sender address, recipient)', async (t) => {
-  const { link, peer, a, b, clients } = await pair({}, true, 1);
+  const { link, peer, a, b, clients } = await pair({ unackedPerSenderMax: 3 }, true, 1);
   const a2 = clients[2]!;
   a2.hello(PEER_ADDR);
   link.flush();

@@ -58,7 +58,7 @@ export const CLIENT_DEFAULTS = {
   messageTtlMs: 7 * 24 * 3600_000,
   receiptWaitMs: 60_000,
   receiptWaitMaxMs: 10 * 60_000,
-  unackedPerRecipientMax: 3,
+  unackedPerRecipientMax: 8,
   busyBackoffInitialMs: 1000,
   busyBackoffMaxMs: 60_000,
   cookieReuseMs: 90_000,

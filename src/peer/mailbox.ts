@@ -30,6 +30,8 @@ export interface Waiting {
   lastPushAt: number;
   /** A PUSH is waiting for its ACK (the pushAck timer runs). */
   inFlight: boolean;
+  /** Pushes made by the pushAck timer since the last push that started a series. */
+  timerPushes: number;
   /** Senders to answer with RESULT when the push resolves. */
   waiters: Addr[] | null;
 }

@@ -6,6 +6,9 @@
  *
  * Timers (a closed set; the next wakeup is the minimum of this deadline table):
  *   pushAck            a PUSH waits pushAckTimeoutMs for its ACK, then the sender gets RESULT 300
+ *                      and, while the recipient stays registered, the message is pushed again,
+ *                      pushTriesMax pushes in a row at most (a lost PUSH or ACK costs one timeout,
+ *                      not a wait for the recipient's next KEEPALIVE)
  *   mailboxExpiry      a waiting message is dropped mailboxTtlMs after it was stored
  *   registrationExpiry a registration is dropped registrationTtlMs after the client's last datagram
  * All three have one fixed duration each, so their items expire in insertion order: each lives in
@@ -18,7 +21,8 @@
  *   |---------------------|------------|----------------------------------------------------------------|
  *   | registryMax         | 1,000,000  | REGISTER_PROOF of a new fingerprint -> ERROR REGISTRY_FULL     |
  *   | mailboxMessagesMax  | 128        | DELIVER of a new message to that recipient -> MAILBOX_FULL     |
- *   | unackedPerSenderMax | 3          | per (sender IP:PORT, recipient) -> TOO_MANY_UNACKED            |
+ *   | unackedPerSenderMax | 8          | per (sender IP:PORT, recipient) -> TOO_MANY_UNACKED            |
+ *   | pushTriesMax        | 3          | pushes in a row by the pushAck timer; then KEEPALIVE/POLL only |
  *   | storageBytesMax     | 64 MiB     | blobs + 512 B per message; beyond -> STORAGE_FULL              |
  *   | unregisteredStorageBytesMax | 32 MiB | same, for recipients not registered when stored      |
  *   | mailboxTtlMs        | 24 h       | the message is dropped                                         |
@@ -81,6 +85,12 @@ export interface PeerOptions {
    */
   unregisteredStorageBytesMax?: number;
   pushAckTimeoutMs?: number;
+  /**
+   * Pushes of one message in a row, each after the previous one timed out, while its recipient
+   * stays registered (default 3); after that it is pushed again on KEEPALIVE, POLL or a new
+   * registration.
+   */
+  pushTriesMax?: number;
   /** Least time between two pushes of one waiting message on KEEPALIVE. */
   pushRetryMs?: number;
   pollBatchMax?: number;
@@ -117,11 +127,12 @@ export const PEER_DEFAULTS = {
   registrationTtlMs: 90_000,
   registryMax: 1_000_000,
   mailboxMessagesMax: 128,
-  unackedPerSenderMax: 3,
+  unackedPerSenderMax: 8,
   mailboxTtlMs: 24 * 3600_000,
   storageBytesMax: 64 * 1024 * 1024,
   unregisteredStorageBytesMax: 32 * 1024 * 1024,
   pushAckTimeoutMs: 3000,
+  pushTriesMax: 3,
   pushRetryMs: 5000,
   pollBatchMax: 16,
   rateLimit: { perSecond: 2000, burst: 4000, bucketsMax: 65_536 } as RateLimitOptions | null,
@@ -435,7 +446,7 @@ export class Peer {
     if (!this.rateOk(now, from)) return this.sendError(from, WireError.RATE_LIMITED, m.id, '');
     const w: Waiting = {
       to, idKey, blob: bytesKey(m.blob), senderKey, expiresAt: now + this.o.mailboxTtlMs,
-      unregistered: !e, lastPushAt: -Infinity, inFlight: false, waiters: null,
+      unregistered: !e, lastPushAt: -Infinity, inFlight: false, timerPushes: 0, waiters: null,
     };
     this.store.add(w);
     this.deadlines.mailboxExpiry ??= w.expiresAt;
@@ -473,7 +484,9 @@ export class Peer {
     }
   }
 
-  private push(now: number, e: RegistryEntry, w: Waiting): void {
+  /** `byTimer`: the previous push of `w` timed out; otherwise a new series of pushes starts. */
+  private push(now: number, e: RegistryEntry, w: Waiting, byTimer = false): void {
+    w.timerPushes = byTimer ? w.timerPushes + 1 : 0;
     this.send(parseAddrKey(e.addr), { type: MsgType.PUSH, id: keyBytes(w.idKey), blob: keyBytes(w.blob) });
     w.lastPushAt = now;
     w.inFlight = true;
@@ -483,7 +496,11 @@ export class Peer {
     this.deadlines.pushAck ??= at;
   }
 
-  /** Resolve timed-out pushes: their senders learn RESULT 300, the messages stay. */
+  /**
+   * Resolve timed-out pushes: their senders learn RESULT 300, the messages stay, and each is
+   * pushed again while its recipient is registered and its series is under pushTriesMax. A push
+   * again goes to the back of inFlight with a later deadline, so this loop meets it only to stop.
+   */
   private expirePushes(now: number): number | undefined {
     let n = 0;
     for (const [w, at] of this.inFlight) {
@@ -492,6 +509,9 @@ export class Peer {
       this.inFlight.delete(w);
       w.inFlight = false;
       this.answer(w, DeliveryStatus.HELD);
+      if (w.timerPushes + 1 >= this.o.pushTriesMax) continue;
+      const e = this.registry.lookup(now, w.to);
+      if (e) this.push(now, e, w, true);
     }
     return undefined;
   }
