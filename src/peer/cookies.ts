@@ -8,6 +8,11 @@
  *
  * The master secret is random, taken at start and never stored. A cookie is valid in its own epoch
  * and the next one, so it lives between one and two epochs (2 to 4 minutes by default).
+ *
+ * A client sends the same cookie with every DELIVER, so the last cookie that passed the MAC check
+ * is kept per address (COOKIE_CACHE_MAX addresses; at the bound the address checked longest ago
+ * is forgotten and its next cookie is checked by MAC again). A cached cookie still has to be in
+ * the current or the previous epoch, and is compared in constant time.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { COOKIE_BYTES } from '../protocol/constants.js';
@@ -16,9 +21,13 @@ const COOKIE_LABEL = Buffer.from('peerpost/1 cookie', 'ascii');
 const COOKIE_MAC_BYTES = COOKIE_BYTES - 4;
 /** Epoch keys kept: the current and the previous epoch (plus one being replaced). */
 const EPOCH_KEYS_MAX = 3;
+/** Addresses whose last valid cookie is remembered (about 100 B each). */
+export const COOKIE_CACHE_MAX = 65_536;
 
 export class CookieJar {
   private readonly keys = new Map<number, Buffer>();
+  /** addrKey -> the last cookie (latin1) that passed the MAC check from it, oldest first. */
+  private readonly valid = new Map<string, string>();
 
   constructor(private readonly master: Uint8Array, readonly cookieEpochMs: number) {
     if (!(master instanceof Uint8Array) || master.length !== 32) throw new TypeError('cookie master secret must be 32 bytes');
@@ -44,8 +53,19 @@ export class CookieJar {
     const epoch = new DataView(cookie.buffer, cookie.byteOffset, cookie.byteLength).getUint32(0);
     const current = this.epochAt(nowMs);
     if (epoch !== current && epoch !== ((current - 1) >>> 0)) return -1;
+    const known = this.valid.get(addr);
+    if (known !== undefined && sameBytes(known, cookie)) return epoch;
     const mac = this.mac(epoch, addr);
-    return timingSafeEqual(mac, cookie.subarray(4)) ? epoch : -1;
+    if (!timingSafeEqual(mac, cookie.subarray(4))) return -1;
+    if (known !== undefined) this.valid.delete(addr);
+    else if (this.valid.size >= COOKIE_CACHE_MAX) this.valid.delete(this.valid.keys().next().value!);
+    this.valid.set(addr, Buffer.from(cookie.buffer, cookie.byteOffset, cookie.byteLength).toString('latin1'));
+    return epoch;
+  }
+
+  /** Addresses with a remembered cookie (bounded by COOKIE_CACHE_MAX). */
+  get cachedAddresses(): number {
+    return this.valid.size;
   }
 
   private mac(epoch: number, addr: string): Buffer {
@@ -69,4 +89,12 @@ export class CookieJar {
     }
     return k;
   }
+}
+
+/** `s` (latin1) equals `b`, compared without an early exit. */
+function sameBytes(s: string, b: Uint8Array): boolean {
+  if (s.length !== b.length) return false;
+  let d = 0;
+  for (let i = 0; i < b.length; i++) d |= s.charCodeAt(i) ^ b[i]!;
+  return d === 0;
 }
