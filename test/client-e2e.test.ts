@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { Identity, fingerprintFromHex, generateIdentity } from '../src/identity/certificate.js';
 import { seal } from '../src/crypto/seal.js';
 import { encode } from '../src/protocol/codec.js';
-import { MsgType } from '../src/protocol/constants.js';
+import { MsgType, WireError } from '../src/protocol/constants.js';
 import { ContentKind, encodeText } from '../src/client/content.js';
 import type { Addr } from '../src/core/types.js';
 import { VNet, type Faults } from './helpers/vnet.js';
@@ -355,6 +355,20 @@ t.test('a certificate that does not hash to the fingerprint is never used', asyn
   const [id] = w.a().send(w.net.now, ['mallory'], 'x');
   t.equal(w.a().messageState(id!)?.state, 'queued', 'a message waits, never sealed to the wrong key');
   t.equal(w.a().outbox()[0]!.parts, 0);
+});
+
+t.test('a certificate its peer refuses to serve (BAD_CERT) is not used; the message waits with a reason', async (t) => {
+  const w = world('cert-refused');
+  t.ok(w.net.runUntil(() => registered(w), 600_000));
+  const fp = ids.m.fingerprintHex;
+  w.net.filter = (d) => !(d.from.host === A.host && d.data[1] === MsgType.CERT_REQUEST);
+  w.a().addContact(w.net.now, `${fp}@10.0.0.2:7000`, 'mallory');
+  const [id] = w.a().send(w.net.now, ['mallory'], 'x');
+  w.net.run(3000);
+  w.a().handle(w.net.now, P2, encode({ type: MsgType.ERROR, code: WireError.BAD_CERT, ref: fingerprintFromHex(fp)!, detail: 'bad_self_signature: x' }));
+  w.drain();
+  t.match(w.a().messageState(id!), { state: 'queued', reason: 'bad-certificate' });
+  t.notOk(w.a().contacts()[0]!.cert, 'no certificate stored');
 });
 
 t.test('a contact re-added under its petname with another fingerprint is flagged', async (t) => {

@@ -6,7 +6,8 @@ import t from 'tap';
 import { MsgType, WireError, decode, encode } from '../src/protocol/index.js';
 import type { RegisterProofMsg } from '../src/protocol/index.js';
 import { LABEL_REGISTER } from '../src/protocol/constants.js';
-import { toHex } from '../src/identity/certificate.js';
+import { Identity, generateIdentity, toHex } from '../src/identity/certificate.js';
+import { readCertificateDer } from '../src/identity/cert-der.js';
 import { PEER_ADDR, clientAddr, identityNo, makeWorld } from './helpers/link.js';
 import { RawClient } from './helpers/raw-client.js';
 
@@ -14,6 +15,14 @@ function proofOf(c: RawClient): RegisterProofMsg {
   const r = decode(c.lastProof!);
   if (!r.ok || r.msg.type !== MsgType.REGISTER_PROOF) throw new Error('no proof');
   return r.msg;
+}
+
+/** One DER element (definite length, short or long form). */
+function tlv(tag: number, ...parts: Uint8Array[]): Buffer {
+  const body = Buffer.concat(parts);
+  const n = body.length;
+  const len = n < 0x80 ? [n] : n < 0x100 ? [0x81, n] : [0x82, n >> 8, n & 0xff];
+  return Buffer.concat([Buffer.from([tag, ...len]), body]);
 }
 
 function lastErrorCode(c: RawClient): number | undefined {
@@ -153,6 +162,83 @@ t.test('a certificate that does not parse: BAD_CERT with a reason', async (t) =>
   link.flush();
   t.equal(lastErrorCode(a), WireError.BAD_CERT);
   t.match(a.errors.at(-1)!.detail, /^bad_der/);
+});
+
+t.test('a certificate whose self-signature fails registers (the proof shows the key) but is never served', async (t) => {
+  const { link, peer, clients } = await makeWorld(2, { certKeysMax: 1 });
+  const [a, b] = clients as [RawClient, RawClient];
+  const good = await identityNo(5);
+  const badCert = new Uint8Array(good.cert);
+  badCert[badCert.length - 1]! ^= 1; // one bit of the self-signature
+  const bad = new RawClient(new Identity(badCert, good.privateKey));
+  link.add({ host: '10.2.0.1', port: 4000 }, bad);
+  bad.register(PEER_ADDR);
+  link.flush();
+  t.ok(bad.registered, 'registered: the proof verifies with the certificate key');
+  const cookie = () => b.cookies.get('10.0.0.1:7777')!;
+  b.hello(PEER_ADDR);
+  link.flush();
+  for (const round of ['first request', 'verdict cached', 'after the key left certKeys']) {
+    if (round === 'after the key left certKeys') {
+      a.register(PEER_ADDR); // certKeysMax 1: A's key takes the only place
+      link.flush();
+      t.ok(a.registered);
+    }
+    b.send(PEER_ADDR, { type: MsgType.CERT_REQUEST, cookie: cookie(), fingerprint: bad.fingerprint });
+    link.flush();
+    t.equal(lastErrorCode(b), WireError.BAD_CERT, round);
+    t.same(b.errors.at(-1)!.ref, bad.fingerprint, `${round}: ref is the fingerprint`);
+    t.match(b.errors.at(-1)!.detail, /^bad_self_signature: /, round);
+  }
+  t.notOk(b.lastOf(MsgType.CERT), 'never served');
+  b.send(PEER_ADDR, { type: MsgType.CERT_REQUEST, cookie: cookie(), fingerprint: a.fingerprint });
+  link.flush();
+  t.same(b.lastOf(MsgType.CERT)?.cert, a.identity.cert, 'a self-signed certificate is served');
+  t.equal(peer.stats().errorsSent.BAD_CERT, 3);
+  t.equal(peer.stats().registered, 2);
+});
+
+t.test('certificates out of their validity period: BAD_CERT, first time and from the checked keys', async (t) => {
+  const start = Date.UTC(2030, 0, 1);
+  const { link, peer } = await makeWorld(0, {}, start);
+  const c = new RawClient(await generateIdentity({ notBefore: new Date(start + 3600_000), validityDays: 1 }));
+  link.add(clientAddr(0), c);
+  c.register(PEER_ADDR);
+  link.flush();
+  t.equal(lastErrorCode(c), WireError.BAD_CERT);
+  t.match(c.errors.at(-1)!.detail, /^not_yet_valid: certificate is valid only from Tue, 01 Jan 2030 01:00:00 GMT/);
+  link.advance(2 * 3600_000);
+  c.register(PEER_ADDR);
+  link.flush();
+  t.ok(c.registered, 'valid now');
+  link.advance(86400_000);
+  c.register(PEER_ADDR);
+  link.flush();
+  t.equal(lastErrorCode(c), WireError.BAD_CERT);
+  t.match(c.errors.at(-1)!.detail, /^expired: certificate expired on Wed, 02 Jan 2030 01:00:00 GMT/);
+  t.equal(peer.stats().errorsSent.BAD_CERT, 2);
+});
+
+t.test('a v1 certificate and a cut one: BAD_CERT not_v3 and bad_der with the walk reason', async (t) => {
+  const { link, clients } = await makeWorld(1);
+  const [a] = clients as [RawClient];
+  a.hello(PEER_ADDR);
+  link.flush();
+  const cookie = a.cookies.get('10.0.0.1:7777')!;
+  // A v3 certificate with its version field removed and the lengths made right: a v1 certificate.
+  const walked = readCertificateDer(a.identity.cert);
+  if (!walked.ok) throw new Error('test certificate refused');
+  const tbs = Buffer.from(walked.cert.tbs);
+  const tbsBody = tbs.subarray(tbs[1]! & 0x80 ? 2 + (tbs[1]! & 0x7f) : 2);
+  t.same([...tbsBody.subarray(0, 5)], [0xa0, 0x03, 0x02, 0x01, 0x02], 'version field found');
+  const rest = Buffer.from(a.identity.cert).subarray(a.identity.cert.length - (2 + 5 + 2 + 65));
+  const v1 = tlv(0x30, tlv(0x30, tbsBody.subarray(5)), rest);
+  for (const [cert, re] of [[v1, /^not_v3: not_v3: /], [a.identity.cert.subarray(0, 120), /^bad_der: truncated: /]] as const) {
+    a.send(PEER_ADDR, { type: MsgType.REGISTER_PROOF, cert, nonce: new Uint8Array(16), cookie, sig: new Uint8Array(64) });
+    link.flush();
+    t.equal(lastErrorCode(a), WireError.BAD_CERT);
+    t.match(a.errors.at(-1)!.detail, re);
+  }
 });
 
 t.test('re-registration from a new address moves the entry', async (t) => {

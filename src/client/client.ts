@@ -1052,7 +1052,10 @@ export class Client {
       l.deadline = now;
       return;
     }
-    this.lookupGaveUp(now, l, code === WireError.NOT_FOUND ? 'certificate-not-found' : 'certificate-unreachable');
+    // BAD_CERT: the peer holds this fingerprint's certificate but will not serve it (its
+    // self-signature fails), so it is treated like a certificate that fails the check here.
+    const reason = code === WireError.NOT_FOUND ? 'certificate-not-found' : code === WireError.BAD_CERT ? 'bad-certificate' : 'certificate-unreachable';
+    this.lookupGaveUp(now, l, reason);
   }
 
   /** The lookup got no certificate: reject waiting pushes, mark messages, try again later. */

@@ -90,7 +90,10 @@ export type DeliveryStatus = (typeof DeliveryStatus)[keyof typeof DeliveryStatus
 export const WireError = {
   /** The cookie is missing, forged, for another address, or too old: ask for a new one. */
   BAD_COOKIE: 1,
-  /** The certificate does not parse, is not Ed25519, is out of its validity period, or its self-signature fails. */
+  /**
+   * REGISTER_PROOF: the certificate is not well-formed DER, not X.509 v3, not Ed25519, or out of
+   * its validity period. CERT_REQUEST: the registered certificate fails its self-signature.
+   */
   BAD_CERT: 2,
   /** A handshake signature does not verify with the certificate's key. */
   BAD_SIGNATURE: 3,
