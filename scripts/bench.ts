@@ -2,7 +2,8 @@
  * `npm run bench`: peerpost's benchmarks on loopback, in one run. Prints a table and writes the
  * results as JSON (default ./bench-results.json; `--out FILE`; `--quick` for a short smoke run).
  *
- *   relay       messages/s one peer relays end to end (DELIVER, PUSH, ACK, RESULT 200), peer in a
+ *   relay       peer CPU per relayed message through Peer.handle() in process; then
+ *               messages/s one peer relays end to end (DELIVER, PUSH, ACK, RESULT 200), peer in a
  *               child process, load generator in this one; the offered rate is stepped up until
  *               loss reaches 0.1%; latency p50/p99 at half the highest loss-free rate
  *   forwarder   the same datagrams through a plain dgram forwarder: the runtime's ceiling
@@ -24,6 +25,7 @@ import { RelayLoad, type RelayMode, type RelayStep } from './bench/relay.js';
 import { registrationBreakdown, registrationRun, type RegistrationRun } from './bench/register.js';
 import type { MemoryResult } from './bench/memory-child.js';
 import { registerInProcess } from './bench/register-inproc.js';
+import { relayInProcess } from './bench/relay-inproc.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
@@ -33,8 +35,8 @@ const outFile = outAt >= 0 ? args[outAt + 1] : './bench-results.json';
 if (!outFile) throw new Error('--out needs a file name');
 
 const P = quick
-  ? { stepMs: 400, startRate: 2000, stepFactor: 1.5, latencyMs: 800, regCount: 1500, regCerts: 20_000, memCounts: [20_000], memSet: 20_000, keepalives: 200_000, breakdownN: 300 }
-  : { stepMs: 2000, startRate: 2000, stepFactor: 1.2, latencyMs: 3000, regCount: 8000, regCerts: 20_000, memCounts: [100_000, 1_000_000], memSet: 1_000_000, keepalives: 1_000_000, breakdownN: 2000 };
+  ? { stepMs: 400, startRate: 2000, stepFactor: 1.5, latencyMs: 800, regCount: 1500, regCerts: 20_000, memCounts: [20_000], memSet: 20_000, keepalives: 200_000, breakdownN: 300, relayInProcess: 50_000 }
+  : { stepMs: 2000, startRate: 2000, stepFactor: 1.2, latencyMs: 3000, regCount: 8000, regCerts: 20_000, memCounts: [100_000, 1_000_000], memSet: 1_000_000, keepalives: 1_000_000, breakdownN: 2000, relayInProcess: 400_000 };
 const SENDERS = 16;
 const RECIPIENTS = 16;
 const REGISTER_CONCURRENCY = 64;
@@ -179,6 +181,8 @@ async function main(): Promise<void> {
   log(`  ${JSON.stringify(breakdown)}`);
   const inProcess = await registerInProcess(certs, 12_000, P.regCount);
   log(`  through Peer.handle() in process: ${inProcess.firstPerS}/s first time, ${inProcess.againPerS}/s again`);
+  const relayCpu = { blob512: await relayInProcess(certs, 12_000, 512, P.relayInProcess), blob1100: await relayInProcess(certs, 12_100, 1100, P.relayInProcess) };
+  log(`  relay through Peer.handle() in process: ${relayCpu.blob512.usPerMessage} us per message (512 B blobs), ${relayCpu.blob1100.usPerMessage} us (1,100 B)`);
   log('relay');
   const peer200 = await relay('peer', 200, certs, 0);
   const peer1000 = await relay('peer', 1000, certs, 40);
@@ -192,7 +196,7 @@ async function main(): Promise<void> {
   const results = {
     quick,
     machine: { ...machine, loadavgAtEnd: loadavg().map((x) => Math.round(x * 100) / 100) },
-    relay: { peer200, peer1000, fwd200, fwd1000 },
+    relay: { peer200, peer1000, fwd200, fwd1000, inProcess: relayCpu },
     registration: { breakdownUs: breakdown, inProcess, ...reg },
     memory: mem,
     runtimeS: Math.round((performance.now() - started) / 1000),
@@ -203,7 +207,7 @@ async function main(): Promise<void> {
 }
 
 type Results = {
-  relay: Record<'peer200' | 'peer1000' | 'fwd200' | 'fwd1000', RelayResult>;
+  relay: Record<'peer200' | 'peer1000' | 'fwd200' | 'fwd1000', RelayResult> & { inProcess: Record<'blob512' | 'blob1100', { perS: number; usPerMessage: number }> };
   registration: { first: RegistrationRun; again: RegistrationRun; inProcess: { firstPerS: number; againPerS: number } };
   memory: MemoryResult;
   machine: { loadavgAtStart: number[]; loadavgAtEnd: number[] };
@@ -220,6 +224,7 @@ function printTable(r: Results): void {
     rows.push([`forwarder, same datagrams`, `${f.maxDatagramsPerS} dgram/s`, '']);
     rows.push([`  peer / forwarder`, ratio(p, f), '>= 70%']);
   }
+  rows.push(['  peer CPU per relayed message (handle() in process)', `${r.relay.inProcess.blob512.usPerMessage} us (512 B blob), ${r.relay.inProcess.blob1100.usPerMessage} us (1,100 B)`, '']);
   rows.push(['registrations, first time', `${r.registration.first.perS}/s`, '>= 5,000/s']);
   rows.push(['registrations, again (same certs)', `${r.registration.again.perS}/s`, '>= 5,000/s']);
   rows.push(['  peer CPU only (handle() in process)', `${r.registration.inProcess.firstPerS}/s first, ${r.registration.inProcess.againPerS}/s again`, '']);
