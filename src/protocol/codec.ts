@@ -248,7 +248,10 @@ function needUint(n: number, max: number, name: string): number {
 // ---------------------------------------------------------------------------------------------
 // decode
 
-/** Decode one datagram. Never throws. When `drops` is given, a refusal is counted there. */
+/**
+ * Decode one datagram. Never throws. When `drops` is given, a refusal is counted there. The byte
+ * strings of the message are views of `data`: a caller that reuses its receive buffer copies them.
+ */
 export function decode(data: Uint8Array, drops?: DropCounter): DecodeResult {
   let r: DecodeResult;
   try {
@@ -308,9 +311,13 @@ function allZero(p: Uint8Array, from: number): boolean {
   return true;
 }
 
+/**
+ * A byte string of the payload as a plain Uint8Array view of the datagram's bytes (no copy: the
+ * decoded message shares the datagram's memory, which nothing writes to after it arrived).
+ */
 function bytes(v: unknown, min: number, max: number): Uint8Array | null {
   if (!(v instanceof Uint8Array) || v.length < min || v.length > max) return null;
-  return new Uint8Array(v);
+  return new Uint8Array(v.buffer, v.byteOffset, v.length);
 }
 
 function fixed(v: unknown, n: number): Uint8Array | null {
