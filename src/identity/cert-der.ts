@@ -89,8 +89,8 @@ function refuse(reason: DerRejectReason, detail: string): Refusal {
 }
 
 /**
- * One element's header at `pos` inside a parent that ends at `end`: its tag, where its contents
- * start and end. Set by readHeader; a refusal leaves it undefined.
+ * A cursor over the input: header() reads one element's header and leaves its tag and the start
+ * and end of its contents in `tag`, `start` and `end` (unchanged when it refuses).
  */
 class Walk {
   tag = 0;
