@@ -22,7 +22,7 @@ import { SEAL_BUCKETS_BYTES, SEAL_BODY_MAX_BYTES, SEAL_LENGTH_PREFIX_BYTES, SEAL
 import type { Addr } from '../src/core/types.js';
 import { loadCerts } from './bench/certs.js';
 import { RelayLoad, type RelayMode, type RelayStep } from './bench/relay.js';
-import { registrationBreakdown, registrationRun, type RegistrationRun } from './bench/register.js';
+import { registrationBreakdown, registrationKeys, registrationRun, type RegistrationRun } from './bench/register.js';
 import type { MemoryResult } from './bench/memory-child.js';
 import { registerInProcess } from './bench/register-inproc.js';
 import { relayInProcess } from './bench/relay-inproc.js';
@@ -145,17 +145,22 @@ async function relay(mode: RelayMode, bodyBytes: number, certs: Awaited<ReturnTy
   return { mode, bodyBytes, blobBytes, datagramBytes: load.datagramBytes, steps, maxMessagesPerS: best, maxDatagramsPerS: best * 4, latency };
 }
 
-async function registrations(certs: Awaited<ReturnType<typeof loadCerts>>): Promise<{ first: RegistrationRun; again: RegistrationRun; serverCpuPct: number }> {
+async function registrations(certs: Awaited<ReturnType<typeof loadCerts>>): Promise<{ first: RegistrationRun; again: RegistrationRun; serverCpuPct: { first: number; again: number } }> {
   const server = await spawnServer('peer');
-  const first = await registrationRun(server.address, certs, 100, P.regCount, REGISTER_CONCURRENCY);
-  log(`  first registrations: ${first.perS}/s (${first.registrations} ok, ${first.refused} refused) p50 ${first.p50Us} us p99 ${first.p99Us} us`);
-  const s0 = await server.stats();
-  const t0 = performance.now();
-  const again = await registrationRun(server.address, certs, 100, P.regCount, REGISTER_CONCURRENCY);
-  const s1 = await server.stats();
-  log(`  repeat registrations: ${again.perS}/s (${again.registrations} ok, ${again.refused} refused) p50 ${again.p50Us} us p99 ${again.p99Us} us`);
+  const keys = registrationKeys(certs, 100, P.regCount);
+  const timed = async (): Promise<{ run: RegistrationRun; serverCpuPct: number }> => {
+    const s0 = await server.stats();
+    const t0 = performance.now();
+    const run = await registrationRun(server.address, certs, 100, keys, REGISTER_CONCURRENCY);
+    const s1 = await server.stats();
+    return { run, serverCpuPct: Math.round(((cpuMs(s1) - cpuMs(s0)) / (performance.now() - t0)) * 100) };
+  };
+  const first = await timed();
+  log(`  first registrations: ${first.run.perS}/s (${first.run.registrations} ok, ${first.run.refused} refused) p50 ${first.run.p50Us} us p99 ${first.run.p99Us} us cpu server ${first.serverCpuPct}% generator ${first.run.generatorCpuPct}%`);
+  const again = await timed();
+  log(`  repeat registrations: ${again.run.perS}/s (${again.run.registrations} ok, ${again.run.refused} refused) p50 ${again.run.p50Us} us p99 ${again.run.p99Us} us cpu server ${again.serverCpuPct}% generator ${again.run.generatorCpuPct}%`);
   await server.stop();
-  return { first, again, serverCpuPct: Math.round(((cpuMs(s1) - cpuMs(s0)) / (performance.now() - t0)) * 100) };
+  return { first: first.run, again: again.run, serverCpuPct: { first: first.serverCpuPct, again: again.serverCpuPct } };
 }
 
 function memory(): Promise<MemoryResult> {

@@ -24,10 +24,16 @@ export interface RegistrationRun {
   generatorCpuPct: number;
 }
 
-/** Register certificates [first, first + count) through `concurrency` sockets; keys are made beforehand. */
-export async function registrationRun(server: Addr, certs: CertSet, first: number, count: number, concurrency: number): Promise<RegistrationRun> {
+/** The private keys of certificates [first, first + count), for registrationRun. */
+export function registrationKeys(certs: CertSet, first: number, count: number): KeyObject[] {
   const keys: KeyObject[] = [];
   for (let i = 0; i < count; i++) keys.push(privateKeyAt(certs, first + i));
+  return keys;
+}
+
+/** Register certificates [first, first + keys.length) through `concurrency` sockets. */
+export async function registrationRun(server: Addr, certs: CertSet, first: number, keys: KeyObject[], concurrency: number): Promise<RegistrationRun> {
+  const count = keys.length;
   const eps = await Promise.all(Array.from({ length: concurrency }, () => Endpoint.open(server)));
   let next = 0;
   let done = 0;
