@@ -192,6 +192,31 @@ t.test('ID_CONFLICT: same id, different blob', async (t) => {
   t.equal(peer.stats().waitingMessages, 1);
 });
 
+t.test('ID_CONFLICT and duplicates while the first push is in flight, and after it timed out', async (t) => {
+  const { link, peer, a, b } = await pair();
+  b.autoAck = false;
+  const id = id16(6);
+  a.deliver(PEER_ADDR, b.fingerprint, blob(700, 1), id);
+  link.flush();
+  a.deliver(PEER_ADDR, b.fingerprint, blob(700, 2), id);
+  link.flush();
+  t.same(errorCodes(a), [WireError.ID_CONFLICT], 'another blob during the first push');
+  a.deliver(PEER_ADDR, b.fingerprint, blob(700, 1), id);
+  link.flush();
+  t.same(a.resultsOf(id), [], 'the same blob waits for the push');
+  link.advance(3000);
+  t.same(a.resultsOf(id), [300], 'the sender (waiting once) hears 300');
+  t.equal(b.pushes.length, 2, 'pushed again by the timer');
+  t.same(b.pushes[1]!.blob, blob(700, 1), 'the stored copy has the same bytes');
+  a.deliver(PEER_ADDR, b.fingerprint, blob(700, 2), id);
+  link.flush();
+  t.same(errorCodes(a), [WireError.ID_CONFLICT, WireError.ID_CONFLICT], 'another blob after the timeout');
+  t.equal(peer.stats().waitingBytes, 700);
+  b.ack([id]);
+  link.flush();
+  t.equal(peer.stats().waitingMessages, 0);
+});
+
 t.test('ACK removes only messages of the acking client', async (t) => {
   const { link, peer, a, b, clients } = await pair({}, false, 1);
   const c = clients[2]!;

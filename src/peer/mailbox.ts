@@ -19,8 +19,13 @@ export interface Waiting {
   readonly to: string;
   /** Message id, latin1 string of its 16 bytes. */
   readonly idKey: string;
-  /** The sealed blob as a latin1 string (one char per byte: no ArrayBuffer per message). */
-  readonly blob: string;
+  /**
+   * The sealed blob. During its first push, a view of the DELIVER datagram that brought it (no
+   * copy for a message that is acknowledged at once); once it waits (stored for a recipient away,
+   * or its first push timed out), a latin1 string, one char per byte: no ArrayBuffer per waiting
+   * message.
+   */
+  blob: string | Uint8Array;
   /** Key of the un-acknowledged counter: sender addrKey + recipient. */
   readonly senderKey: string;
   readonly expiresAt: number;

@@ -434,7 +434,7 @@ export class Peer {
       this.store.remove(w);
       this.inFlight.delete(w);
       this.recent.add(e.fp + idKey);
-      this.answer(w, DeliveryStatus.DELIVERED);
+      this.answer(w, DeliveryStatus.DELIVERED, id);
     }
   }
 
@@ -452,7 +452,7 @@ export class Peer {
     const idKey = bytesKey(m.id);
     const old = this.store.find(to, idKey);
     if (old) {
-      if (old.blob !== bytesKey(m.blob)) return this.sendError(from, WireError.ID_CONFLICT, m.id, 'message id reused with another blob');
+      if (!sameBlob(old.blob, m.blob)) return this.sendError(from, WireError.ID_CONFLICT, m.id, 'message id reused with another blob');
       return this.onDuplicate(from, old);
     }
     if (this.recent.has(to + idKey)) {
@@ -480,14 +480,14 @@ export class Peer {
     }
     if (!this.rateOk(now, from)) return this.sendError(from, WireError.RATE_LIMITED, m.id, '');
     const w: Waiting = {
-      to, idKey, blob: bytesKey(m.blob), senderKey, expiresAt: now + this.o.mailboxTtlMs,
+      to, idKey, blob: e ? m.blob : bytesKey(m.blob), senderKey, expiresAt: now + this.o.mailboxTtlMs,
       unregistered: !e, lastPushAt: -Infinity, inFlight: false, timerPushes: 0, waiters: null,
     };
     this.store.add(w);
     this.deadlines.mailboxExpiry ??= w.expiresAt;
     if (!e) return this.result(from, m.id, DeliveryStatus.HELD);
     w.waiters = [from];
-    this.push(now, e, w);
+    this.push(now, e, w, false, m.id);
   }
 
   /**
@@ -519,10 +519,14 @@ export class Peer {
     }
   }
 
-  /** `byTimer`: the previous push of `w` timed out; otherwise a new series of pushes starts. */
-  private push(now: number, e: RegistryEntry, w: Waiting, byTimer = false): void {
+  /**
+   * `byTimer`: the previous push of `w` timed out; otherwise a new series of pushes starts. `id`:
+   * the message id's bytes when the caller has them (the DELIVER that brought it).
+   */
+  private push(now: number, e: RegistryEntry, w: Waiting, byTimer = false, id?: Uint8Array): void {
     w.timerPushes = byTimer ? w.timerPushes + 1 : 0;
-    this.send(parseAddrKey(e.addr), { type: MsgType.PUSH, id: keyBytes(w.idKey), blob: keyBytes(w.blob) });
+    const blob = typeof w.blob === 'string' ? keyBytes(w.blob) : w.blob;
+    this.send(parseAddrKey(e.addr), { type: MsgType.PUSH, id: id ?? keyBytes(w.idKey), blob });
     w.lastPushAt = now;
     w.inFlight = true;
     const at = now + this.o.pushAckTimeoutMs;
@@ -543,6 +547,7 @@ export class Peer {
       if (n++ >= TIMEOUT_BATCH_MAX) return now;
       this.inFlight.delete(w);
       w.inFlight = false;
+      if (typeof w.blob !== 'string') w.blob = bytesKey(w.blob); // it waits now: keep no datagram
       this.answer(w, DeliveryStatus.HELD);
       if (w.timerPushes + 1 >= this.o.pushTriesMax) continue;
       const e = this.registry.lookup(now, w.to);
@@ -551,10 +556,11 @@ export class Peer {
     return undefined;
   }
 
-  private answer(w: Waiting, status: DeliveryStatus): void {
+  /** `id`: the message id's bytes when the caller has them. */
+  private answer(w: Waiting, status: DeliveryStatus, id?: Uint8Array): void {
     const waiters = w.waiters;
     w.waiters = null;
-    if (waiters) for (const to of waiters) this.result(to, keyBytes(w.idKey), status);
+    if (waiters) for (const to of waiters) this.result(to, id ?? keyBytes(w.idKey), status);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -584,6 +590,13 @@ export class Peer {
     this.datagramsOut++;
     this.bytesOut += data.length;
   }
+}
+
+/** The stored blob of a message equals `b`. */
+function sameBlob(stored: string | Uint8Array, b: Uint8Array): boolean {
+  if (stored.length !== b.length) return false;
+  if (typeof stored === 'string') return stored === bytesKey(b);
+  return Buffer.from(stored.buffer, stored.byteOffset, stored.byteLength).equals(b);
 }
 
 /** Parse an addrKey() string back into an Addr (the registry keeps only the text). */
