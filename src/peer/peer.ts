@@ -27,7 +27,7 @@
  *   | unregisteredStorageBytesMax | 32 MiB | same, for recipients not registered when stored      |
  *   | mailboxTtlMs        | 24 h       | the message is dropped                                         |
  *   | rateLimit           | 2000/s, burst 4000, 65,536 IPs | request -> RATE_LIMITED; oldest bucket forgotten |
- *   | replayMax           | 262,144    | registration -> RATE_LIMITED until the cookie window moves     |
+ *   | replayMax           | 524,288    | registration -> RATE_LIMITED until the cookie window moves     |
  *   | recentDeliveredMax  | 65,536     | the oldest (recipient, id) is forgotten                         |
  *   | directoryMax        | 10,000     | DIR_JOIN of a new name -> BAD_REQUEST "directory is full"      |
  *   | certKeysMax         | 16,384     | the least recently used checked certificate key is forgotten   |
@@ -143,7 +143,7 @@ export const PEER_DEFAULTS = {
   pushRetryMs: 5000,
   pollBatchMax: 16,
   rateLimit: { perSecond: 2000, burst: 4000, bucketsMax: 65_536 } as RateLimitOptions | null,
-  replayMax: 262_144,
+  replayMax: 524_288,
   recentDeliveredMax: 65_536,
   directoryMax: 10_000,
   certKeysMax: 16_384,
