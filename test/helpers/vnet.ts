@@ -6,13 +6,10 @@
  * a machine's deadline), so minutes of protocol time run in milliseconds. Same seed, same run.
  */
 import type { Addr, Random, Transmit } from '../../src/core/types.js';
+import type { DatagramMachine } from '../../src/net/udp-driver.js';
 
-export interface Machine {
-  handle(now: number, from: Addr, data: Uint8Array): void;
-  pollTransmit(): Transmit | undefined;
-  pollTimeout(): number | undefined;
-  handleTimeout(now: number): void;
-}
+/** What the network drives: the shape UdpDriver drives. */
+export type Machine = DatagramMachine;
 
 export interface Faults {
   /** Probability that a datagram is lost. */

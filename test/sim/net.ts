@@ -11,25 +11,9 @@
  */
 import { addrKey, type Addr, type Transmit } from '../../src/core/types.js';
 import { Rng } from './prng.js';
+import type { Faults, Machine } from '../helpers/vnet.js';
 
-export interface Machine {
-  handle(now: number, from: Addr, data: Uint8Array): void;
-  pollTransmit(): Transmit | undefined;
-  pollTimeout(): number | undefined;
-  handleTimeout(now: number): void;
-}
-
-export interface Faults {
-  /** Probability that a datagram is lost. */
-  loss: number;
-  /** Probability that a datagram arrives twice. */
-  duplicate: number;
-  /** Probability that a datagram is held back by up to reorderMs, so later ones overtake it. */
-  reorder: number;
-  reorderMs: number;
-  delayMs: number;
-  jitterMs: number;
-}
+export type { Faults, Machine } from '../helpers/vnet.js';
 
 export const CALM: Faults = { loss: 0, duplicate: 0, reorder: 0, reorderMs: 0, delayMs: 5, jitterMs: 0 };
 
