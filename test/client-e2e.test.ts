@@ -140,6 +140,26 @@ t.test('two clients on two peers exchange messages both ways', async (t) => {
   t.same(states.at(-1), 'delivered', 'delivery events end in delivered');
 });
 
+t.test('a stream both ways at 20% loss: receipts and messages share the peer bound without TOO_MANY_UNACKED', async (t) => {
+  const w = world('stream', { loss: 0.2, delayMs: 5, jitterMs: 5 });
+  connect(w, t);
+  const sent = new Map<string, string>();
+  const sentBack = new Map<string, string>();
+  for (let i = 0; i < 100; i++) {
+    const [id] = w.a().send(w.net.now, ['bob'], `a->b ${i}`);
+    sent.set(id!, `a->b ${i}`);
+    const [id2] = w.b().send(w.net.now, ['alice'], `b->a ${i}`);
+    sentBack.set(id2!, `b->a ${i}`);
+  }
+  const started = w.net.now;
+  t.ok(w.net.runUntil(() => allDelivered(w.a(), [...sent.keys()]) && allDelivered(w.b(), [...sentBack.keys()]), 3600_000), 'all delivered');
+  checkExactlyOnce(t, w.a(), w.events.b, sent);
+  checkExactlyOnce(t, w.b(), w.events.a, sentBack);
+  const refused = [P1, P2].map((p) => w.net.machine<Peer>(p).stats().errorsSent.TOO_MANY_UNACKED ?? 0);
+  t.same(refused, [0, 0], 'no DELIVER refused for too many unacknowledged messages');
+  t.ok(w.net.now - started < 90_000, `200 messages in ${Math.round((w.net.now - started) / 1000)} s of virtual time`);
+});
+
 /** More seeds: PEERPOST_CLIENT_SEEDS=200 npx tap test/client-e2e.test.ts (a failure names its seed). */
 const SEED_COUNT = Number(process.env.PEERPOST_CLIENT_SEEDS ?? 8);
 for (let seed = 1; seed <= SEED_COUNT; seed++) {

@@ -22,6 +22,8 @@
  *   outboxMessagesMax (1000)      unfinished outgoing messages; send() throws PEERPOST_OUTBOX_FULL
  *   sentHistoryMax (500)          finished (delivered/failed) messages kept for status; oldest dropped
  *   unackedPerRecipientMax (8)    parts in flight per recipient not yet acked by it; others wait `queued`
+ *                                 (a quarter of the peer's unackedPerSenderMax, which counts this
+ *                                 client's receipts to that recipient too)
  *   inboxMessagesMax (1000)       received messages kept; the oldest is dropped
  *   dedupeEntriesMax (8192), dedupeTtlMs (8 days)   (sender, id) seen; oldest/expired forgotten
  *   partialMessagesMax (16), partialBytesMax (2 MiB), partialAgeMaxMs (30 min)   chunk buffers; the

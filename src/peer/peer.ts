@@ -21,7 +21,7 @@
  *   |---------------------|------------|----------------------------------------------------------------|
  *   | registryMax         | 1,000,000  | REGISTER_PROOF of a new fingerprint -> ERROR REGISTRY_FULL     |
  *   | mailboxMessagesMax  | 128        | DELIVER of a new message to that recipient -> MAILBOX_FULL     |
- *   | unackedPerSenderMax | 8          | per (sender IP:PORT, recipient) -> TOO_MANY_UNACKED            |
+ *   | unackedPerSenderMax | 32         | per (sender IP:PORT, recipient) -> TOO_MANY_UNACKED            |
  *   | pushTriesMax        | 3          | pushes in a row by the pushAck timer; then KEEPALIVE/POLL only |
  *   | storageBytesMax     | 64 MiB     | blobs + 512 B per message; beyond -> STORAGE_FULL              |
  *   | unregisteredStorageBytesMax | 32 MiB | same, for recipients not registered when stored      |
@@ -134,7 +134,7 @@ export const PEER_DEFAULTS = {
   registrationTtlMs: 90_000,
   registryMax: 1_000_000,
   mailboxMessagesMax: 128,
-  unackedPerSenderMax: 8,
+  unackedPerSenderMax: 32,
   mailboxTtlMs: 24 * 3600_000,
   storageBytesMax: 64 * 1024 * 1024,
   unregisteredStorageBytesMax: 32 * 1024 * 1024,
