@@ -5,6 +5,7 @@
  * chance of extra delay that reorders them. step() jumps to the next event (a datagram arriving or
  * a machine's deadline), so minutes of protocol time run in milliseconds. Same seed, same run.
  */
+import { TimedHeap } from './timed-heap.js';
 import type { Addr, Random, Transmit } from '../../src/core/types.js';
 import type { DatagramMachine } from '../../src/net/udp-driver.js';
 
@@ -120,7 +121,7 @@ export class VNet {
   onDeliver: ((d: Datagram, now: number) => void) | undefined;
   readonly stats: VNetStats = { sent: 0, delivered: 0, lost: 0, duplicated: 0, unroutable: 0, filtered: 0, timeouts: 0 };
   private readonly nodes = new Map<string, Node>();
-  private readonly heap: Flight[] = [];
+  private readonly heap = new TimedHeap<Flight>();
   private seq = 0;
 
   constructor(opts: { seed: number | string; startMs: number; faults?: Partial<Faults> }) {
@@ -159,7 +160,7 @@ export class VNet {
   /** Run one event. False when nothing is left to do. */
   step(limitMs = Number.POSITIVE_INFINITY): boolean {
     this.flushAll();
-    const flight = this.heap[0];
+    const flight = this.heap.peek();
     let timerNode: Node | undefined;
     let timerAt = Number.POSITIVE_INFINITY;
     for (const n of this.nodes.values()) {
@@ -175,7 +176,7 @@ export class VNet {
     if (!Number.isFinite(at) || at > limitMs) return false;
     this.now = Math.max(this.now, at);
     if (flight && flightAt <= timerAt) {
-      this.pop();
+      this.heap.pop();
       const n = this.nodes.get(key(flight.d.to));
       const src = this.nodes.get(key(flight.d.from));
       if (!n || !n.up || (src && !src.up)) {
@@ -214,7 +215,7 @@ export class VNet {
 
   /** Datagrams still on the wire. */
   get inFlight(): number {
-    return this.heap.length;
+    return this.heap.size;
   }
 
   private node(addr: Addr): Node {
@@ -251,44 +252,8 @@ export class VNet {
     for (let i = 0; i < copies; i++) {
       let delay = f.delayMs + this.prng.next() * f.jitterMs;
       if (this.prng.next() < f.reorder) delay += this.prng.next() * f.reorderMs;
-      this.push({ at: this.now + Math.round(delay), seq: this.seq++, d });
+      this.heap.push({ at: this.now + Math.round(delay), seq: this.seq++, d });
     }
-  }
-
-  private push(x: Flight): void {
-    const h = this.heap;
-    h.push(x);
-    let i = h.length - 1;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (!before(h[i]!, h[p]!)) break;
-      [h[i], h[p]] = [h[p]!, h[i]!];
-      i = p;
-    }
-  }
-
-  private pop(): Flight | undefined {
-    const h = this.heap;
-    const top = h[0];
-    const last = h.pop();
-    if (h.length > 0 && last) {
-      h[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < h.length && before(h[l]!, h[m]!)) m = l;
-        if (r < h.length && before(h[r]!, h[m]!)) m = r;
-        if (m === i) break;
-        [h[i], h[m]] = [h[m]!, h[i]!];
-        i = m;
-      }
-    }
-    return top;
   }
 }
 
-function before(a: Flight, b: Flight): boolean {
-  return a.at < b.at || (a.at === b.at && a.seq < b.seq);
-}

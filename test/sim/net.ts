@@ -9,6 +9,7 @@
  * a tie). Each machine's deadline is asked once after every call into it and cached, so a step
  * costs one pass over a few dozen numbers. Same seed, same run.
  */
+import { TimedHeap } from '../helpers/timed-heap.js';
 import { addrKey, type Addr, type Transmit } from '../../src/core/types.js';
 import { Rng } from './prng.js';
 import type { Faults, Machine } from '../helpers/vnet.js';
@@ -71,7 +72,7 @@ export class SimNet {
   afterHandle: ((ep: Endpoint, w: Wire) => void) | undefined;
   private readonly rng: Rng;
   private readonly byAddr = new Map<string, Endpoint>();
-  private readonly heap: Flight[] = [];
+  private readonly heap = new TimedHeap<Flight>();
   private seq = 0;
 
   constructor(rng: Rng, startMs: number, faults: Faults) {
@@ -121,14 +122,14 @@ export class SimNet {
 
   /** Time of the next event, or +Infinity. */
   nextAt(): number {
-    let at = this.heap[0]?.at ?? Number.POSITIVE_INFINITY;
+    let at = this.heap.peek()?.at ?? Number.POSITIVE_INFINITY;
     for (const ep of this.endpoints) if (ep.deadline !== undefined && ep.deadline < at) at = ep.deadline;
     return at;
   }
 
   /** Run the earliest event if it is due at or before `limitMs`. False when there is none. */
   step(limitMs: number): boolean {
-    const flight = this.heap[0];
+    const flight = this.heap.peek();
     let timer: Endpoint | undefined;
     let timerAt = Number.POSITIVE_INFINITY;
     for (const ep of this.endpoints) {
@@ -143,7 +144,7 @@ export class SimNet {
     this.stats.steps++;
     if (at > this.now) this.now = at;
     if (flight && flightAt <= timerAt) {
-      this.pop();
+      this.heap.pop();
       const ep = this.byAddr.get(addrKey(flight.w.to));
       if (!ep || !ep.machine || !ep.online) {
         this.stats.unroutable++;
@@ -164,7 +165,7 @@ export class SimNet {
   }
 
   get inFlight(): number {
-    return this.heap.length;
+    return this.heap.size;
   }
 
   /** Take what the machine queued, ask for its deadline, tell the observer. */
@@ -202,41 +203,8 @@ export class SimNet {
     for (let i = 0; i < copies; i++) {
       let delay = f.delayMs + (f.jitterMs > 0 ? this.rng.next() * f.jitterMs : 0);
       if (f.reorder > 0 && this.rng.next() < f.reorder) delay += this.rng.next() * f.reorderMs;
-      this.push({ at: this.now + Math.round(delay), seq: this.seq++, w });
-    }
-  }
-
-  private push(x: Flight): void {
-    const h = this.heap;
-    h.push(x);
-    let i = h.length - 1;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (!before(h[i]!, h[p]!)) break;
-      [h[i], h[p]] = [h[p]!, h[i]!];
-      i = p;
-    }
-  }
-
-  private pop(): void {
-    const h = this.heap;
-    const last = h.pop();
-    if (h.length === 0 || !last) return;
-    h[0] = last;
-    let i = 0;
-    for (;;) {
-      const l = 2 * i + 1;
-      const r = l + 1;
-      let m = i;
-      if (l < h.length && before(h[l]!, h[m]!)) m = l;
-      if (r < h.length && before(h[r]!, h[m]!)) m = r;
-      if (m === i) break;
-      [h[i], h[m]] = [h[m]!, h[i]!];
-      i = m;
+      this.heap.push({ at: this.now + Math.round(delay), seq: this.seq++, w });
     }
   }
 }
 
-function before(a: Flight, b: Flight): boolean {
-  return a.at < b.at || (a.at === b.at && a.seq < b.seq);
-}
