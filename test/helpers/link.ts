@@ -5,17 +5,14 @@
  * source and destination, which is what the amplification tests measure.
  */
 import { createHash } from 'node:crypto';
-import { addrKey, type Addr, type Random, type Transmit } from '../../src/core/types.js';
+import { addrKey, type Addr, type Random } from '../../src/core/types.js';
 import { Peer, type PeerOptions } from '../../src/peer/index.js';
 import { generateIdentity, type Identity } from '../../src/identity/certificate.js';
 import { RawClient } from './raw-client.js';
+import type { DatagramMachine } from '../../src/net/udp-driver.js';
 
-export interface Machine {
-  handle(now: number, from: Addr, data: Uint8Array): void;
-  pollTransmit(): Transmit | undefined;
-  pollTimeout(): number | undefined;
-  handleTimeout(now: number): void;
-}
+/** What the link drives: the shape UdpDriver drives. */
+export type Machine = DatagramMachine;
 
 export interface Datagram {
   from: Addr;

@@ -6,7 +6,7 @@
  * a machine's deadline), so minutes of protocol time run in milliseconds. Same seed, same run.
  */
 import { TimedHeap } from './timed-heap.js';
-import type { Addr, Random, Transmit } from '../../src/core/types.js';
+import type { Addr, Random } from '../../src/core/types.js';
 import type { DatagramMachine } from '../../src/net/udp-driver.js';
 
 /** What the network drives: the shape UdpDriver drives. */
