@@ -5,7 +5,7 @@
  * `SEED=<seed> npm run sim`.
  */
 import t from 'tap';
-import { CI_LIMITS, runSeed } from './sim/scenario.js';
+import { CI_LIMITS, DEFAULT_LIMITS, runSeed, type SimLimits } from './sim/scenario.js';
 import { explainFailure, formatSummary, runSeeds } from './sim/report.js';
 
 const SEEDS = Number(process.env.SIM_SEEDS ?? 500);
@@ -22,6 +22,23 @@ t.test(`${SEEDS} seeded runs keep every invariant`, async (t) => {
   t.equal(s.violations, 0, `no invariant violated (failing seeds: ${s.failingSeeds.join(' ') || 'none'})`);
   t.ok(s.delivered > s.messages * 0.8, `most messages delivered (${s.delivered} of ${s.messages})`);
   t.ok(s.lost > 0 && s.duplicated > 0 && s.peerRestarts > 0 && s.clientRestarts > 0 && s.moves > 0 && s.attackerRuns > 0, 'faults of every kind happened');
+});
+
+/** Fewer, larger runs: dozens of clients on up to five peers, for the full default active time. */
+const LARGE_SEEDS = Number(process.env.SIM_LARGE_SEEDS ?? 10);
+const LARGE_LIMITS: SimLimits = { ...DEFAULT_LIMITS, clientsMin: 24, clientsMax: 40 };
+
+t.test(`${LARGE_SEEDS} seeded runs with 24 to 40 clients keep every invariant`, async (t) => {
+  const failures: string[] = [];
+  const s = runSeeds(100_001, LARGE_SEEDS, LARGE_LIMITS, (r) => {
+    if (r.violationCount > 0) failures.push(explainFailure(r, LARGE_LIMITS));
+  });
+  console.error(`simulator, large runs: ${formatSummary(s, true)}`);
+  for (const f of failures) t.comment(f);
+  t.equal(s.seeds, LARGE_SEEDS, 'every seed ran');
+  t.ok(s.clients >= 24 * LARGE_SEEDS, `dozens of clients per run (${s.clients} in ${s.seeds} runs)`);
+  t.equal(s.violations, 0, `no invariant violated (failing seeds: ${s.failingSeeds.join(' ') || 'none'})`);
+  t.ok(s.delivered > s.messages * 0.8, `most messages delivered (${s.delivered} of ${s.messages})`);
 });
 
 t.test('a seed replays the same run', async (t) => {
