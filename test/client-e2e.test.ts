@@ -536,3 +536,21 @@ t.test('VERIFY bodies reach the contact as a verify event, once', async (t) => {
   t.equal(w.storeB.load()!.contacts[0]!.verification, 'verified', 'verification state persisted');
   t.throws(() => w.a().sendVerify(w.net.now, 'bob', new Uint8Array(513)), { code: 'PEERPOST_VERIFY_BODY' });
 });
+
+t.test('a window larger than the peer allows: a refused message goes again as soon as a slot frees, not after its busy backoff', async (t) => {
+  // 40 in flight per recipient against the peer's 32: the peer refuses some with TOO_MANY_UNACKED.
+  const w = world('slots', { delayMs: 5, jitterMs: 2 }, { unackedPerRecipientMax: 40 });
+  connect(w, t);
+  const sent = new Map<string, string>();
+  for (let i = 0; i < 100; i++) {
+    const [id] = w.a().send(w.net.now, ['bob'], `slot ${i}`);
+    sent.set(id!, `slot ${i}`);
+  }
+  const started = w.net.now;
+  t.ok(w.net.runUntil(() => allDelivered(w.a(), [...sent.keys()]), 600_000), 'all delivered');
+  checkExactlyOnce(t, w.a(), w.events.b, sent);
+  const refused = w.net.machine<Peer>(P2).stats().errorsSent.TOO_MANY_UNACKED ?? 0;
+  t.ok(refused > 0, `the peer refused ${refused} DELIVERs for too many unacknowledged messages`);
+  const took = w.net.now - started;
+  t.ok(took < CLIENT_DEFAULTS.busyBackoffInitialMs, `100 messages in ${took} ms of virtual time, less than one busy backoff (${CLIENT_DEFAULTS.busyBackoffInitialMs} ms)`);
+});

@@ -15,7 +15,8 @@
  * unanswered one a quarter of that; keepaliveMissesBeforeReregister unanswered in a row -> register
  * again), hello (cookie
  * requests per peer, RFC 6298 RTO), lookup (CERT_REQUEST retries), transfer (DELIVER retransmission
- * by RTO, resend after receiptWaitMs doubling to receiptWaitMaxMs, busy backoff), receiptFlush
+ * by RTO, resend after receiptWaitMs doubling to receiptWaitMaxMs, busy backoff, cut short for
+ * MAILBOX_FULL and TOO_MANY_UNACKED when a message to the same recipient is delivered), receiptFlush
  * (receipts batched for receiptBatchDelayMs), expiry (message TTL and partial-message age).
  *
  * Bounds (CLIENT_DEFAULTS; behaviour at the bound):
@@ -105,6 +106,11 @@ interface Transfer {
   deadline: number;
   resends: number;
   busy: number;
+  /**
+   * Refused with TOO_MANY_UNACKED or MAILBOX_FULL: besides its busy backoff, it goes again as soon
+   * as its peer reports another message to the same recipient delivered (a slot is free then).
+   */
+  slotWait: boolean;
 }
 
 interface Lookup {
@@ -806,7 +812,7 @@ export class Client {
       if (p.receipt || this.transfers.has(p.id)) continue;
       this.transfers.set(p.id, {
         id: p.id, idBytes: unhex(p.id), to: m.to, toBytes: unhex(m.to), peerKey: m.toPeer, blob: unhex(p.blob), msg: m, part: p,
-        awaiting: false, attempt: 0, sentAtMs: 0, sentOnce: p.peerStatus !== 'none', deadline: now, resends: 0, busy: 0,
+        awaiting: false, attempt: 0, sentAtMs: 0, sentOnce: p.peerStatus !== 'none', deadline: now, resends: 0, busy: 0, slotWait: false,
       });
     }
   }
@@ -853,8 +859,22 @@ export class Client {
   }
 
   /** A part to `fp` was acknowledged: let the parts waiting for a window slot try again. */
-  private wake(now: number, fp: string): void {
-    for (const t of this.transfers.values()) if (t.to === fp && t.deadline === Number.POSITIVE_INFINITY) t.deadline = now;
+  /**
+   * `slots` messages to `fp` were delivered (through the peer at `peerKey`, or anywhere when it is
+   * not given: receipts): transfers to `fp` waiting for the window go now, and as many of those
+   * refused there for want of a slot (one slot freed per delivered message, so the others do not
+   * go only to be refused again).
+   */
+  private wake(now: number, fp: string, slots: number, peerKey?: string): void {
+    for (const t of this.transfers.values()) {
+      if (t.to !== fp) continue;
+      if (t.deadline === Number.POSITIVE_INFINITY) t.deadline = now;
+      else if (slots > 0 && t.slotWait && (peerKey === undefined || t.peerKey === peerKey)) {
+        t.slotWait = false;
+        slots--;
+        if (t.deadline > now) t.deadline = now;
+      }
+    }
   }
 
   private transmit(now: number, t: Transfer): void {
@@ -867,6 +887,7 @@ export class Client {
     }
     this.send1(link.addr, { type: MsgType.DELIVER, cookie, to: t.toBytes, id: t.idBytes, blob: t.blob });
     t.awaiting = true;
+    t.slotWait = false;
     t.sentOnce = true;
     t.sentAtMs = now;
     t.deadline = now + link.rtt.timeoutMs(t.attempt);
@@ -885,7 +906,7 @@ export class Client {
     const was = p.peerStatus;
     if (status === DeliveryStatus.DELIVERED || was === 'none') p.peerStatus = status === DeliveryStatus.DELIVERED ? 'acked' : 'held';
     if (p.peerStatus !== was) this.dirty = true;
-    if (p.peerStatus === 'acked') this.wake(now, t.to);
+    if (p.peerStatus === 'acked') this.wake(now, t.to, 1, fromKey);
     if (!t.awaiting) {
       // A late answer to an earlier transmission: note the state, keep the schedule.
       this.updateState(t.msg);
@@ -929,6 +950,7 @@ export class Client {
     if (BUSY_ERRORS.has(e.code)) {
       t.deadline = now + Math.min(this.o.busyBackoffMaxMs, this.o.busyBackoffInitialMs * 2 ** Math.min(t.busy, 20));
       t.busy++;
+      t.slotWait = e.code === WireError.TOO_MANY_UNACKED || e.code === WireError.MAILBOX_FULL;
       if (t.msg) this.setReason(t.msg, (WIRE_ERROR_NAMES[e.code] ?? String(e.code)).toLowerCase().replaceAll('_', '-'));
       return;
     }
@@ -1001,7 +1023,7 @@ export class Client {
       this.dirty = true;
     }
     for (const m of touched) this.updateState(m);
-    if (touched.size > 0) this.wake(now, fromFp);
+    if (touched.size > 0) this.wake(now, fromFp, touched.size);
   }
 
   private expire(now: number): void {
@@ -1350,7 +1372,7 @@ export class Client {
         const id = hex(idBytes);
         this.transfers.set(id, {
           id, idBytes, to, toBytes: unhex(to), peerKey: q.peer, blob, awaiting: false, attempt: 0, sentAtMs: 0,
-          sentOnce: false, deadline: now, resends: 0, busy: 0,
+          sentOnce: false, deadline: now, resends: 0, busy: 0, slotWait: false,
         });
         receipts++;
       }
