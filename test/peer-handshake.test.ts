@@ -198,6 +198,36 @@ t.test('a certificate whose self-signature fails registers (the proof shows the 
   t.equal(peer.stats().registered, 2);
 });
 
+t.test('a client whose certificate is never served cannot join the directory', async (t) => {
+  const { link, peer, clients } = await makeWorld(1, { directory: true });
+  const [a] = clients as [RawClient];
+  const good = await identityNo(6);
+  const badCert = new Uint8Array(good.cert);
+  badCert[badCert.length - 1]! ^= 1;
+  const bad = new RawClient(new Identity(badCert, good.privateKey));
+  link.add({ host: '10.2.0.2', port: 4000 }, bad);
+  bad.register(PEER_ADDR);
+  link.flush();
+  t.ok(bad.registered);
+  bad.send(PEER_ADDR, { type: MsgType.DIR_JOIN, name: 'mallory' });
+  link.flush();
+  t.equal(lastErrorCode(bad), WireError.BAD_CERT);
+  t.match(bad.errors.at(-1)!.detail, /^bad_self_signature: /);
+  t.equal(bad.errors.at(-1)!.ref.length, 0, 'no ref');
+  a.register(PEER_ADDR);
+  link.flush();
+  t.ok(a.registered);
+  a.send(PEER_ADDR, { type: MsgType.DIR_JOIN, name: 'alice' });
+  link.flush();
+  t.equal(a.errors.length, 0, 'no error');
+  t.ok(a.lastOf(MsgType.OK), 'a self-signed certificate joins');
+  a.send(PEER_ADDR, { type: MsgType.DIR_LIST, cookie: a.cookies.get('10.0.0.1:7777')!, page: 0 });
+  link.flush();
+  const page = a.lastOf(MsgType.DIR_PAGE);
+  t.same(page?.type === MsgType.DIR_PAGE ? page.entries.map((e) => e.name) : null, ['alice'], 'only alice is listed');
+  t.equal(peer.stats().errorsSent.BAD_CERT, 1);
+});
+
 t.test('certificates out of their validity period: BAD_CERT, first time and from the checked keys', async (t) => {
   const start = Date.UTC(2030, 0, 1);
   const { link, peer } = await makeWorld(0, {}, start);

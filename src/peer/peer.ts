@@ -440,6 +440,9 @@ export class Peer {
 
   private onDirJoin(from: Addr, e: RegistryEntry, name: string): void {
     if (!this.dir) return this.sendError(from, WireError.DIRECTORY_DISABLED, EMPTY, 'this peer has no directory');
+    // Listed clients are looked up with CERT_REQUEST: a certificate that is never served is not listed.
+    const refusal = name === '' ? null : this.serveRefusal(e.fp, keyBytes(e.cert));
+    if (refusal !== null) return this.sendError(from, WireError.BAD_CERT, EMPTY, refusal);
     const r = this.dir.join(e.fp, name);
     if (r === 'bad_name') return this.sendError(from, WireError.BAD_REQUEST, EMPTY, 'invalid directory name');
     if (r === 'full') return this.sendError(from, WireError.BAD_REQUEST, EMPTY, 'directory is full');
