@@ -203,7 +203,7 @@ export function flatCbor(type: number, items: ReadonlyArray<Uint8Array | number>
   let size = ENVELOPE_HEADER_BYTES + headBytes(items.length);
   for (const x of items) size += typeof x === 'number' ? headBytes(x) : headBytes(x.length) + x.length;
   if (size > DATAGRAM_MAX_BYTES) throw new LocalProtocolError(`datagram of ${size} bytes exceeds ${DATAGRAM_MAX_BYTES}`);
-  const out = new Uint8Array(size);
+  const out = Buffer.allocUnsafe(size); // from Node's pool: every byte is written below
   out[0] = PROTOCOL_VERSION;
   out[1] = type;
   let at = writeHead(out, ENVELOPE_HEADER_BYTES, 4, items.length);
