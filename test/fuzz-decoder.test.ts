@@ -2,12 +2,14 @@
  * Decoder fuzz: well over 100,000 random and mutated datagrams from a seeded PRNG. For every one,
  * decode() must not throw, must return {ok: true, msg} or {ok: false, reason} with a known
  * DropReason, must not take 10 ms, and an accepted datagram must re-encode to the same bytes.
+ * Whatever the hand-written reader (decodeFlat) accepts, the strict decoder must accept with an
+ * equal message.
  * The seed is printed with every failure; PEERPOST_FUZZ_SEED=<n> replays a run.
  */
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { decode, encode, MsgType, DATAGRAM_MAX_BYTES, type DropReason, type Message } from '../src/protocol/index.js';
+import { decode, decodeFlat, decodeStrict, encode, MsgType, DATAGRAM_MAX_BYTES, type DropReason, type Message } from '../src/protocol/index.js';
 
 const SEED = Number(process.env.PEERPOST_FUZZ_SEED ?? 0x9e3779b9) >>> 0;
 const DECODE_MAX_MS = 10;
@@ -62,6 +64,14 @@ const extra: Message[] = [
   { type: MsgType.REGISTER, cert: at(800, 0x30), nonce: at(16, 1) },
   { type: MsgType.REGISTER, cert: at(100, 0x30), nonce: at(16, 1), padTo: 0 },
   { type: MsgType.HELLO, nonce: at(16, 9), padTo: 0 },
+  // the hand-read datagrams at the edges of their CBOR heads
+  ...[1, 23, 24, 255, 256, 1100].flatMap((n): Message[] => [
+    { type: MsgType.DELIVER, cookie: at(20, 1), to: at(32, 2), id: at(16, 3), blob: at(n, 4) },
+    { type: MsgType.PUSH, id: at(16, 3), blob: at(n, 5) },
+  ]),
+  ...[1, 2, 23, 24, 32].map((n): Message => ({ type: MsgType.ACK, ids: Array.from({ length: n }, (_, i) => at(16, i)) })),
+  { type: MsgType.RESULT, id: at(16, 6), status: 200 },
+  { type: MsgType.RESULT, id: at(16, 6), status: 300 },
 ];
 for (const m of extra) seeds.push(encode(m));
 
@@ -111,6 +121,12 @@ function randomItem(depth: number): Uint8Array {
     () => cat(Uint8Array.of(0x9f), randomItem(depth + 1), Uint8Array.of(0xff)),
     () => Uint8Array.of(0x1c + int(4)),
   ])();
+}
+
+/** Equal messages: same fields, byte strings with equal bytes (Buffer or plain Uint8Array). */
+function sameMessage(a: Message, b: Message): boolean {
+  const norm = (m: Message): string => JSON.stringify(m, (_k, v: unknown) => (v instanceof Uint8Array ? `bytes:${Buffer.from(v).toString('hex')}` : v));
+  return Object.getPrototypeOf(a) === Object.getPrototypeOf(b) && norm(a) === norm(b);
 }
 
 const cborType = (): number => 6 + int(13);
@@ -218,6 +234,7 @@ t.test(`decode survives random and mutated datagrams (seed ${SEED})`, async (t) 
   const started = performance.now();
   let count = 0;
   let okCount = 0;
+  let flatCount = 0;
   let totalMs = 0;
   let maxMs = 0;
   let maxInput: Uint8Array = new Uint8Array(0);
@@ -251,6 +268,12 @@ t.test(`decode survives random and mutated datagrams (seed ${SEED})`, async (t) 
     if (ms > DECODE_MAX_MS) {
       slowCount++;
       if (slow.length < SLOW_KEPT_MAX) slow.push(b);
+    }
+    const flat = decodeFlat(b);
+    if (flat) {
+      flatCount++;
+      const strict = decodeStrict(b);
+      if (!flat.ok || !strict.ok || !sameMessage(flat.msg, strict.msg)) fail('decodeFlat and decodeStrict differ', kind, b);
     }
     if (!r || typeof r !== 'object' || typeof r.ok !== 'boolean') {
       fail('result is not {ok}', kind, b);
@@ -295,6 +318,7 @@ t.test(`decode survives random and mutated datagrams (seed ${SEED})`, async (t) 
 
   t.same(failures, [], `seed ${SEED}: no throw, only known reasons, accepted datagrams re-encode exactly`);
   t.ok(count >= 100_000, `at least 100,000 datagrams (${count})`);
+  t.ok(flatCount >= 5_000, `at least 5,000 of them read by hand and checked against the strict decoder (${flatCount})`);
   t.ok(slowCount <= SLOW_KEPT_MAX && worstRetimedMs <= DECODE_MAX_MS,
     `seed ${SEED}: no decode over ${DECODE_MAX_MS} ms (${slowCount} timed over once; worst again ${worstRetimedMs.toFixed(3)} ms` +
     `${slow.length ? `, input ${Buffer.from(maxInput).toString('hex').slice(0, 80)}` : ''})`);
