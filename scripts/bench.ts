@@ -106,6 +106,13 @@ interface RelayResult {
   maxMessagesPerS: number;
   maxDatagramsPerS: number;
   latency: RelayStep & { serverCpuPct: number };
+  /** CPU per relayed message of each process at the highest passing rate (user + system). */
+  cpuAtTop: { serverUsPerMessage: number; generatorUsPerMessage: number } | undefined;
+}
+
+/** Microseconds of CPU per operation from a CPU share in percent and operations per second. */
+function usPerOp(cpuPct: number, perS: number): number {
+  return perS > 0 ? Math.round((cpuPct * 1e4) / perS) : 0;
 }
 
 async function relay(mode: RelayMode, bodyBytes: number, certs: Awaited<ReturnType<typeof loadCerts>>, firstCert: number): Promise<RelayResult> {
@@ -149,7 +156,12 @@ async function relay(mode: RelayMode, bodyBytes: number, certs: Awaited<ReturnTy
   log(`  ${mode} body ${bodyBytes}: at ${latency.offeredPerS}/s p50 ${latency.p50Us} us p99 ${latency.p99Us} us loss ${latency.lossPct.toFixed(3)}%`);
   await load.close();
   await server.stop();
-  return { mode, bodyBytes, blobBytes, datagramBytes: load.datagramBytes, steps, maxMessagesPerS: best, maxDatagramsPerS: best * 4, latency };
+  const top = steps.filter((x) => x.offeredPerS === best).at(-1);
+  const cpuAtTop = top && {
+    serverUsPerMessage: usPerOp(top.serverCpuPct, top.deliveredPerS),
+    generatorUsPerMessage: usPerOp(top.generatorCpuPct, top.deliveredPerS),
+  };
+  return { mode, bodyBytes, blobBytes, datagramBytes: load.datagramBytes, steps, maxMessagesPerS: best, maxDatagramsPerS: best * 4, latency, cpuAtTop };
 }
 
 async function registrations(certs: Awaited<ReturnType<typeof loadCerts>>): Promise<{ first: RegistrationRun; again: RegistrationRun; serverCpuPct: { first: number; again: number } }> {
@@ -220,9 +232,9 @@ async function main(): Promise<void> {
 
 type Results = {
   relay: Record<'peer200' | 'peer1000' | 'fwd200' | 'fwd1000', RelayResult> & { inProcess: Record<'blob512' | 'blob1100', { perS: number; usPerMessage: number }> };
-  registration: { first: RegistrationRun; again: RegistrationRun; inProcess: { firstPerS: number; againPerS: number } };
+  registration: { first: RegistrationRun; again: RegistrationRun; inProcess: { firstPerS: number; againPerS: number }; serverCpuPct: { first: number; again: number } };
   memory: MemoryResult;
-  machine: { loadavgAtStart: number[]; loadavgAtEnd: number[] };
+  machine: { cpus: number; loadavgAtStart: number[]; loadavgAtEnd: number[] };
   runtimeS: number;
 };
 
@@ -237,8 +249,17 @@ function printTable(r: Results): void {
     rows.push([`  peer / forwarder`, ratio(p, f), '>= 70%']);
   }
   rows.push(['  peer CPU per relayed message (handle() in process)', `${r.relay.inProcess.blob512.usPerMessage} us (512 B blob), ${r.relay.inProcess.blob1100.usPerMessage} us (1,100 B)`, '']);
-  rows.push(['registrations, first time', `${r.registration.first.perS}/s`, '>= 5,000/s']);
-  rows.push(['registrations, again (same certs)', `${r.registration.again.perS}/s`, '>= 5,000/s']);
+  for (const [p, f] of [[r.relay.peer200, r.relay.fwd200], [r.relay.peer1000, r.relay.fwd1000]] as const) {
+    if (!p.cpuAtTop || !f.cpuAtTop) continue;
+    rows.push([`  CPU per message at the top rate, body ${p.bodyBytes} B`, `peer ${p.cpuAtTop.serverUsPerMessage} us, forwarder ${f.cpuAtTop.serverUsPerMessage} us (generator ${p.cpuAtTop.generatorUsPerMessage} / ${f.cpuAtTop.generatorUsPerMessage} us)`, '']);
+  }
+  const cores = r.machine.cpus;
+  for (const [name, run, pct] of [['first time', r.registration.first, r.registration.serverCpuPct.first], ['again (same certs)', r.registration.again, r.registration.serverCpuPct.again]] as const) {
+    rows.push([`registrations, ${name}`, `${run.perS}/s`, '>= 5,000/s']);
+    const server = usPerOp(pct, run.perS);
+    const generator = usPerOp(run.generatorCpuPct, run.perS);
+    rows.push([`  CPU per registration`, `peer ${server} us + generator ${generator} us: ${cores} cores allow at most ${Math.round((cores * 1e6) / (server + generator))}/s`, '']);
+  }
   rows.push(['  peer CPU only (handle() in process)', `${r.registration.inProcess.firstPerS}/s first, ${r.registration.inProcess.againPerS}/s again`, '']);
   for (const m of r.memory.points) rows.push([`RSS per client at ${m.clients.toLocaleString('en')}`, `${m.rssPerClientBeyondDerBytes} B beyond ${r.memory.derBytes} B DER`, '<= 300 B']);
   rows.push([`keepalives, ${r.memory.keepalive.clients.toLocaleString('en')} clients, handle()`, `${r.memory.keepalive.perS}/s`, '']);
