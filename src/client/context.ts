@@ -1,0 +1,103 @@
+/**
+ * The state every part of the client shares: settings, identity and addresses, the injected
+ * randomness and store, the persisted snapshot, the transmit and event queues and the drop
+ * counters. Nothing here reads a clock or a socket.
+ */
+import { DropCounter, encode } from '../protocol/codec.js';
+import type { Message } from '../protocol/messages.js';
+import { toHex, type Identity } from '../identity/certificate.js';
+import { addrKey, parseAddr, type Addr, type Random, type Transmit } from '../core/types.js';
+import { emptySnapshot, type ClientSnapshot, type ClientStore } from './store.js';
+import { CLIENT_DEFAULTS, type ClientEvent, type ClientOptions, type ClientSettings } from './types.js';
+
+export const hex = toHex;
+export const unhex = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'hex'));
+
+/** The earlier of a deadline (or none) and another one. */
+export function earlier(a: number | undefined, b: number): number {
+  return a === undefined || b < a ? b : a;
+}
+
+export class ClientContext {
+  readonly o: ClientSettings;
+  readonly identity: Identity;
+  readonly fingerprint: string;
+  readonly peerAddr: Addr;
+  readonly peerKey: string;
+  readonly senderPeer: string;
+  readonly random: Random;
+  readonly s: ClientSnapshot;
+  /** The snapshot's dedupe list as a map, in insertion order: `sender:id` -> when it was seen. */
+  readonly dedupe = new Map<string, number>();
+  /** The persisted state changed since it was last saved. */
+  dirty = false;
+  /** Datagrams queued for pollTransmit. */
+  readonly out: Transmit[] = [];
+  /** Events queued for pollEvent, at most eventsMax. */
+  readonly events: ClientEvent[] = [];
+  readonly drops = new DropCounter();
+  private readonly store: ClientStore;
+
+  /** Checks the options (throwing TypeError) and loads the persisted state. */
+  constructor(opts: ClientOptions, now: number) {
+    checkOptions(opts, now);
+    this.o = settingsFrom(opts);
+    this.identity = opts.identity;
+    this.fingerprint = opts.identity.fingerprintHex;
+    this.peerAddr = { host: opts.peer.host, port: opts.peer.port };
+    this.peerKey = addrKey(this.peerAddr);
+    this.senderPeer = opts.senderPeer ?? this.peerKey;
+    if (!parseAddr(this.senderPeer)) throw new TypeError('opts.senderPeer must be host:port');
+    this.random = opts.random;
+    this.store = opts.store;
+    this.s = opts.store.load() ?? emptySnapshot();
+    for (const d of this.s.dedupe) this.dedupe.set(d.key, d.atMs);
+  }
+
+  send(to: Addr, m: Message): void {
+    this.out.push({ to, data: encode(m) });
+  }
+
+  emit(e: ClientEvent): void {
+    this.events.push(e);
+    if (this.events.length > this.o.eventsMax) {
+      this.events.shift();
+      this.drops.add('events_dropped');
+    }
+  }
+
+  /** Save the whole snapshot through the store. */
+  persist(): void {
+    this.s.dedupe = [...this.dedupe].map(([key, atMs]) => ({ key, atMs }));
+    this.store.save(this.s);
+    this.dirty = false;
+  }
+
+  /** The certificate (hex) known for `fp`: our own, a contact's, or a remembered stranger's. */
+  certOf(fp: string): string | undefined {
+    if (fp === this.fingerprint) return hex(this.identity.cert);
+    return this.s.contacts.find((c) => c.fingerprint === fp)?.cert ?? this.s.certs[fp];
+  }
+}
+
+function checkOptions(opts: ClientOptions, now: number): void {
+  if (!opts || typeof opts !== 'object') throw new TypeError('client options are required');
+  if (!opts.identity || !(opts.identity.cert instanceof Uint8Array)) throw new TypeError('opts.identity must be an Identity');
+  if (!opts.peer || typeof opts.peer.host !== 'string' || !Number.isInteger(opts.peer.port)) throw new TypeError('opts.peer must be an Addr');
+  if (!opts.store || typeof opts.store.load !== 'function') throw new TypeError('opts.store must be a ClientStore');
+  if (typeof opts.random !== 'function') throw new TypeError('opts.random must be a function');
+  if (!Number.isFinite(now)) throw new TypeError('now must be a finite number of milliseconds');
+}
+
+/** CLIENT_DEFAULTS overridden by the options given: integers >= 1 (keepaliveIntervalMs and receiptBatchDelayMs >= 0). */
+function settingsFrom(opts: ClientOptions): ClientSettings {
+  const o: ClientSettings = { ...CLIENT_DEFAULTS };
+  for (const k of Object.keys(o) as Array<keyof ClientSettings>) {
+    const v = opts[k];
+    if (v === undefined) continue;
+    const min = k === 'keepaliveIntervalMs' || k === 'receiptBatchDelayMs' ? 0 : 1;
+    if (!(typeof v === 'number' && Number.isInteger(v) && v >= min)) throw new TypeError(`opts.${k} must be an integer >= ${min}`);
+    o[k] = v;
+  }
+  return o;
+}

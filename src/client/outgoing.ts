@@ -1,0 +1,385 @@
+/**
+ * Outgoing messages and the DELIVERs that carry them. A message is sealed to its recipient
+ * (src/crypto/seal.ts) once the recipient's certificate is known, in one part or, beyond
+ * SEAL_BODY_MAX_BYTES, in CHUNK parts. Each part, and each receipt this client sends, is a
+ * transfer: a DELIVER to the recipient's peer, with that peer's cookie, sent until the peer
+ * answers RESULT and again until the recipient's RECEIPT comes back.
+ *
+ * Timer `transfer`, per transfer:
+ *   - no answer: DELIVER again after the link's RTO, doubling (Karn: only a round with one
+ *     transmission is an RTT sample); a receipt is given up after RECEIPT_TRIES_MAX transmissions
+ *   - RESULT (stored or delivered): DELIVER again after receiptWaitMs, doubling to receiptWaitMaxMs,
+ *     until the receipt comes
+ *   - ERROR TOO_MANY_UNACKED, MAILBOX_FULL, STORAGE_FULL, RATE_LIMITED: busy backoff from
+ *     busyBackoffInitialMs doubling to busyBackoffMaxMs; after TOO_MANY_UNACKED or MAILBOX_FULL it
+ *     goes sooner when its peer reports another message to the same recipient delivered
+ *     (`slotWait`: one waiting transfer per delivered message)
+ *   - ERROR BAD_COOKIE: at once with a fresh cookie; any other ERROR fails the message (drops
+ *     the receipt)
+ *
+ * Window: at most unackedPerRecipientMax parts per recipient in flight and not acknowledged by the
+ * recipient; the others wait (`waiting-for-recipient`) until one is.
+ *
+ * Bounds: outboxMessagesMax unfinished messages (send() throws PEERPOST_OUTBOX_FULL); the last
+ * sentHistoryMax finished ones are kept for their status; an unfinished message fails `expired`
+ * messageTtlMs after it was sent.
+ */
+import { DeliveryStatus, MsgType, WireError, WIRE_ERROR_NAMES } from '../protocol/constants.js';
+import type { ErrorMsg } from '../protocol/messages.js';
+import { UsageError } from '../core/errors.js';
+import { seal, SEAL_BODY_MAX_BYTES } from '../crypto/seal.js';
+import { ContentKind, encodeChunk, splitBody } from './content.js';
+import type { DeliveryState, OutboxMessage, OutboxPart } from './store.js';
+import { earlier, hex, unhex, type ClientContext } from './context.js';
+import type { PeerLinks } from './peer-links.js';
+import type { CertLookups } from './lookups.js';
+
+/** DELIVER transmissions of a receipt before it is given up. */
+export const RECEIPT_TRIES_MAX = 10;
+const BUSY_ERRORS: ReadonlySet<number> = new Set([WireError.TOO_MANY_UNACKED, WireError.MAILBOX_FULL, WireError.STORAGE_FULL, WireError.RATE_LIMITED]);
+
+/** One DELIVER being sent: a part of an outgoing message, or a receipt. */
+interface Transfer {
+  readonly id: string;
+  readonly idBytes: Uint8Array;
+  readonly to: string;
+  readonly toBytes: Uint8Array;
+  readonly peerKey: string;
+  readonly blob: Uint8Array;
+  readonly msg?: OutboxMessage;
+  readonly part?: OutboxPart;
+  awaiting: boolean;
+  /** Transmissions of the current round (Karn: only a round with one is sampled). */
+  attempt: number;
+  sentAtMs: number;
+  sentOnce: boolean;
+  deadline: number;
+  resends: number;
+  busy: number;
+  /**
+   * Refused with TOO_MANY_UNACKED or MAILBOX_FULL: besides its busy backoff, it goes again as soon
+   * as its peer reports another message to the same recipient delivered (a slot is free then).
+   */
+  slotWait: boolean;
+}
+
+const unfinished = (m: OutboxMessage): boolean => m.state === 'queued' || m.state === 'held';
+
+export class Outgoing {
+  private readonly transfers = new Map<string, Transfer>();
+
+  constructor(private readonly ctx: ClientContext, private readonly links: PeerLinks, private readonly lookups: CertLookups) {}
+
+  /** Transfers in flight (message parts and receipts). */
+  get size(): number {
+    return this.transfers.size;
+  }
+
+  /** Receipt transfers in flight. */
+  receiptCount(): number {
+    let receipts = 0;
+    for (const t of this.transfers.values()) if (!t.part) receipts++;
+    return receipts;
+  }
+
+  /** Throws PEERPOST_OUTBOX_FULL unless `n` more unfinished messages fit. */
+  checkRoom(n: number): void {
+    const open = this.ctx.s.outbox.filter(unfinished).length;
+    if (open + n > this.ctx.o.outboxMessagesMax) {
+      throw new UsageError('PEERPOST_OUTBOX_FULL', `the outbox holds ${open} unfinished messages (at most ${this.ctx.o.outboxMessagesMax})`);
+    }
+  }
+
+  /** A new message of `kind` to `t`; returns its id. */
+  enqueue(now: number, t: { fp: string; peer: string }, kind: number, body: Uint8Array): string {
+    const id = hex(this.ctx.random(16));
+    const m: OutboxMessage = { id, to: t.fp, toPeer: t.peer, kind, createdAtMs: Math.floor(now), state: 'queued', body: hex(body), parts: [] };
+    this.ctx.s.outbox.push(m);
+    this.ctx.dirty = true;
+    this.prepare(now, m);
+    this.emitDelivery(m);
+    return id;
+  }
+
+  /** Take up an unfinished message again: its parts' transfers, or the lookup it waits for. */
+  restore(now: number, m: OutboxMessage): void {
+    if (!unfinished(m)) return;
+    if (m.body !== undefined) {
+      this.lookups.start(now, m.to, m.toPeer, false);
+      return;
+    }
+    for (const p of m.parts) {
+      if (p.receipt || this.transfers.has(p.id)) continue;
+      this.transfers.set(p.id, {
+        id: p.id, idBytes: unhex(p.id), to: m.to, toBytes: unhex(m.to), peerKey: m.toPeer, blob: unhex(p.blob), msg: m, part: p,
+        awaiting: false, attempt: 0, sentAtMs: 0, sentOnce: p.peerStatus !== 'none', deadline: now, resends: 0, busy: 0, slotWait: false,
+      });
+    }
+  }
+
+  /** `fp`'s certificate is known now: seal the messages that waited for it. */
+  certificateKnown(now: number, fp: string): void {
+    for (const m of this.ctx.s.outbox) if (m.to === fp && m.body !== undefined && unfinished(m)) this.prepare(now, m);
+  }
+
+  /** A sealed receipt to send to `to` through its peer `peerKey`. */
+  addReceipt(now: number, idBytes: Uint8Array, to: string, peerKey: string, blob: Uint8Array): void {
+    const id = hex(idBytes);
+    this.transfers.set(id, {
+      id, idBytes, to, toBytes: unhex(to), peerKey, blob, awaiting: false, attempt: 0, sentAtMs: 0,
+      sentOnce: false, deadline: now, resends: 0, busy: 0, slotWait: false,
+    });
+  }
+
+  /** Act on every transfer whose time has come. */
+  pump(now: number): void {
+    const window = new Map<string, number>();
+    for (const t of [...this.transfers.values()]) {
+      if (t.deadline > now) continue;
+      if (!t.part && t.attempt >= RECEIPT_TRIES_MAX) {
+        // The sender's peer does not answer: the sender resends its message and gets a receipt then.
+        this.transfers.delete(t.id);
+        this.ctx.drops.add('receipt_unanswered');
+        continue;
+      }
+      if (t.awaiting) {
+        this.transmit(now, t);
+        continue;
+      }
+      if (t.part && !t.sentOnce) {
+        const used = window.get(t.to) ?? this.inFlightTo(t.to);
+        if (used >= this.ctx.o.unackedPerRecipientMax) {
+          this.setReason(t.msg!, 'waiting-for-recipient');
+          window.set(t.to, used);
+          t.deadline = Number.POSITIVE_INFINITY; // woken by wake() when a slot frees
+          continue;
+        }
+        window.set(t.to, used + 1);
+      }
+      t.attempt = 0;
+      this.transmit(now, t);
+    }
+  }
+
+  /** The peer at `peerKey` gave us a cookie: transfers waiting for one go now. */
+  cookieArrived(now: number, peerKey: string): void {
+    for (const t of this.transfers.values()) if (t.peerKey === peerKey && !t.awaiting) t.deadline = Math.min(t.deadline, now);
+  }
+
+  /** The `transfer` timer. */
+  deadline(): number | undefined {
+    let transfer: number | undefined;
+    for (const t of this.transfers.values()) if (Number.isFinite(t.deadline)) transfer = earlier(transfer, t.deadline);
+    return transfer;
+  }
+
+  /** The earliest time an unfinished message expires. */
+  nextExpiry(): number | undefined {
+    let expiry: number | undefined;
+    for (const m of this.ctx.s.outbox) if (unfinished(m)) expiry = earlier(expiry, m.createdAtMs + this.ctx.o.messageTtlMs);
+    return expiry;
+  }
+
+  onResult(now: number, fromKey: string, idBytes: Uint8Array, status: number): void {
+    const t = this.transfers.get(hex(idBytes));
+    if (!t || t.peerKey !== fromKey) return void this.ctx.drops.add('unexpected_result');
+    const link = this.links.use(now, fromKey);
+    if (!t.part || !t.msg) {
+      this.transfers.delete(t.id);
+      return;
+    }
+    const p = t.part;
+    const was = p.peerStatus;
+    if (status === DeliveryStatus.DELIVERED || was === 'none') p.peerStatus = status === DeliveryStatus.DELIVERED ? 'acked' : 'held';
+    if (p.peerStatus !== was) this.ctx.dirty = true;
+    if (p.peerStatus === 'acked') this.wake(now, t.to, 1, fromKey);
+    if (!t.awaiting) {
+      // A late answer to an earlier transmission: note the state, keep the schedule.
+      this.updateState(t.msg);
+      return;
+    }
+    if (t.attempt === 1) link.rtt.sample(now - t.sentAtMs);
+    t.awaiting = false;
+    t.busy = 0;
+    const wait = Math.min(this.ctx.o.receiptWaitMaxMs, this.ctx.o.receiptWaitMs * 2 ** Math.min(t.resends, 20));
+    t.resends++;
+    t.deadline = now + wait;
+    this.updateState(t.msg);
+  }
+
+  /** An ERROR whose reference is a DELIVER id. */
+  onError(now: number, fromKey: string, e: ErrorMsg): void {
+    const t = this.transfers.get(hex(e.ref));
+    if (!t || t.peerKey !== fromKey) return void this.ctx.drops.add('unexpected_error');
+    t.awaiting = false;
+    if (e.code === WireError.BAD_COOKIE) {
+      t.deadline = now;
+      t.attempt = 0;
+      return;
+    }
+    if (BUSY_ERRORS.has(e.code)) {
+      t.deadline = now + Math.min(this.ctx.o.busyBackoffMaxMs, this.ctx.o.busyBackoffInitialMs * 2 ** Math.min(t.busy, 20));
+      t.busy++;
+      t.slotWait = e.code === WireError.TOO_MANY_UNACKED || e.code === WireError.MAILBOX_FULL;
+      if (t.msg) this.setReason(t.msg, (WIRE_ERROR_NAMES[e.code] ?? String(e.code)).toLowerCase().replaceAll('_', '-'));
+      return;
+    }
+    // ID_CONFLICT, BAD_REQUEST and anything else: this message cannot go.
+    this.transfers.delete(t.id);
+    if (t.msg) this.finish(t.msg, 'failed', `peer-refused-${(WIRE_ERROR_NAMES[e.code] ?? String(e.code)).toLowerCase()}`);
+  }
+
+  /** A RECEIPT from `fromFp` for the DELIVER ids `ids`. */
+  onReceipt(now: number, fromFp: string, ids: Uint8Array[]): void {
+    const touched = new Set<OutboxMessage>();
+    for (const idb of ids) {
+      const id = hex(idb);
+      const t = this.transfers.get(id);
+      if (!t?.part || !t.msg || t.to !== fromFp) continue;
+      t.part.receipt = true;
+      this.transfers.delete(id);
+      touched.add(t.msg);
+      this.ctx.dirty = true;
+    }
+    for (const m of touched) this.updateState(m);
+    if (touched.size > 0) this.wake(now, fromFp, touched.size);
+  }
+
+  /** Show why a message waits. */
+  setReason(m: OutboxMessage, reason: string): void {
+    if (m.reason === reason) return;
+    m.reason = reason;
+    this.ctx.dirty = true;
+    this.emitDelivery(m);
+  }
+
+  /** Fail every unfinished message to `fp`. */
+  failMessagesTo(fp: string, reason: string): void {
+    for (const m of this.ctx.s.outbox) if (m.to === fp && unfinished(m)) this.finish(m, 'failed', reason);
+  }
+
+  /** Fail the messages older than messageTtlMs. */
+  expire(now: number): void {
+    for (const m of this.ctx.s.outbox) {
+      if (unfinished(m) && m.createdAtMs + this.ctx.o.messageTtlMs <= now) {
+        this.finish(m, 'failed', m.reason === 'certificate-not-found' ? 'certificate-not-found' : 'expired');
+      }
+    }
+  }
+
+  /** Seal a message once its recipient's certificate is known; else look it up. */
+  private prepare(now: number, m: OutboxMessage): void {
+    if (m.body === undefined) return;
+    const certHex = this.ctx.certOf(m.to);
+    if (!certHex) {
+      if (!m.reason) m.reason = 'certificate-pending';
+      this.lookups.start(now, m.to, m.toPeer, false);
+      return;
+    }
+    const cert = unhex(certHex);
+    const body = unhex(m.body);
+    const ctx = this.ctx;
+    const sealOne = (id: Uint8Array, kind: number, b: Uint8Array): OutboxPart => ({
+      id: hex(id),
+      blob: hex(seal({ sender: ctx.identity, senderPeer: ctx.senderPeer, recipientCert: cert, content: { kind, id, sentAtMs: m.createdAtMs, body: b }, random: ctx.random })),
+      peerStatus: 'none',
+      receipt: false,
+    });
+    if (body.length <= SEAL_BODY_MAX_BYTES) {
+      m.parts = [sealOne(unhex(m.id), m.kind, body)];
+    } else {
+      const pieces = splitBody(body);
+      m.parts = pieces.map((data, index) =>
+        sealOne(ctx.random(16), ContentKind.CHUNK, encodeChunk({ messageId: unhex(m.id), index, count: pieces.length, innerKind: m.kind, data })));
+    }
+    delete m.body;
+    if (m.reason === 'certificate-pending' || m.reason === 'certificate-not-found') delete m.reason;
+    this.ctx.dirty = true;
+    this.restore(now, m);
+  }
+
+  /** Parts sent to a recipient and not yet acknowledged by it (its peer's unacked count). */
+  private inFlightTo(fp: string): number {
+    let n = 0;
+    for (const t of this.transfers.values()) {
+      if (t.part && t.to === fp && (t.awaiting || t.part.peerStatus === 'held' || (t.sentOnce && t.part.peerStatus === 'none'))) n++;
+    }
+    return n;
+  }
+
+  /**
+   * `slots` messages to `fp` were delivered (through the peer at `peerKey`, or anywhere when it is
+   * not given: receipts): transfers to `fp` waiting for the window go now, and as many of those
+   * refused there for want of a slot (one slot freed per delivered message, so the others do not
+   * go only to be refused again).
+   */
+  private wake(now: number, fp: string, slots: number, peerKey?: string): void {
+    for (const t of this.transfers.values()) {
+      if (t.to !== fp) continue;
+      if (t.deadline === Number.POSITIVE_INFINITY) t.deadline = now;
+      else if (slots > 0 && t.slotWait && (peerKey === undefined || t.peerKey === peerKey)) {
+        t.slotWait = false;
+        slots--;
+        if (t.deadline > now) t.deadline = now;
+      }
+    }
+  }
+
+  private transmit(now: number, t: Transfer): void {
+    const link = this.links.use(now, t.peerKey);
+    const cookie = this.links.cookieFor(now, link);
+    if (!cookie) {
+      t.awaiting = false;
+      t.deadline = now + this.links.cookieWaitMs(link);
+      return;
+    }
+    this.ctx.send(link.addr, { type: MsgType.DELIVER, cookie, to: t.toBytes, id: t.idBytes, blob: t.blob });
+    t.awaiting = true;
+    t.slotWait = false;
+    t.sentOnce = true;
+    t.sentAtMs = now;
+    t.deadline = now + link.rtt.timeoutMs(t.attempt);
+    t.attempt++;
+  }
+
+  /** Recompute the visible state of a message from its parts. */
+  private updateState(m: OutboxMessage): void {
+    if (m.state === 'delivered' || m.state === 'failed') return;
+    if (m.parts.length > 0 && m.parts.every((p) => p.receipt)) {
+      this.finish(m, 'delivered');
+      return;
+    }
+    const held = m.parts.length > 0 && m.parts.every((p) => p.receipt || p.peerStatus !== 'none');
+    const state: DeliveryState = held ? 'held' : 'queued';
+    const reason = held ? (m.parts.every((p) => p.receipt || p.peerStatus === 'acked') ? 'delivered-to-device' : undefined) : m.reason;
+    if (state !== m.state || reason !== m.reason) {
+      m.state = state;
+      if (reason === undefined) delete m.reason;
+      else m.reason = reason;
+      this.ctx.dirty = true;
+      this.emitDelivery(m);
+    }
+  }
+
+  private finish(m: OutboxMessage, state: 'delivered' | 'failed', reason?: string): void {
+    m.state = state;
+    if (reason) m.reason = reason;
+    else delete m.reason;
+    for (const p of m.parts) this.transfers.delete(p.id);
+    // Blobs are not needed any more; the part ids stay for the record.
+    m.parts = m.parts.map((p) => ({ ...p, blob: '' }));
+    delete m.body;
+    this.ctx.dirty = true;
+    this.emitDelivery(m);
+    const s = this.ctx.s;
+    const finished = s.outbox.filter((x) => x.state === 'delivered' || x.state === 'failed');
+    if (finished.length > this.ctx.o.sentHistoryMax) {
+      const drop = new Set(finished.slice(0, finished.length - this.ctx.o.sentHistoryMax));
+      s.outbox = s.outbox.filter((x) => !drop.has(x));
+    }
+  }
+
+  private emitDelivery(m: OutboxMessage): void {
+    this.ctx.emit({ type: 'delivery', id: m.id, to: m.to, state: m.state, ...(m.reason ? { reason: m.reason } : {}) });
+  }
+}

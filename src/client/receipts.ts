@@ -1,0 +1,63 @@
+/**
+ * Receipts this client sends for the messages it received. The DELIVER ids to acknowledge are
+ * collected per sender for receiptBatchDelayMs (timer `receiptFlush`), then sealed to the sender,
+ * RECEIPT_IDS_MAX ids a receipt, and handed to the outgoing transfers, which DELIVER them to the
+ * sender's peer. At most receiptTransfersMax receipts are in flight; beyond, a receipt is not sent
+ * now (the sender resends its message and gets the receipt then).
+ */
+import { seal } from '../crypto/seal.js';
+import { ContentKind, RECEIPT_IDS_MAX, encodeReceipt } from './content.js';
+import { unhex, type ClientContext } from './context.js';
+import type { Outgoing } from './outgoing.js';
+
+export class ReceiptBatch {
+  private readonly queue = new Map<string, { peer: string; ids: Set<string> }>();
+  private flushAt: number | undefined;
+
+  constructor(private readonly ctx: ClientContext, private readonly outgoing: Outgoing) {}
+
+  /** The `receiptFlush` timer. */
+  get deadline(): number | undefined {
+    return this.flushAt;
+  }
+
+  /** Acknowledge the DELIVER ids `ids` to the sender `to`, whose peer is `peer`. */
+  add(now: number, to: string, peer: string, ids: string[]): void {
+    let q = this.queue.get(to);
+    if (!q) {
+      q = { peer, ids: new Set() };
+      this.queue.set(to, q);
+    }
+    for (const id of ids) q.ids.add(id);
+    if (this.flushAt === undefined) this.flushAt = now + this.ctx.o.receiptBatchDelayMs;
+  }
+
+  handleTimeout(now: number): void {
+    if (this.flushAt !== undefined && this.flushAt <= now) this.flush(now);
+  }
+
+  private flush(now: number): void {
+    this.flushAt = undefined;
+    let receipts = this.outgoing.receiptCount();
+    for (const [to, q] of this.queue) {
+      const certHex = this.ctx.certOf(to);
+      if (!certHex) continue;
+      const ids = [...q.ids];
+      for (let i = 0; i < ids.length; i += RECEIPT_IDS_MAX) {
+        if (receipts >= this.ctx.o.receiptTransfersMax) {
+          this.ctx.drops.add('receipts_full');
+          break;
+        }
+        const idBytes = this.ctx.random(16);
+        const body = encodeReceipt(ids.slice(i, i + RECEIPT_IDS_MAX).map(unhex));
+        const blob = seal({
+          sender: this.ctx.identity, senderPeer: this.ctx.senderPeer, recipientCert: unhex(certHex),
+          content: { kind: ContentKind.RECEIPT, id: idBytes, sentAtMs: Math.floor(now), body }, random: this.ctx.random,
+        });
+        this.outgoing.addReceipt(now, idBytes, to, q.peer, blob);
+        receipts++;
+      }
+    }
+    this.queue.clear();
+  }
+}
