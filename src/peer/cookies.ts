@@ -50,7 +50,7 @@ export class CookieJar {
   /** The epoch of a cookie valid for `addr` at `nowMs`, or -1 when it is not valid. */
   check(nowMs: number, addr: string, cookie: Uint8Array): number {
     if (cookie.length !== COOKIE_BYTES) return -1;
-    const epoch = new DataView(cookie.buffer, cookie.byteOffset, cookie.byteLength).getUint32(0);
+    const epoch = ((cookie[0]! << 24) | (cookie[1]! << 16) | (cookie[2]! << 8) | cookie[3]!) >>> 0;
     const current = this.epochAt(nowMs);
     if (epoch !== current && epoch !== ((current - 1) >>> 0)) return -1;
     const known = this.valid.get(addr);
