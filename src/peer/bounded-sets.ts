@@ -1,38 +1,40 @@
 /**
- * Two bounded sets of the peer: recently delivered (recipient, id) pairs, and the registration
- * proofs already used, kept per cookie epoch.
+ * Two bounded sets of the peer: recently delivered messages (id -> recipient), and the
+ * registration proofs already used, kept per cookie epoch.
  */
 
 /**
- * A set of at most `max` keys; adding beyond the bound forgets the oldest key. The insertion order
- * is kept in a ring of `max` slots, not read from the Set: a V8 Set leaves a deleted entry in place
- * until it is rehashed, so taking the oldest with `values().next()` after many deletions walks over
- * all of them (at 65,536 keys this made every add cost tens of microseconds).
+ * A map of at most `max` keys; adding a new key beyond the bound forgets the oldest key. Setting
+ * a key that is present replaces its value and keeps its place. The insertion order is kept in a
+ * ring of `max` slots, not read from the Map: a V8 Map leaves a deleted entry in place until it
+ * is rehashed, so taking the oldest with `keys().next()` after many deletions walks over all of
+ * them (at 65,536 keys this made every add cost tens of microseconds).
  */
-export class FifoSet {
-  private readonly keys = new Set<string>();
+export class FifoMap<V> {
+  private readonly map = new Map<string, V>();
   private readonly ring: Array<string | undefined> = [];
   private head = 0;
   constructor(readonly max: number) {
-    if (!(Number.isInteger(max) && max >= 1)) throw new TypeError('FifoSet max must be a positive integer');
+    if (!(Number.isInteger(max) && max >= 1)) throw new TypeError('FifoMap max must be a positive integer');
   }
   get size(): number {
-    return this.keys.size;
+    return this.map.size;
   }
-  has(k: string): boolean {
-    return this.keys.has(k);
+  get(k: string): V | undefined {
+    return this.map.get(k);
   }
-  add(k: string): void {
-    if (this.keys.has(k)) return;
-    if (this.ring.length < this.max) {
-      this.ring.push(k);
-    } else {
-      const oldest = this.ring[this.head];
-      if (oldest !== undefined) this.keys.delete(oldest);
-      this.ring[this.head] = k;
-      this.head = (this.head + 1) % this.max;
+  set(k: string, v: V): void {
+    if (!this.map.has(k)) {
+      if (this.ring.length < this.max) {
+        this.ring.push(k);
+      } else {
+        const oldest = this.ring[this.head];
+        if (oldest !== undefined) this.map.delete(oldest);
+        this.ring[this.head] = k;
+        this.head = (this.head + 1) % this.max;
+      }
     }
-    this.keys.add(k);
+    this.map.set(k, v);
   }
 }
 

@@ -28,7 +28,7 @@
  *   | mailboxTtlMs        | 24 h       | the message is dropped                                         |
  *   | rateLimit           | 2000/s, burst 4000, 65,536 IPs | request -> RATE_LIMITED; oldest bucket forgotten |
  *   | replayMax           | 524,288    | registration -> RATE_LIMITED until the cookie window moves     |
- *   | recentDeliveredMax  | 65,536     | the oldest (recipient, id) is forgotten                         |
+ *   | recentDeliveredMax  | 65,536     | the oldest acknowledged id (and its recipient) is forgotten     |
  *   | directoryMax        | 10,000     | DIR_JOIN of a new name -> BAD_REQUEST "directory is full"      |
  *   | certKeysMax         | 16,384     | the least recently used checked certificate key is forgotten   |
  *   | waiters per message | 4          | a further duplicate DELIVER is answered RESULT 300 at once      |
@@ -68,7 +68,7 @@ import { CookieJar } from './cookies.js';
 import { RateLimiter, type RateLimitOptions } from './rate-limit.js';
 import { Registry, type RegistryEntry } from './registry.js';
 import { MESSAGE_OVERHEAD_BYTES, MessageStore, WAITERS_PER_MESSAGE_MAX, type Waiting } from './mailbox.js';
-import { FifoSet, ReplayGuard } from './bounded-sets.js';
+import { FifoMap, ReplayGuard } from './bounded-sets.js';
 import { Directory } from './directory.js';
 import { bytesKey, keyBytes } from './keys.js';
 
@@ -179,7 +179,13 @@ export class Peer {
   private readonly cookies: CookieJar;
   private readonly registry: Registry;
   private readonly store: MessageStore;
-  private readonly recent: FifoSet;
+  /**
+   * Recently acknowledged messages: id (latin1) -> recipient fingerprint (latin1). Keyed by the id
+   * alone (16 random bytes) so that a lookup hashes no composed string; an id acknowledged again by
+   * another recipient replaces the entry, and a late duplicate to the first recipient is then
+   * handled as a new message (stored and pushed; its recipient drops it by id).
+   */
+  private readonly recent: FifoMap<string>;
   private readonly replay: ReplayGuard;
   private readonly limiter: RateLimiter | null;
   private readonly dir: Directory | null;
@@ -229,7 +235,7 @@ export class Peer {
     this.cookies = new CookieJar(opts.random(32), o.cookieEpochMs);
     this.registry = new Registry(o.registrationTtlMs, now, (e) => this.dir?.leave(e.fp));
     this.store = new MessageStore(o.mailboxTtlMs);
-    this.recent = new FifoSet(o.recentDeliveredMax);
+    this.recent = new FifoMap<string>(o.recentDeliveredMax);
     this.replay = new ReplayGuard(o.replayMax);
     const rl = opts.rateLimit === undefined ? PEER_DEFAULTS.rateLimit : opts.rateLimit;
     this.limiter = rl ? new RateLimiter(rl) : null;
@@ -433,7 +439,7 @@ export class Peer {
       if (!w) continue;
       this.store.remove(w);
       this.inFlight.delete(w);
-      this.recent.add(e.fp + idKey);
+      this.recent.set(idKey, e.fp);
       this.answer(w, DeliveryStatus.DELIVERED, id);
     }
   }
@@ -458,7 +464,7 @@ export class Peer {
       if (!sameBlob(old.blob, m.blob)) return this.sendError(from, WireError.ID_CONFLICT, m.id, 'message id reused with another blob');
       return this.onDuplicate(from, old);
     }
-    if (this.recent.has(to + idKey)) {
+    if (this.recent.get(idKey) === to) {
       // Acknowledged already, yet its sender sends it again: the end-to-end receipt did not reach
       // the sender. Pass this copy on (not stored): the recipient shows it at most once and
       // answers with a new receipt.
