@@ -150,7 +150,7 @@ export class UdpDriver {
     if (this.closed) return;
     this.stats.datagramsIn++;
     try {
-      this.machine.handle(this.clock(), { host: rinfo.address, port: rinfo.port }, new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength));
+      this.machine.handle(this.clock(), { host: rinfo.address, port: rinfo.port }, msg);
     } catch (e) {
       this.stats.machineErrors++;
       this.log.error({ err: (e as Error).message, stack: (e as Error).stack }, 'machine failed on a datagram');
