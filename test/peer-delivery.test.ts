@@ -173,6 +173,37 @@ t.test('duplicate DELIVER: stored once, every sender answered', async (t) => {
   t.same(b.pushes[1]!.blob, blob());
 });
 
+t.test('recentDeliveredMax: the oldest acknowledged id is forgotten, and a late duplicate of it is stored again', async (t) => {
+  const { link, peer, a, b, clients } = await pair({ recentDeliveredMax: 2 }, false, 1);
+  const c = clients[2]!;
+  c.register(PEER_ADDR);
+  link.flush();
+  const ids = [1, 2, 3].map((i) => a.deliver(PEER_ADDR, b.fingerprint, blob(), id16(i)));
+  link.flush();
+  t.same(ids.map((id) => a.resultsOf(id)), [[200], [200], [200]]);
+  t.equal(peer.stats().waitingMessages, 0);
+  const pushes = b.pushes.length;
+  a.deliver(PEER_ADDR, b.fingerprint, blob(), id16(3));
+  link.flush();
+  t.same(a.resultsOf(ids[2]!), [200, 200], 'a remembered id: RESULT 200 again');
+  t.equal(b.pushes.length, pushes + 1, 'passed on without storing');
+  b.autoAck = false;
+  a.deliver(PEER_ADDR, b.fingerprint, blob(), id16(1));
+  link.flush();
+  t.equal(peer.stats().waitingMessages, 1, 'the forgotten id is stored again');
+  t.same(a.resultsOf(ids[0]!), [200], 'and waits for its ACK');
+  b.ack([ids[0]!]);
+  link.flush();
+  t.same(a.resultsOf(ids[0]!), [200, 200]);
+  // The same id acknowledged by another recipient takes the entry: a duplicate to B is new again.
+  a.deliver(PEER_ADDR, c.fingerprint, blob(), id16(1));
+  link.flush();
+  t.equal(peer.stats().waitingMessages, 0, 'C acknowledged its message');
+  a.deliver(PEER_ADDR, b.fingerprint, blob(), id16(1));
+  link.flush();
+  t.equal(peer.stats().waitingMessages, 1, 'a duplicate to B is stored again; B drops it by id');
+});
+
 t.test('duplicate DELIVER to an offline recipient: RESULT 300 each time', async (t) => {
   const { link, peer, a, b } = await pair({}, true);
   a.deliver(PEER_ADDR, b.fingerprint, blob(), id16(4));

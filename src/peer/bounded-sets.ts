@@ -24,17 +24,17 @@ export class FifoMap<V> {
     return this.map.get(k);
   }
   set(k: string, v: V): void {
-    if (!this.map.has(k)) {
-      if (this.ring.length < this.max) {
-        this.ring.push(k);
-      } else {
-        const oldest = this.ring[this.head];
-        if (oldest !== undefined) this.map.delete(oldest);
-        this.ring[this.head] = k;
-        this.head = (this.head + 1) % this.max;
-      }
-    }
+    const before = this.map.size;
     this.map.set(k, v);
+    if (this.map.size === before) return; // present: value replaced, place kept
+    if (this.ring.length < this.max) {
+      this.ring.push(k);
+    } else {
+      const oldest = this.ring[this.head]!;
+      this.map.delete(oldest);
+      this.ring[this.head] = k;
+      this.head = (this.head + 1) % this.max;
+    }
   }
 }
 
