@@ -18,6 +18,18 @@ export function earlier(a: number | undefined, b: number): number {
   return a === undefined || b < a ? b : a;
 }
 
+/** The earliest finite deadline of `items`, for a timer. */
+export function earliestDeadline(items: Iterable<{ deadline: number }>): number | undefined {
+  let at: number | undefined;
+  for (const x of items) if (Number.isFinite(x.deadline)) at = earlier(at, x.deadline);
+  return at;
+}
+
+/** The peer at `peerKey` gave us a cookie: the items waiting for one there (not awaiting an answer) are due now. */
+export function dueOnCookie(items: Iterable<{ peerKey: string; awaiting: boolean; deadline: number }>, peerKey: string, now: number): void {
+  for (const x of items) if (x.peerKey === peerKey && !x.awaiting) x.deadline = Math.min(x.deadline, now);
+}
+
 export class ClientContext {
   readonly o: ClientSettings;
   readonly identity: Identity;

@@ -14,7 +14,7 @@
 import { MsgType, WireError } from '../protocol/constants.js';
 import { checkCertificate, fingerprintOf } from '../identity/certificate.js';
 import type { OutboxMessage } from './store.js';
-import { earlier, hex, unhex, type ClientContext } from './context.js';
+import { dueOnCookie, earliestDeadline, hex, unhex, type ClientContext } from './context.js';
 import type { PeerLinks } from './peer-links.js';
 
 interface Lookup {
@@ -60,14 +60,12 @@ export class CertLookups {
 
   /** The peer at `peerKey` gave us a cookie: lookups waiting for one go now. */
   cookieArrived(now: number, peerKey: string): void {
-    for (const l of this.lookups.values()) if (l.peerKey === peerKey && !l.awaiting) l.deadline = Math.min(l.deadline, now);
+    dueOnCookie(this.lookups.values(), peerKey, now);
   }
 
   /** The `lookup` timer. */
   deadline(): number | undefined {
-    let lookup: number | undefined;
-    for (const l of this.lookups.values()) if (Number.isFinite(l.deadline)) lookup = earlier(lookup, l.deadline);
-    return lookup;
+    return earliestDeadline(this.lookups.values());
   }
 
   /** An ERROR whose reference is a fingerprint. */

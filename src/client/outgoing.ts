@@ -30,7 +30,7 @@ import { UsageError } from '../core/errors.js';
 import { seal, SEAL_BODY_MAX_BYTES } from '../crypto/seal.js';
 import { ContentKind, encodeChunk, splitBody } from './content.js';
 import type { DeliveryState, OutboxMessage, OutboxPart } from './store.js';
-import { earlier, hex, unhex, type ClientContext } from './context.js';
+import { dueOnCookie, earlier, earliestDeadline, hex, unhex, type ClientContext } from './context.js';
 import type { PeerLinks } from './peer-links.js';
 import type { CertLookups } from './lookups.js';
 
@@ -163,14 +163,12 @@ export class Outgoing {
 
   /** The peer at `peerKey` gave us a cookie: transfers waiting for one go now. */
   cookieArrived(now: number, peerKey: string): void {
-    for (const t of this.transfers.values()) if (t.peerKey === peerKey && !t.awaiting) t.deadline = Math.min(t.deadline, now);
+    dueOnCookie(this.transfers.values(), peerKey, now);
   }
 
   /** The `transfer` timer. */
   deadline(): number | undefined {
-    let transfer: number | undefined;
-    for (const t of this.transfers.values()) if (Number.isFinite(t.deadline)) transfer = earlier(transfer, t.deadline);
-    return transfer;
+    return earliestDeadline(this.transfers.values());
   }
 
   /** The earliest time an unfinished message expires. */
