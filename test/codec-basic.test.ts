@@ -37,3 +37,17 @@ t.test('refusals carry a reason and are counted', async (t) => {
   t.equal(drops.total, 5);
   t.equal(drops.byReason.get('empty'), 1);
 });
+
+t.test('REGISTER and HELLO from a Buffer (as dgram delivers it) decode to plain copies, not views', async (t) => {
+  const cert = new Uint8Array(120).fill(0x30);
+  const nonce = new Uint8Array(16).fill(7);
+  for (const m of [{ type: MsgType.REGISTER, cert, nonce } as const, { type: MsgType.HELLO, nonce } as const]) {
+    const data = Buffer.from(encode(m));
+    const r = decode(data);
+    if (!r.ok || (r.msg.type !== MsgType.REGISTER && r.msg.type !== MsgType.HELLO)) return t.fail('not decoded');
+    t.equal(Object.getPrototypeOf(r.msg.nonce), Uint8Array.prototype, 'a plain Uint8Array');
+    data.fill(0);
+    t.same([...r.msg.nonce], [...nonce], 'unchanged when the datagram is overwritten');
+    if (r.msg.type === MsgType.REGISTER) t.same([...r.msg.cert], [...cert]);
+  }
+});

@@ -383,14 +383,19 @@ function decodeRegister(p: Uint8Array): DecodeResult {
   if (!allZero(p, end)) return fail('bad_padding');
   return {
     ok: true,
-    msg: { type: MsgType.REGISTER, cert: p.slice(2, 2 + certLen), nonce: p.slice(2 + certLen, end) },
+    msg: { type: MsgType.REGISTER, cert: copy(p, 2, 2 + certLen), nonce: copy(p, 2 + certLen, end) },
   };
 }
 
 function decodeHello(p: Uint8Array): DecodeResult {
   if (p.length < NONCE_BYTES) return fail('truncated');
   if (!allZero(p, NONCE_BYTES)) return fail('bad_padding');
-  return { ok: true, msg: { type: MsgType.HELLO, nonce: p.slice(0, NONCE_BYTES) } };
+  return { ok: true, msg: { type: MsgType.HELLO, nonce: copy(p, 0, NONCE_BYTES) } };
+}
+
+/** A copy of bytes [from, to) of `p` as a plain Uint8Array (Buffer.slice would give a view). */
+function copy(p: Uint8Array, from: number, to: number): Uint8Array {
+  return new Uint8Array(p.subarray(from, to));
 }
 
 function allZero(p: Uint8Array, from: number): boolean {
