@@ -54,6 +54,27 @@ t.test('a REGISTER_PROOF replayed from the same address is refused with REPLAY',
   t.equal(lastErrorCode(a), WireError.REPLAY);
 });
 
+t.test('replayMax: at the bound a new registration gets RATE_LIMITED, and passes once the cookie window has moved on', async (t) => {
+  const { link, peer, clients } = await makeWorld(3, { replayMax: 2 });
+  const [a, b, c] = clients as [RawClient, RawClient, RawClient];
+  a.register(PEER_ADDR);
+  b.register(PEER_ADDR);
+  link.flush();
+  t.ok(a.registered && b.registered);
+  c.register(PEER_ADDR);
+  link.flush();
+  t.notOk(c.registered, 'the third proof finds the guard full');
+  t.equal(lastErrorCode(c), WireError.RATE_LIMITED);
+  t.match(c.errors.at(-1)!.detail, /too many registrations/);
+  link.inject(clientAddr(0), PEER_ADDR, a.lastProof!);
+  t.equal(lastErrorCode(a), WireError.REPLAY, 'a used proof is still a replay at the bound');
+  link.advance(2 * 120_000);
+  c.register(PEER_ADDR);
+  link.flush();
+  t.ok(c.registered, 'two cookie epochs later the old proofs are dropped');
+  t.equal(peer.stats().registered, 1, 'a and b expired meanwhile (no keepalives)');
+});
+
 t.test('a REGISTER_PROOF replayed from another address fails the cookie check', async (t) => {
   const { link, peer, clients } = await makeWorld(2);
   const [a, b] = clients as [RawClient, RawClient];

@@ -27,7 +27,7 @@
  *   | unregisteredStorageBytesMax | 32 MiB | same, for recipients not registered when stored      |
  *   | mailboxTtlMs        | 24 h       | the message is dropped                                         |
  *   | rateLimit           | 2000/s, burst 4000, 65,536 IPs | request -> RATE_LIMITED; oldest bucket forgotten |
- *   | replayMax           | 524,288    | registration -> RATE_LIMITED until the cookie window moves     |
+ *   | replayMax           | 2,097,152  | registration -> RATE_LIMITED until the cookie window moves     |
  *   | recentDeliveredMax  | 65,536     | the oldest acknowledged id (and its recipient) is forgotten     |
  *   | directoryMax        | 10,000     | DIR_JOIN of a new name -> BAD_REQUEST "directory is full"      |
  *   | certKeysMax         | 16,384     | the least recently used checked certificate key is forgotten   |
@@ -62,7 +62,7 @@ import { DropCounter, decode, encode } from '../protocol/codec.js';
 import type { AckMsg, DeliverMsg, Message, RegisterProofMsg } from '../protocol/messages.js';
 import { checkSelfSignature, checkValidity, fingerprintOf, readCertificateKey, toHex, verifyWith, type Identity } from '../identity/certificate.js';
 import { BoundedLru } from '../crypto/lru.js';
-import type { KeyObject } from 'node:crypto';
+import { createHmac, type KeyObject } from 'node:crypto';
 import { addrKey, silentLogger, type Addr, type Logger, type Random, type Transmit } from '../core/types.js';
 import { CookieJar } from './cookies.js';
 import { RateLimiter, type RateLimitOptions } from './rate-limit.js';
@@ -143,7 +143,7 @@ export const PEER_DEFAULTS = {
   pushRetryMs: 5000,
   pollBatchMax: 16,
   rateLimit: { perSecond: 2000, burst: 4000, bucketsMax: 65_536 } as RateLimitOptions | null,
-  replayMax: 524_288,
+  replayMax: 2_097_152,
   recentDeliveredMax: 65_536,
   directoryMax: 10_000,
   certKeysMax: 16_384,
@@ -232,11 +232,12 @@ export class Peer {
     this.identity = opts.identity;
     this.fingerprint = opts.identity.fingerprint;
     this.log = opts.logger ?? silentLogger;
-    this.cookies = new CookieJar(opts.random(32), o.cookieEpochMs);
+    const master = opts.random(32);
+    this.cookies = new CookieJar(master, o.cookieEpochMs);
     this.registry = new Registry(o.registrationTtlMs, now, (e) => this.dir?.leave(e.fp));
     this.store = new MessageStore(o.mailboxTtlMs);
     this.recent = new FifoMap<string>(o.recentDeliveredMax);
-    this.replay = new ReplayGuard(o.replayMax);
+    this.replay = new ReplayGuard(o.replayMax, createHmac('sha256', master).update('peerpost/1 replay').digest());
     const rl = opts.rateLimit === undefined ? PEER_DEFAULTS.rateLimit : opts.rateLimit;
     this.limiter = rl ? new RateLimiter(rl) : null;
     this.dir = o.directory ? new Directory(o.directoryMax) : null;
