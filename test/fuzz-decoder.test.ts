@@ -3,7 +3,7 @@
  * decode() must not throw, must return {ok: true, msg} or {ok: false, reason} with a known
  * DropReason, must not take 10 ms, and an accepted datagram must re-encode to the same bytes.
  * Whatever the hand-written reader (decodeFlat) accepts, the strict decoder must accept with an
- * equal message.
+ * equal message, and the same bytes in a Buffer (as dgram delivers them) must decode the same.
  * The seed is printed with every failure; PEERPOST_FUZZ_SEED=<n> replays a run.
  */
 import t from 'tap';
@@ -269,6 +269,9 @@ t.test(`decode survives random and mutated datagrams (seed ${SEED})`, async (t) 
       slowCount++;
       if (slow.length < SLOW_KEPT_MAX) slow.push(b);
     }
+    const asBuffer = decode(Buffer.from(b)); // what dgram hands the UDP driver
+    const sameAsBuffer = asBuffer.ok && r.ok ? sameMessage(asBuffer.msg, r.msg) : !asBuffer.ok && !r.ok && asBuffer.reason === r.reason;
+    if (!sameAsBuffer) fail('a Buffer decodes otherwise than a Uint8Array', kind, b);
     const flat = decodeFlat(b);
     if (flat) {
       flatCount++;
