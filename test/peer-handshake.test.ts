@@ -8,7 +8,8 @@ import type { RegisterProofMsg } from '../src/protocol/index.js';
 import { LABEL_REGISTER } from '../src/protocol/constants.js';
 import { Identity, generateIdentity, toHex } from '../src/identity/certificate.js';
 import { readCertificateDer } from '../src/identity/cert-der.js';
-import { PEER_ADDR, clientAddr, identityNo, makeWorld } from './helpers/link.js';
+import { PEER_ADDR, clientAddr, identityNo, makeWorld, type World } from './helpers/link.js';
+import type { Addr } from '../src/core/types.js';
 import { RawClient } from './helpers/raw-client.js';
 
 function proofOf(c: RawClient): RegisterProofMsg {
@@ -185,16 +186,22 @@ t.test('a certificate that does not parse: BAD_CERT with a reason', async (t) =>
   t.match(a.errors.at(-1)!.detail, /^bad_der/);
 });
 
+/** A client at `addr` whose certificate has one bit of its self-signature flipped, after it registered. */
+async function registeredWithBadSelfSignature(link: World['link'], n: number, addr: Addr): Promise<RawClient> {
+  const good = await identityNo(n);
+  const badCert = new Uint8Array(good.cert);
+  badCert[badCert.length - 1]! ^= 1;
+  const bad = new RawClient(new Identity(badCert, good.privateKey));
+  link.add(addr, bad);
+  bad.register(PEER_ADDR);
+  link.flush();
+  return bad;
+}
+
 t.test('a certificate whose self-signature fails registers (the proof shows the key) but is never served', async (t) => {
   const { link, peer, clients } = await makeWorld(2, { certKeysMax: 1 });
   const [a, b] = clients as [RawClient, RawClient];
-  const good = await identityNo(5);
-  const badCert = new Uint8Array(good.cert);
-  badCert[badCert.length - 1]! ^= 1; // one bit of the self-signature
-  const bad = new RawClient(new Identity(badCert, good.privateKey));
-  link.add({ host: '10.2.0.1', port: 4000 }, bad);
-  bad.register(PEER_ADDR);
-  link.flush();
+  const bad = await registeredWithBadSelfSignature(link, 5, { host: '10.2.0.1', port: 4000 });
   t.ok(bad.registered, 'registered: the proof verifies with the certificate key');
   const cookie = () => b.cookies.get('10.0.0.1:7777')!;
   b.hello(PEER_ADDR);
@@ -222,13 +229,7 @@ t.test('a certificate whose self-signature fails registers (the proof shows the 
 t.test('a client whose certificate is never served cannot join the directory', async (t) => {
   const { link, peer, clients } = await makeWorld(1, { directory: true });
   const [a] = clients as [RawClient];
-  const good = await identityNo(6);
-  const badCert = new Uint8Array(good.cert);
-  badCert[badCert.length - 1]! ^= 1;
-  const bad = new RawClient(new Identity(badCert, good.privateKey));
-  link.add({ host: '10.2.0.2', port: 4000 }, bad);
-  bad.register(PEER_ADDR);
-  link.flush();
+  const bad = await registeredWithBadSelfSignature(link, 6, { host: '10.2.0.2', port: 4000 });
   t.ok(bad.registered);
   bad.send(PEER_ADDR, { type: MsgType.DIR_JOIN, name: 'mallory' });
   link.flush();
