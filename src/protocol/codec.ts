@@ -346,6 +346,7 @@ function bstrEnd(data: Uint8Array, at: number, min: number, max: number): number
   return start;
 }
 
+/** Bytes [from, to) of `data` as a plain Uint8Array view (no copy). */
 function view(data: Uint8Array, from: number, to: number): Uint8Array {
   return new Uint8Array(data.buffer, data.byteOffset + from, to - from);
 }
@@ -409,7 +410,7 @@ function allZero(p: Uint8Array, from: number): boolean {
  */
 function bytes(v: unknown, min: number, max: number): Uint8Array | null {
   if (!(v instanceof Uint8Array) || v.length < min || v.length > max) return null;
-  return new Uint8Array(v.buffer, v.byteOffset, v.length);
+  return view(v, 0, v.length);
 }
 
 function fixed(v: unknown, n: number): Uint8Array | null {
