@@ -14,6 +14,9 @@
  *                   (an amplifier toward that client if the peer took an address as a credential)
  *   replay-session  a captured SESSION datagram of a client, again, from the client's address and
  *                   from its own (a replay, or a roaming takeover if the peer followed it)
+ *   wedge           a message sealed to a client by the attacker's own identity, without its CARD,
+ *                   naming the attacker's own address as its peer: the client must neither keep it
+ *                   at its peer for long nor send anything to that address
  * Success for the attacker would be any PUSH reaching its address; the scenario checks that none
  * does, and that no peer pushes a client's message to an address that client never used.
  */
@@ -22,6 +25,8 @@ import { decode, encode } from '../../src/protocol/codec.js';
 import type { DeliverMsg, Message, RegisterProofMsg } from '../../src/protocol/messages.js';
 import { fingerprintOf, type Identity } from '../../src/identity/certificate.js';
 import { registerProof, sealSession, type SessionKeys } from '../../src/crypto/session.js';
+import { seal } from '../../src/crypto/seal.js';
+import { ContentKind, encodeText } from '../../src/client/content.js';
 import { addrKey, type Addr, type Transmit } from '../../src/core/types.js';
 import type { Machine, Wire } from './net.js';
 import type { Rng } from './prng.js';
@@ -30,9 +35,10 @@ import type { Rng } from './prng.js';
 export const CAPTURE_MAX = 32;
 
 export type AttackKind =
-  | 'replay-proof' | 'steal-register' | 'forge-proof' | 'replay-deliver' | 'ack-victim' | 'keepalive' | 'spoof-poll' | 'replay-session';
+  | 'replay-proof' | 'steal-register' | 'forge-proof' | 'replay-deliver' | 'ack-victim' | 'keepalive' | 'spoof-poll' | 'replay-session'
+  | 'wedge';
 const KINDS: readonly AttackKind[] = [
-  'replay-proof', 'steal-register', 'forge-proof', 'replay-deliver', 'ack-victim', 'keepalive', 'spoof-poll', 'replay-session',
+  'replay-proof', 'steal-register', 'forge-proof', 'replay-deliver', 'ack-victim', 'keepalive', 'spoof-poll', 'replay-session', 'wedge',
 ];
 
 /** A datagram the attacker sends with a source address that is not its own (the simulated network allows it). */
@@ -78,6 +84,10 @@ export class Attacker implements Machine {
     now: number,
     private readonly periodMs: number,
     private readonly untilMs: number,
+    /** The clients it seals messages to (their certificates are public). */
+    private readonly victims: readonly Identity[] = [],
+    /** Its own address, named as its peer inside what it seals. */
+    private readonly self: Addr = { host: '0.0.0.0', port: 1 },
   ) {
     this.nextAtMs = now + this.rng.int(0, periodMs);
   }
@@ -208,6 +218,20 @@ export class Attacker implements Machine {
           encode({ type: MsgType.ACK, ids: this.rng.sample(this.delivers, 4).map((x) => x.msg.id).concat([this.rng.bytes(16)]) }),
         ]);
         this.out.push({ to: seen.to, data: d, spoofFrom: seen.from });
+        break;
+      }
+      case 'wedge': {
+        if (!this.victims.length) return;
+        const victim = this.rng.pick(this.victims);
+        const id = this.rng.bytes(16);
+        const blob = seal({
+          sender: this.identity, senderPeer: addrKey(this.self), recipientCert: victim.cert,
+          content: { kind: ContentKind.TEXT, id, sentAtMs: this.nextAtMs, body: encodeText({ text: 'wedge' }) }, random: (n) => this.rng.bytes(n),
+        });
+        const nonce = this.rng.bytes(16);
+        const deliver: DeliverMsg = { type: MsgType.DELIVER, cookie: new Uint8Array(20), to: victim.fingerprint, id, blob };
+        this.pending.set(addrKey(peer), { kind: 'hello', nonce, deliver });
+        this.queue(peer, { type: MsgType.HELLO, nonce });
         break;
       }
       case 'replay-session': {

@@ -251,7 +251,10 @@ class Scenario {
   private addAttacker(topo: Rng): void {
     const pool = identities();
     const addr = { host: '172.16.6.6', port: 6666 };
-    this.attacker = new Attacker(pool.attacker, this.peers.map((p) => p.addr), Rng.stream(this.seed, 'attacker'), START_MS, topo.int(2000, 10_000), this.activeEndMs);
+    this.attacker = new Attacker(
+      pool.attacker, this.peers.map((p) => p.addr), Rng.stream(this.seed, 'attacker'), START_MS, topo.int(2000, 10_000), this.activeEndMs,
+      this.clients.map((c) => c.identity), addr,
+    );
     this.attackerEp = this.net.add('attacker', addr, this.attacker);
     this.addrNames.set(addrKey(addr), 'attacker');
     this.ledger.name(pool.attacker.fingerprintHex, 'attacker');
@@ -466,6 +469,11 @@ class Scenario {
 
   private onSend(w: Wire, from: Endpoint): void {
     const type = w.data[1];
+    if (this.attackerEp && this.byEp.has(from) && addrKey(w.to) === this.attackerEp.key) {
+      // The attacker names its own address as its peer inside what it seals: a client that sends
+      // there tells a stranger's chosen address where it is.
+      this.ledger.violation('reveal-address', `${this.byEp.get(from)!.name} sent a datagram to the attacker's address`, this.net.now);
+    }
     if (type === MsgType.DELIVER || type === MsgType.REGISTER_PROOF || type === MsgType.SESSION) this.attacker?.capture(w);
     if (type === MsgType.DELIVER) {
       const r = decode(w.data);
