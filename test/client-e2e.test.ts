@@ -659,3 +659,25 @@ t.test('a window larger than the peer allows: a refused message goes again as so
   const took = w.net.now - started;
   t.ok(took < CLIENT_DEFAULTS.busyBackoffInitialMs, `100 messages in ${took} ms of virtual time, less than one busy backoff (${CLIENT_DEFAULTS.busyBackoffInitialMs} ms)`);
 });
+
+t.test('keepalives: every interval 80 to 100% of keepaliveIntervalMs (below a 30 s NAT timeout), every 4th asks for an answer', async (t) => {
+  const w = world('keepalive-jitter');
+  t.ok(w.net.runUntil(() => registered(w), 60_000));
+  const at: number[] = [];
+  const answers: boolean[] = [];
+  w.net.onDeliver = (d) => {
+    if (d.from.host !== A.host || d.data[1] !== MsgType.SESSION) return;
+    const r = decode(d.data);
+    if (r.ok && r.msg.type === MsgType.SESSION && r.msg.inner.type === MsgType.KEEPALIVE) {
+      at.push(w.net.now);
+      answers.push(r.msg.inner.answer);
+    }
+  };
+  w.net.run(40 * CLIENT_DEFAULTS.keepaliveIntervalMs);
+  const gaps = at.slice(1).map((x, i) => x - at[i]!);
+  t.ok(gaps.length >= 35, `${gaps.length} intervals`);
+  t.ok(gaps.every((g) => g <= CLIENT_DEFAULTS.keepaliveIntervalMs && g >= 0.8 * CLIENT_DEFAULTS.keepaliveIntervalMs - 1), `all within [20 s, 25 s]: ${Math.min(...gaps)}..${Math.max(...gaps)} ms`);
+  t.ok(Math.max(...gaps) < 30_000, 'below the common 30 s NAT timeout');
+  const asked = answers.filter(Boolean).length;
+  t.ok(asked >= answers.length / 4 - 1 && asked <= answers.length / 4 + 2, `${asked} of ${answers.length} ask for an answer`);
+});
