@@ -8,8 +8,7 @@
 import { createHash } from 'node:crypto';
 import { PeerpostError } from '../core/errors.js';
 import { FINGERPRINT_BYTES } from '../protocol/constants.js';
-import { RATCHET_KEY_BYTES, RATCHET_SKIPPED_KEYS_MAX, type RatchetState, type SkippedKey } from './ratchet.js';
-import { x25519KeyPair } from './session.js';
+import { ratchetKeyPair, RATCHET_KEY_BYTES, RATCHET_SKIPPED_KEYS_MAX, type RatchetState, type SkippedKey } from './ratchet.js';
 
 /** First byte of a stored session. */
 export const RATCHET_STATE_VERSION = 1;
@@ -109,7 +108,7 @@ export function decodeRatchetState(bytes: Uint8Array): RatchetState {
     skipped.push({ hk, n, mk, atMs: Number(atMs) });
   }
   return {
-    initiatorFingerprint, responderFingerprint, dhsSecret, dhsPublic: x25519KeyPair(dhsSecret).publicKey, dhr, rk, cks, ckr,
+    initiatorFingerprint, responderFingerprint, dhsSecret, dhsPublic: ratchetKeyPair(dhsSecret).publicKey, dhr, rk, cks, ckr,
     ns, nr, pn, hks, hkr, nhks, nhkr, skipped,
   };
 }

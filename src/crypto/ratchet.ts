@@ -199,12 +199,19 @@ function openHeader(hk: Uint8Array, blob: Uint8Array, ad: Uint8Array): Header | 
   return { dh: new Uint8Array(plain.subarray(0, 32)), pn: plain.readUInt32BE(32), n: plain.readUInt32BE(36) };
 }
 
-function publicOf(secret: Uint8Array): Uint8Array {
-  return x25519KeyPair(secret).publicKey;
+/** node:crypto private keys of ratchet secrets made or used here, by the secret's array (an import costs a scalar multiplication). */
+const privateKeys = new WeakMap<Uint8Array, KeyObject>();
+
+/** The X25519 key pair of a ratchet secret; its private key is kept for the DH steps to come. */
+export function ratchetKeyPair(secret: Uint8Array): { privateKey: KeyObject; publicKey: Uint8Array } {
+  const pair = x25519KeyPair(secret);
+  privateKeys.set(secret, pair.privateKey);
+  return pair;
 }
 
 function dh(secret: Uint8Array, peerPublic: Uint8Array): Uint8Array | null {
-  return x25519(x25519KeyPair(secret).privateKey, peerPublic);
+  const privateKey = privateKeys.get(secret) ?? ratchetKeyPair(secret).privateKey;
+  return x25519(privateKey, peerPublic);
 }
 
 function startKeys(shared: Uint8Array, start: Uint8Array, responderX: Uint8Array, fpI: Uint8Array, fpR: Uint8Array): [Uint8Array, Uint8Array, Uint8Array] {
@@ -229,8 +236,9 @@ export function startRatchet(p: {
   checkBytes(p.responderFingerprint, FINGERPRINT_BYTES, 'responderFingerprint');
   checkBytes(p.responderXPublic, RATCHET_KEY_BYTES, 'responderXPublic');
   const secret = draw(p.random, RATCHET_KEY_BYTES);
-  const start = publicOf(secret);
-  const shared = dh(secret, p.responderXPublic);
+  const pair = ratchetKeyPair(secret);
+  const start = pair.publicKey;
+  const shared = x25519(pair.privateKey, p.responderXPublic);
   if (!shared) throw new PeerpostError('PEERPOST_RATCHET_BAD_KEY', 'responder key gives no X25519 shared secret (small-order point)');
   const [sk, hka, nhkb] = startKeys(shared, start, p.responderXPublic, p.initiatorFingerprint, p.responderFingerprint);
   const state: RatchetState = {
@@ -263,11 +271,11 @@ export function acceptRatchet(p: {
   if (!shared) throw new PeerpostError('PEERPOST_RATCHET_BAD_KEY', 'start key gives no X25519 shared secret (small-order point)');
   const [sk, hka, nhkb] = startKeys(shared, p.start, p.responderXPublic, p.initiatorFingerprint, p.responderFingerprint);
   const secret = new Uint8Array(draw(p.random, RATCHET_KEY_BYTES));
-  const out = dh(secret, p.start)!;
-  const [rk, cks, nhks] = kdfRk(sk, out);
+  const pair = ratchetKeyPair(secret);
+  const [rk, cks, nhks] = kdfRk(sk, x25519(pair.privateKey, p.start)!);
   return {
     initiatorFingerprint: new Uint8Array(p.initiatorFingerprint), responderFingerprint: new Uint8Array(p.responderFingerprint),
-    dhsSecret: secret, dhsPublic: publicOf(secret), dhr: new Uint8Array(p.start), rk, cks, ckr: null, ns: 0, nr: 0, pn: 0,
+    dhsSecret: secret, dhsPublic: pair.publicKey, dhr: new Uint8Array(p.start), rk, cks, ckr: null, ns: 0, nr: 0, pn: 0,
     hks: hka, hkr: null, nhks, nhkr: nhkb, skipped: [],
   };
 }
@@ -412,8 +420,9 @@ function dhRatchet(s: Mutable, h: Header, random: Random): void {
   if (!received) throw new Refused('bad_ratchet_key');
   [s.rk, s.ckr, s.nhkr] = kdfRk(s.rk, received);
   s.dhsSecret = new Uint8Array(draw(random, RATCHET_KEY_BYTES));
-  s.dhsPublic = publicOf(s.dhsSecret);
-  [s.rk, s.cks, s.nhks] = kdfRk(s.rk, dh(s.dhsSecret, s.dhr)!);
+  const pair = ratchetKeyPair(s.dhsSecret);
+  s.dhsPublic = pair.publicKey;
+  [s.rk, s.cks, s.nhks] = kdfRk(s.rk, x25519(pair.privateKey, s.dhr)!);
 }
 
 function openBody(mk: Uint8Array, blob: Uint8Array, ad: Uint8Array): Uint8Array {
