@@ -79,6 +79,7 @@ import { Registration } from './registration.js';
 import { CertLookups } from './lookups.js';
 import { Outgoing } from './outgoing.js';
 import { ReceiptBatch } from './receipts.js';
+import { Ratchets } from './ratchets.js';
 import { Incoming } from './incoming.js';
 import { ContactBook } from './contacts.js';
 import { GroupBook } from './groups.js';
@@ -123,11 +124,12 @@ export class Client {
       senderMissing: (at, fp, reason) => this.incoming.senderMissing(at, fp, reason),
       recipientMissing: (m, reason) => this.outgoing.setReason(m, reason),
     });
-    this.outgoing = new Outgoing(ctx, this.links, this.lookups);
-    this.receipts = new ReceiptBatch(ctx, this.outgoing);
+    const ratchets = new Ratchets(ctx);
+    this.outgoing = new Outgoing(ctx, this.links, this.lookups, ratchets);
+    this.receipts = new ReceiptBatch(ctx, this.outgoing, ratchets);
     this.contactBook = new ContactBook(ctx, this.lookups, this.outgoing);
     this.groupBook = new GroupBook(ctx, this.contactBook, this.outgoing);
-    this.incoming = new Incoming(ctx, this.lookups, this.outgoing, this.receipts, this.groupBook);
+    this.incoming = new Incoming(ctx, this.lookups, this.outgoing, this.receipts, this.groupBook, ratchets);
     this.directory = new DirectoryRequests(ctx, this.links);
     for (const m of ctx.s.outbox) this.outgoing.restore(now, m);
     this.registration.start(now);

@@ -156,22 +156,30 @@ export interface CardBody {
   readonly cert: Uint8Array;
   /** capId (4) || capKey (32), or undefined when the sender gives the recipient none. */
   readonly cap?: Uint8Array;
+  /** The sender's ratchet start key (32), or undefined (docs/PROTOCOL.md section 21.7). */
+  readonly start?: Uint8Array;
 }
+
+export const CARD_START_BYTES = 32;
 
 export const CARD_CAP_BYTES = CAP_ID_BYTES + CAP_KEY_BYTES;
 
 export function encodeCard(c: CardBody): Uint8Array {
-  return cborEncode([c.cert, c.cap ?? null]);
+  return c.start ? cborEncode([c.cert, c.cap ?? null, c.start]) : cborEncode([c.cert, c.cap ?? null]);
 }
 
 export function decodeCard(bytes: Uint8Array): CardBody | null {
   const a = decodeArray(bytes);
-  if (!a || a.length !== 2) return null;
-  const [cert, cap] = a;
+  if (!a || a.length < 2 || a.length > 3) return null;
+  const [cert, cap, start] = a;
   if (!(cert instanceof Uint8Array) || cert.length < CERT_MIN_BYTES || cert.length > CERT_MAX_BYTES) return null;
-  if (cap === null) return { cert: new Uint8Array(cert) };
-  if (!(cap instanceof Uint8Array) || cap.length !== CARD_CAP_BYTES) return null;
-  return { cert: new Uint8Array(cert), cap: new Uint8Array(cap) };
+  if (cap !== null && (!(cap instanceof Uint8Array) || cap.length !== CARD_CAP_BYTES)) return null;
+  if (a.length === 3 && start !== null && (!(start instanceof Uint8Array) || start.length !== CARD_START_BYTES)) return null;
+  return {
+    cert: new Uint8Array(cert),
+    ...(cap instanceof Uint8Array ? { cap: new Uint8Array(cap) } : {}),
+    ...(start instanceof Uint8Array ? { start: new Uint8Array(start) } : {}),
+  };
 }
 
 export function encodeVerify(body: Uint8Array): Uint8Array {

@@ -31,6 +31,7 @@
  */
 import { MsgType } from '../protocol/constants.js';
 import { openSealed, verifySender, type Opened } from '../crypto/seal.js';
+import { RATCHET_VERSION } from '../crypto/ratchet.js';
 import { ContentKind, decodeCard, decodeChunk, decodeReceipt, decodeText, decodeVerify } from './content.js';
 import { fingerprintOf } from '../identity/certificate.js';
 import { Reassembler, type ChunkIn } from './reassembly.js';
@@ -40,6 +41,7 @@ import type { GroupBook } from './groups.js';
 import type { CertLookups } from './lookups.js';
 import type { Outgoing } from './outgoing.js';
 import type { ReceiptBatch } from './receipts.js';
+import type { Ratchets } from './ratchets.js';
 
 
 interface PendingPush {
@@ -61,6 +63,7 @@ export class Incoming {
     private readonly outgoing: Outgoing,
     private readonly receipts: ReceiptBatch,
     private readonly groupBook: GroupBook,
+    private readonly ratchets: Ratchets,
   ) {
     this.reassembler = new Reassembler(ctx.o, (reason) => ctx.drops.add(reason));
   }
@@ -76,6 +79,7 @@ export class Incoming {
   }
 
   onPush(now: number, pushId: Uint8Array, blob: Uint8Array): void {
+    if (blob[0] === RATCHET_VERSION) return this.onSessionMessage(now, pushId, blob);
     const r = openSealed(this.ctx.identity, blob);
     if (!r.ok) return this.reject(pushId, `open_${r.reason}`);
     const opened = r.opened;
@@ -98,17 +102,42 @@ export class Incoming {
   }
 
   /**
-   * A CARD: the sender's certificate and maybe its capability for us. It authenticates with the
-   * certificate it carries (whose SHA-256 must be the sender's fingerprint).
+   * A message of a ratcheted session (src/client/ratchets.ts): it authenticates by opening. A
+   * duplicate no longer opens (its key is gone); its push id is remembered, so it gets its receipt
+   * again, as a duplicate of a sealed message does.
    */
-  private onCard(now: number, pushId: Uint8Array, opened: Opened): void {
+  private onSessionMessage(now: number, pushId: Uint8Array, blob: Uint8Array): void {
+    const idHex = hex(pushId);
+    const seen = this.ratchets.seenFrom(idHex);
+    if (seen) {
+      if (!seen.receipt) this.receipts.add(now, seen.fp, seen.peer, [idHex]);
+      this.ctx.sendToPeer({ type: MsgType.ACK, ids: [pushId] });
+      return;
+    }
+    const r = this.ratchets.open(now, blob);
+    if (!r.ok) return this.reject(pushId, `ratchet_${r.reason}`);
+    const opened = r.opened;
+    if (!Buffer.from(opened.id).equals(pushId)) return this.reject(pushId, 'id_mismatch', opened.fromHex);
+    if (opened.kind === ContentKind.CHUNK) return this.reject(pushId, 'ratchet_chunk', opened.fromHex);
+    this.ratchets.seen(idHex, opened.fromHex, opened.fromPeer, opened.kind === ContentKind.RECEIPT);
+    if (opened.kind === ContentKind.CARD) return this.onCard(now, pushId, opened, true);
+    this.acceptOpened(now, pushId, opened, true);
+  }
+
+  /**
+   * A CARD: the sender's certificate and maybe its capability for us and a ratchet start key. It
+   * authenticates with the certificate it carries (whose SHA-256 must be the sender's fingerprint),
+   * or by the session it came through (`bySession`).
+   */
+  private onCard(now: number, pushId: Uint8Array, opened: Opened, bySession = false): void {
     const card = decodeCard(opened.body);
     if (!card) return this.reject(pushId, 'bad_card', opened.fromHex);
-    if (!Buffer.from(fingerprintOf(card.cert)).equals(opened.from) || !verifySender(opened, card.cert, this.ctx.identity.fingerprint)) {
+    if (!Buffer.from(fingerprintOf(card.cert)).equals(opened.from) || (!bySession && !verifySender(opened, card.cert, this.ctx.identity.fingerprint))) {
       return this.reject(pushId, 'bad_sender', opened.fromHex);
     }
     const from = opened.fromHex;
     if (!this.ctx.certOf(from)) this.lookups.keep(from, hex(card.cert));
+    if (card.start) this.ratchets.accept(from, card.start);
     if (card.cap) {
       const caps = (this.ctx.s.caps ??= {});
       if (caps[from] !== hex(card.cap)) {
@@ -173,14 +202,15 @@ export class Incoming {
 
   /** Drop what does not authenticate, and still ACK it so it leaves the peer's mailbox. */
   private reject(pushId: Uint8Array, reason: string, from?: string): void {
+    this.ratchets.unsee(hex(pushId));
     this.ctx.drops.add(reason);
     this.ctx.emit({ type: 'rejected', reason, ...(from ? { from } : {}) });
     this.ctx.sendToPeer({ type: MsgType.ACK, ids: [pushId] });
   }
 
-  private acceptOpened(now: number, pushId: Uint8Array, opened: Opened): void {
+  private acceptOpened(now: number, pushId: Uint8Array, opened: Opened, bySession = false): void {
     const certHex = this.ctx.certOf(opened.fromHex);
-    if (!certHex || !verifySender(opened, unhex(certHex), this.ctx.identity.fingerprint)) {
+    if (!certHex || (!bySession && !verifySender(opened, unhex(certHex), this.ctx.identity.fingerprint))) {
       return this.reject(pushId, 'bad_sender', opened.fromHex);
     }
     const from = opened.fromHex;

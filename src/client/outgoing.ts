@@ -1,6 +1,7 @@
 /**
  * Outgoing messages and the DELIVERs that carry them. A message is sealed to its recipient
- * (src/crypto/seal.ts) once the recipient's certificate is known, in one part or, beyond
+ * (src/crypto/seal.ts), or sent through the ratcheted session with it (src/client/ratchets.ts),
+ * once the recipient's certificate is known, in one part or, beyond
  * SEAL_BODY_MAX_BYTES, in CHUNK parts. Each part, and each receipt this client sends, is a
  * transfer: a DELIVER to the recipient's peer, with that peer's cookie, sent until the peer
  * answers RESULT and again until the recipient's RECEIPT comes back.
@@ -34,13 +35,14 @@
 import { DeliveryStatus, MsgType, WireError, WIRE_ERROR_NAMES } from '../protocol/constants.js';
 import type { ErrorMsg } from '../protocol/messages.js';
 import { UsageError } from '../core/errors.js';
-import { seal, SEAL_BODY_MAX_BYTES } from '../crypto/seal.js';
+import { SEAL_BODY_MAX_BYTES } from '../crypto/seal.js';
 import { capabilityField, capabilityId, capabilityKey } from '../crypto/session.js';
-import { ContentKind, encodeCard, encodeChunk, splitBody } from './content.js';
+import { ContentKind, decodeCard, encodeCard, encodeChunk, splitBody } from './content.js';
 import type { DeliveryState, OutboxMessage, OutboxPart } from './store.js';
 import { dueOnCookie, earlier, earliestDeadline, hex, unhex, type ClientContext } from './context.js';
 import type { PeerLinks } from './peer-links.js';
 import type { CertLookups } from './lookups.js';
+import type { Ratchets } from './ratchets.js';
 
 /** DELIVER transmissions of a receipt before it is given up. */
 export const RECEIPT_TRIES_MAX = 10;
@@ -76,7 +78,12 @@ const unfinished = (m: OutboxMessage): boolean => m.state === 'queued' || m.stat
 export class Outgoing {
   private readonly transfers = new Map<string, Transfer>();
 
-  constructor(private readonly ctx: ClientContext, private readonly links: PeerLinks, private readonly lookups: CertLookups) {}
+  constructor(
+    private readonly ctx: ClientContext,
+    private readonly links: PeerLinks,
+    private readonly lookups: CertLookups,
+    private readonly ratchets: Ratchets,
+  ) {}
 
   /** Transfers in flight (message parts and receipts). */
   get size(): number {
@@ -325,12 +332,17 @@ export class Outgoing {
       this.lookups.start(now, m.to, m.toPeer, false);
       return;
     }
-    const cert = unhex(certHex);
-    const body = unhex(m.body);
+    let body = unhex(m.body);
     const ctx = this.ctx;
+    if (m.kind === ContentKind.CARD) {
+      // A CARD to a client we have no running session with starts one (docs/PROTOCOL.md section 21.7).
+      const card = decodeCard(body);
+      const start = card && this.ratchets.startFor(m.to, certHex);
+      if (card && start) body = encodeCard({ ...card, start });
+    }
     const sealOne = (id: Uint8Array, kind: number, b: Uint8Array): OutboxPart => ({
       id: hex(id),
-      blob: hex(seal({ sender: ctx.identity, senderPeer: ctx.senderPeer, recipientCert: cert, content: { kind, id, sentAtMs: m.createdAtMs, body: b }, random: ctx.random })),
+      blob: hex(this.ratchets.blobFor(m.to, certHex, { kind, id, sentAtMs: m.createdAtMs, body: b })),
       peerStatus: 'none',
       receipt: false,
     });
@@ -338,8 +350,12 @@ export class Outgoing {
       m.parts = [sealOne(unhex(m.id), m.kind, body)];
     } else {
       const pieces = splitBody(body);
-      m.parts = pieces.map((data, index) =>
-        sealOne(ctx.random(16), ContentKind.CHUNK, encodeChunk({ messageId: unhex(m.id), index, count: pieces.length, innerKind: m.kind, data })));
+      m.parts = pieces.map((data, index) => {
+        const id = ctx.random(16);
+        const b = encodeChunk({ messageId: unhex(m.id), index, count: pieces.length, innerKind: m.kind, data });
+        const blob = this.ratchets.sealed(certHex, { kind: ContentKind.CHUNK, id, sentAtMs: m.createdAtMs, body: b });
+        return { id: hex(id), blob: hex(blob), peerStatus: 'none', receipt: false };
+      });
     }
     delete m.body;
     if (m.reason === 'certificate-pending' || m.reason === 'certificate-not-found') delete m.reason;

@@ -5,16 +5,16 @@
  * sender's peer. At most receiptTransfersMax receipts are in flight; beyond, a receipt is not sent
  * now (the sender resends its message and gets the receipt then).
  */
-import { seal } from '../crypto/seal.js';
 import { ContentKind, RECEIPT_IDS_MAX, encodeReceipt } from './content.js';
 import { unhex, type ClientContext } from './context.js';
 import type { Outgoing } from './outgoing.js';
+import type { Ratchets } from './ratchets.js';
 
 export class ReceiptBatch {
   private readonly queue = new Map<string, { peer: string; ids: Set<string> }>();
   private flushAt: number | undefined;
 
-  constructor(private readonly ctx: ClientContext, private readonly outgoing: Outgoing) {}
+  constructor(private readonly ctx: ClientContext, private readonly outgoing: Outgoing, private readonly ratchets: Ratchets) {}
 
   /** The `receiptFlush` timer. */
   get deadline(): number | undefined {
@@ -50,10 +50,7 @@ export class ReceiptBatch {
         }
         const idBytes = this.ctx.random(16);
         const body = encodeReceipt(ids.slice(i, i + RECEIPT_IDS_MAX).map(unhex));
-        const blob = seal({
-          sender: this.ctx.identity, senderPeer: this.ctx.senderPeer, recipientCert: unhex(certHex),
-          content: { kind: ContentKind.RECEIPT, id: idBytes, sentAtMs: Math.floor(now), body }, random: this.ctx.random,
-        });
+        const blob = this.ratchets.blobFor(to, certHex, { kind: ContentKind.RECEIPT, id: idBytes, sentAtMs: Math.floor(now), body });
         this.outgoing.addReceipt(now, idBytes, to, q.peer, blob);
         receipts++;
       }

@@ -82,6 +82,14 @@ export interface DedupeEntry {
   sentAtMs?: number;
 }
 
+/** A ratcheted session with one client (src/client/ratchets.ts). */
+export interface RatchetRecord {
+  /** encodeRatchetState, hex. */
+  s: string;
+  /** The start key (hex) this session began from, to recognise a CARD sent again. */
+  start: string;
+}
+
 export interface ClientSnapshot {
   version: typeof CLIENT_STATE_VERSION;
   /**
@@ -111,6 +119,10 @@ export interface ClientSnapshot {
    * possible replay, since its id may have been forgotten.
    */
   dedupeFloors?: Record<string, number>;
+  /** Ratcheted sessions by fingerprint, least recently used first (at most certsMax). */
+  ratchets?: Record<string, RatchetRecord>;
+  /** Push ids (hex) opened through a session -> "senderFingerprint senderPeer" (and " r" for a receipt); at most dedupeEntriesMax. */
+  ratchetSeen?: Record<string, string>;
 }
 
 export function emptySnapshot(): ClientSnapshot {

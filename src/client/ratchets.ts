@@ -1,0 +1,198 @@
+/**
+ * Ratcheted sessions with other clients (src/crypto/ratchet.ts, docs/PROTOCOL.md section 21.7).
+ * Each session lives in the persisted snapshot (`ratchets`), so its new state is saved in the same
+ * save as the message it belongs to: the outbox part made with it, or the inbox entry opened with
+ * it, before the ACK.
+ *
+ *   - Our CARD to a client we have no session with carries a start key (we are the initiator);
+ *     a CARD with a start key makes us the responder, unless we have a running session with its
+ *     sender, or both sides started at once and ours is the lower fingerprint's (that one is kept).
+ *   - A single-part message, receipt or CARD goes through the session once the session can send,
+ *     and is sealed otherwise; CHUNK parts are always sealed (see `sealed`).
+ *   - A blob whose first byte is RATCHET_VERSION is tried against each session in turn.
+ *   - Push ids opened through a session are remembered (`ratchetSeen`), so that a duplicate, which
+ *     no longer opens, still gets its receipt again.
+ *
+ * Bounds (behaviour at the bound):
+ *   certsMax          sessions kept; beyond, the least recently used is forgotten (the next CARD
+ *                     to or from that client starts a new one)
+ *   dedupeEntriesMax  push ids remembered as opened through a session; the oldest is forgotten
+ *                     (a duplicate of it is then refused `ratchet_not_this_session`)
+ */
+import { certKeys, identityXKeys } from '../crypto/keys.js';
+import {
+  acceptRatchet, ratchetCanSend, ratchetDecrypt, ratchetEncrypt, startRatchet, RATCHET_PAYLOAD_MAX_BYTES,
+  type RatchetOpenReason, type RatchetState,
+} from '../crypto/ratchet.js';
+import { decodeRatchetState, encodeRatchetState } from '../crypto/ratchet-state.js';
+import { seal, SEAL_FROM_PEER_MAX_BYTES, SEAL_KIND_MAX, type Opened, type SealInput } from '../crypto/seal.js';
+import { cborDecodeChecked, cborEncode } from '../protocol/cbor.js';
+import { MESSAGE_ID_BYTES } from '../protocol/constants.js';
+import { parseAddr } from '../core/types.js';
+import { hex, unhex, type ClientContext } from './context.js';
+import type { RatchetRecord } from './store.js';
+
+const utf8 = new TextEncoder();
+const NONE = new Uint8Array(0);
+
+export type RatchetOpen = { ok: true; opened: Opened } | { ok: false; reason: RatchetOpenReason | 'bad_inner' };
+
+export class Ratchets {
+  /** Decoded states by fingerprint, valid while the stored hex is the one decoded. */
+  private readonly cache = new Map<string, { s: string; state: RatchetState }>();
+
+  constructor(private readonly ctx: ClientContext) {}
+
+  private records(): Record<string, RatchetRecord> {
+    return (this.ctx.s.ratchets ??= {});
+  }
+
+  private get(fp: string): RatchetState | undefined {
+    const rec = this.ctx.s.ratchets?.[fp];
+    if (!rec) return undefined;
+    const c = this.cache.get(fp);
+    if (c && c.s === rec.s) return c.state;
+    try {
+      const state = decodeRatchetState(unhex(rec.s));
+      this.cache.set(fp, { s: rec.s, state });
+      return state;
+    } catch {
+      delete this.records()[fp];
+      this.cache.delete(fp);
+      this.ctx.drops.add('ratchet_bad_state');
+      this.ctx.dirty = true;
+      return undefined;
+    }
+  }
+
+  private put(fp: string, state: RatchetState, start?: string): void {
+    const all = this.records();
+    const old = all[fp];
+    const s = hex(encodeRatchetState(state));
+    delete all[fp]; // re-inserted last: the order is least recently used first
+    all[fp] = { s, start: start ?? old?.start ?? '' };
+    this.cache.set(fp, { s, state });
+    const keys = Object.keys(all);
+    for (let i = 0; i < keys.length - this.ctx.o.certsMax; i++) {
+      delete all[keys[i]!];
+      this.cache.delete(keys[i]!);
+    }
+    this.ctx.dirty = true;
+  }
+
+  /** The start key our CARD to `fp` carries: a new session unless we have one (then the same start while it waits, none once it runs). */
+  startFor(fp: string, certHex: string): Uint8Array | undefined {
+    const cur = this.get(fp);
+    if (cur) return ratchetCanSend(cur) ? undefined : cur.dhsPublic;
+    const keys = certKeys(unhex(certHex));
+    if (!keys) return undefined;
+    const { state, start } = startRatchet({
+      initiatorFingerprint: this.ctx.identity.fingerprint, responderFingerprint: keys.fingerprint, responderXPublic: keys.xPublicRaw, random: this.ctx.random,
+    });
+    this.put(fp, state, hex(start));
+    return start;
+  }
+
+  /** A CARD from `fp` carried `start`. */
+  accept(fp: string, start: Uint8Array): void {
+    const rec = this.ctx.s.ratchets?.[fp];
+    if (rec && rec.start === hex(start)) return; // a CARD sent again
+    const cur = this.get(fp);
+    // A running session is kept. Both started at once: the session of the lower fingerprint is kept.
+    if (cur && (ratchetCanSend(cur) || this.ctx.fingerprint < fp)) return;
+    const mine = identityXKeys(this.ctx.identity);
+    let state: RatchetState;
+    try {
+      state = acceptRatchet({
+        initiatorFingerprint: unhex(fp), responderFingerprint: this.ctx.identity.fingerprint, responderXPrivate: mine.xPrivate,
+        responderXPublic: mine.xPublicRaw, start, random: this.ctx.random,
+      });
+    } catch {
+      return void this.ctx.drops.add('ratchet_bad_start');
+    }
+    this.put(fp, state, hex(start));
+  }
+
+  /** The blob of one part to `fp`: through the session when it can send, else sealed to `certHex`. */
+  blobFor(fp: string, certHex: string, c: SealInput): Uint8Array {
+    const state = this.get(fp);
+    if (state && ratchetCanSend(state)) {
+      const payload = cborEncode([c.kind, this.ctx.senderPeer, c.id, c.sentAtMs, c.body]);
+      if (payload.length <= RATCHET_PAYLOAD_MAX_BYTES) {
+        const r = ratchetEncrypt(state, payload, this.ctx.random);
+        this.put(fp, r.state);
+        return r.blob;
+      }
+    }
+    return this.sealed(certHex, c);
+  }
+
+  /**
+   * Sealed to `certHex`, never through the session: for CHUNK parts, whose receiver keeps partial
+   * messages only in memory and must be able to open a chunk sent again after it restarted.
+   */
+  sealed(certHex: string, c: SealInput): Uint8Array {
+    return seal({ sender: this.ctx.identity, senderPeer: this.ctx.senderPeer, recipientCert: unhex(certHex), content: c, random: this.ctx.random });
+  }
+
+  /** Opens a session message with the session it belongs to; the new state is kept (saved with what the caller saves next). */
+  open(now: number, blob: Uint8Array): RatchetOpen {
+    let reason: RatchetOpenReason = 'not_this_session';
+    const nowMs = Math.max(0, Math.floor(now));
+    for (const fp of Object.keys(this.ctx.s.ratchets ?? {})) {
+      const state = this.get(fp);
+      if (!state) continue;
+      const r = ratchetDecrypt(state, blob, nowMs, this.ctx.random);
+      if (!r.ok) {
+        if (r.reason !== 'not_this_session') reason = r.reason;
+        continue;
+      }
+      this.put(fp, r.state);
+      const opened = parsePayload(fp, r.payload);
+      return opened ? { ok: true, opened } : { ok: false, reason: 'bad_inner' };
+    }
+    return { ok: false, reason };
+  }
+
+  /** Forget push `id` (hex): it was refused after it opened, so a duplicate gets no receipt. */
+  unsee(id: string): void {
+    const all = this.ctx.s.ratchetSeen;
+    if (all && id in all) {
+      delete all[id];
+      this.ctx.dirty = true;
+    }
+  }
+
+  /** Remember that push `id` (hex) from `fp`, whose peer is `peer`, was opened through a session. */
+  seen(id: string, fp: string, peer: string, receipt: boolean): void {
+    const all = (this.ctx.s.ratchetSeen ??= {});
+    all[id] = `${fp} ${peer}${receipt ? ' r' : ''}`;
+    const keys = Object.keys(all);
+    for (let i = 0; i < keys.length - this.ctx.o.dedupeEntriesMax; i++) delete all[keys[i]!];
+    this.ctx.dirty = true;
+  }
+
+  /** Who sent push `id` (hex) that was opened through a session, from which peer, and whether it was a receipt. */
+  seenFrom(id: string): { fp: string; peer: string; receipt: boolean } | undefined {
+    const v = this.ctx.s.ratchetSeen?.[id];
+    if (typeof v !== 'string') return undefined;
+    const [fp, peer, r] = v.split(' ');
+    return fp && peer ? { fp, peer, receipt: r === 'r' } : undefined;
+  }
+}
+
+/** `[kind, fromPeer, id, sentAtMs, body]` as an Opened authenticated by the session (no signature). */
+function parsePayload(fp: string, payload: Uint8Array): Opened | null {
+  const d = cborDecodeChecked(payload);
+  if (!d.ok || !Array.isArray(d.value) || d.value.length !== 5) return null;
+  const [kind, fromPeer, id, sentAtMs, body] = d.value as unknown[];
+  if (typeof kind !== 'number' || !Number.isInteger(kind) || kind < 0 || kind > SEAL_KIND_MAX) return null;
+  if (typeof fromPeer !== 'string' || utf8.encode(fromPeer).length > SEAL_FROM_PEER_MAX_BYTES || !parseAddr(fromPeer)) return null;
+  if (!(id instanceof Uint8Array) || id.length !== MESSAGE_ID_BYTES) return null;
+  if (typeof sentAtMs !== 'number' || !Number.isSafeInteger(sentAtMs) || sentAtMs < 0) return null;
+  if (!(body instanceof Uint8Array)) return null;
+  return {
+    kind, from: unhex(fp), fromHex: fp, fromPeer, id: new Uint8Array(id), sentAtMs, body: new Uint8Array(body),
+    ephemeral: NONE, signedFields: NONE, signature: NONE,
+  };
+}

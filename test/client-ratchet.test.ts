@@ -1,0 +1,188 @@
+/**
+ * Ratcheted sessions in the client (src/client/ratchets.ts): two clients on two peers over the
+ * virtual network start a session with their CARDs, then send through it; exactly once under
+ * loss, duplication and reordering, replays and restarts.
+ */
+import t, { type Test } from 'tap';
+import { Peer } from '../src/peer/index.js';
+import { Client, MemoryClientStore, type ClientEvent } from '../src/client/index.js';
+import { generateIdentity, type Identity } from '../src/identity/certificate.js';
+import { decode, encode } from '../src/protocol/codec.js';
+import { MsgType } from '../src/protocol/constants.js';
+import { RATCHET_VERSION } from '../src/crypto/ratchet.js';
+import { SEAL_VERSION } from '../src/crypto/seal.js';
+import type { Addr } from '../src/core/types.js';
+import { VNet, type Faults } from './helpers/vnet.js';
+
+const START_MS = Date.UTC(2026, 0, 1);
+const P1: Addr = { host: '10.0.0.1', port: 7000 };
+const P2: Addr = { host: '10.0.0.2', port: 7000 };
+const A: Addr = { host: '10.0.1.1', port: 5000 };
+const B: Addr = { host: '10.0.2.1', port: 5000 };
+
+const ids = {} as Record<'p1' | 'p2' | 'a' | 'b', Identity>;
+t.before(async () => {
+  const notBefore = new Date(START_MS - 86400_000);
+  for (const k of ['p1', 'p2', 'a', 'b'] as const) ids[k] = (await generateIdentity({ notBefore }))!;
+});
+
+interface World {
+  net: VNet;
+  stores: { a: MemoryClientStore; b: MemoryClientStore };
+  events: { a: ClientEvent[]; b: ClientEvent[] };
+  /** First byte of every DELIVER blob a client sent to the other's peer. */
+  versions: { a: number[]; b: number[] };
+  /** Every DELIVER from b to p1, as sent. */
+  fromB: Uint8Array[];
+  c(which: 'a' | 'b'): Client;
+  restart(which: 'a' | 'b'): void;
+}
+
+function world(seed: string, faults: Partial<Faults> = {}): World {
+  const net = new VNet({ seed, startMs: START_MS, faults });
+  net.add(P1, new Peer({ identity: ids.p1, random: net.random('p1'), rateLimit: null }, net.now));
+  net.add(P2, new Peer({ identity: ids.p2, random: net.random('p2'), rateLimit: null }, net.now));
+  const stores = { a: new MemoryClientStore(), b: new MemoryClientStore() };
+  let gen = 0;
+  const make = (which: 'a' | 'b'): Client =>
+    new Client({ identity: ids[which], peer: which === 'a' ? P1 : P2, store: stores[which], random: net.random(`${which}${gen++}`) }, net.now);
+  net.add(A, make('a'));
+  net.add(B, make('b'));
+  const w: World = {
+    net, stores, events: { a: [], b: [] }, versions: { a: [], b: [] }, fromB: [],
+    c: (which) => net.machine<Client>(which === 'a' ? A : B),
+    restart: (which) => net.replace(which === 'a' ? A : B, make(which)),
+  };
+  net.onDeliver = (d) => {
+    const from = d.from.host === A.host ? 'a' : d.from.host === B.host ? 'b' : null;
+    if (!from || d.data[1] !== MsgType.DELIVER) return;
+    const m = decode(d.data);
+    if (!m.ok || m.msg.type !== MsgType.DELIVER) return;
+    w.versions[from].push(m.msg.blob[0]!);
+    if (from === 'b' && d.to.host === P1.host) w.fromB.push(d.data);
+  };
+  const step = net.step.bind(net);
+  net.step = (limit?: number) => {
+    const r = step(limit);
+    for (const k of ['a', 'b'] as const) for (let e = w.c(k).pollEvent(); e; e = w.c(k).pollEvent()) w.events[k].push(e);
+    return r;
+  };
+  return w;
+}
+
+function connect(w: World, t: Test): void {
+  t.ok(w.net.runUntil(() => w.c('a').registered && w.c('b').registered, 600_000), 'both registered');
+  w.c('a').addContact(w.net.now, `${ids.b.fingerprintHex}@10.0.0.2:7000`, 'bob');
+  w.c('b').addContact(w.net.now, `${ids.a.fingerprintHex}@10.0.0.1:7000`, 'alice');
+  const cardsDone = (): boolean =>
+    w.stores.a.load()?.cardsAcked?.[ids.b.fingerprintHex] !== undefined && w.stores.b.load()?.cardsAcked?.[ids.a.fingerprintHex] !== undefined;
+  t.ok(w.net.runUntil(cardsDone, 600_000), 'cards exchanged');
+}
+
+function texts(evs: ClientEvent[]): string[] {
+  return evs.filter((e): e is Extract<ClientEvent, { type: 'message' }> => e.type === 'message').map((e) => e.text);
+}
+
+function send(w: World, from: 'a' | 'b', n: number, label: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < n; i++) out.push(...w.c(from).send(w.net.now, [from === 'a' ? 'bob' : 'alice'], `${label} ${i}`));
+  return out;
+}
+
+function delivered(w: World, from: 'a' | 'b', sent: string[]): boolean {
+  return sent.every((id) => w.c(from).messageState(id)?.state === 'delivered');
+}
+
+t.test('the CARDs start a session; then messages go through it both ways, exactly once', async (t) => {
+  const w = world('session');
+  connect(w, t);
+  const sa = w.stores.a.load()!.ratchets ?? {};
+  const sb = w.stores.b.load()!.ratchets ?? {};
+  t.ok(sa[ids.b.fingerprintHex] && sb[ids.a.fingerprintHex], 'each side stores one session with the other');
+  t.equal(sa[ids.b.fingerprintHex]!.start, sb[ids.a.fingerprintHex]!.start, 'the same session: one start key was kept');
+  w.versions.a.length = 0;
+  w.versions.b.length = 0;
+  const sentA = send(w, 'a', 4, 'from alice');
+  const sentB = send(w, 'b', 4, 'from bob');
+  t.ok(w.net.runUntil(() => delivered(w, 'a', sentA) && delivered(w, 'b', sentB), 600_000), 'all delivered');
+  t.same(texts(w.events.b).sort(), ['from alice 0', 'from alice 1', 'from alice 2', 'from alice 3']);
+  t.same(texts(w.events.a).sort(), ['from bob 0', 'from bob 1', 'from bob 2', 'from bob 3']);
+  t.ok(w.versions.a.length > 0 && w.versions.a.every((v) => v === RATCHET_VERSION), 'alice sends only session messages (and receipts)');
+  t.ok(w.versions.b.length > 0 && w.versions.b.every((v) => v === RATCHET_VERSION), 'and so does bob');
+});
+
+t.test('under loss, duplication, reordering and restarts of both clients, each message is shown once', async (t) => {
+  const w = world('faults', { loss: 0.15, duplicate: 0.15, reorder: 0.2, delayMs: 20, jitterMs: 30 });
+  connect(w, t);
+  const sentA: string[] = [];
+  const sentB: string[] = [];
+  for (let round = 0; round < 4; round++) {
+    sentA.push(...send(w, 'a', 3, `a${round}`));
+    sentB.push(...send(w, 'b', 3, `b${round}`));
+    w.net.run(3_000);
+    w.restart(round % 2 === 0 ? 'a' : 'b');
+  }
+  t.ok(w.net.runUntil(() => delivered(w, 'a', sentA) && delivered(w, 'b', sentB), 3_600_000), 'all delivered');
+  const gotB = texts(w.events.b);
+  const gotA = texts(w.events.a);
+  t.equal(gotB.length, 12, 'bob shows twelve messages');
+  t.equal(new Set(gotB).size, 12, 'each once');
+  t.equal(gotA.length, 12, 'alice shows twelve messages');
+  t.equal(new Set(gotA).size, 12, 'each once');
+  t.ok(w.versions.a.filter((v) => v === RATCHET_VERSION).length >= 12, 'through the session');
+  t.equal(w.c('a').stats().drops['ratchet_not_this_session'] ?? 0, 0, 'no session message was unreadable');
+});
+
+t.test('a session message replayed, also after a restart: shown once, receipted each time', async (t) => {
+  const w = world('replay');
+  connect(w, t);
+  w.fromB.length = 0;
+  const [id] = send(w, 'b', 1, 'only once');
+  t.ok(w.net.runUntil(() => delivered(w, 'b', [id!]), 600_000));
+  const deliver = w.fromB.find((d) => {
+    const m = decode(d);
+    return m.ok && m.msg.type === MsgType.DELIVER && Buffer.from(m.msg.id).toString('hex') === id;
+  });
+  t.ok(deliver && decode(deliver).ok, 'the DELIVER was recorded');
+  const m = decode(deliver!);
+  if (!m.ok || m.msg.type !== MsgType.DELIVER) return;
+  const dm = m.msg;
+  t.equal(dm.blob[0], RATCHET_VERSION);
+  let receipts = 0;
+  const prev = w.net.onDeliver;
+  w.net.onDeliver = (d, now) => {
+    prev?.(d, now);
+    if (d.from.host === A.host && d.to.host === P2.host && d.data[1] === MsgType.DELIVER) receipts++;
+  };
+  const replay = (): void => {
+    // The same DELIVER again, with a fresh cookie from alice's peer.
+    const X: Addr = { host: '10.0.9.9', port: 9000 };
+    const p1 = w.net.machine<Peer>(P1);
+    p1.handle(w.net.now, X, encode({ type: MsgType.HELLO, nonce: new Uint8Array(16).fill(7), padTo: 64 }));
+    const c = decode(p1.pollTransmit()!.data);
+    if (!c.ok || c.msg.type !== MsgType.COOKIE) throw new Error('no cookie');
+    p1.handle(w.net.now, X, encode({ ...dm, cookie: c.msg.cookie }));
+    for (let x = p1.pollTransmit(); x; x = p1.pollTransmit()) if (x.to.host === A.host) w.c('a').handle(w.net.now, P1, x.data);
+    w.net.run(60_000);
+  };
+  replay();
+  replay();
+  t.equal(receipts, 2, 'a receipt for each copy');
+  w.restart('a');
+  t.ok(w.net.runUntil(() => w.c('a').registered, 600_000), 'registered again');
+  replay();
+  t.equal(receipts, 3, 'and after a restart');
+  t.same(texts(w.events.a), ['only once 0'], 'shown once');
+  t.equal(w.c('a').stats().drops['ratchet_not_this_session'] ?? 0, 0);
+});
+
+t.test('a long message goes in sealed chunks beside the session', async (t) => {
+  const w = world('chunks', { duplicate: 0.2, reorder: 0.2, delayMs: 10, jitterMs: 20 });
+  connect(w, t);
+  w.versions.a.length = 0;
+  const text = 'x'.repeat(3000);
+  const [id] = w.c('a').send(w.net.now, ['bob'], text);
+  t.ok(w.net.runUntil(() => delivered(w, 'a', [id!]), 600_000));
+  t.same(texts(w.events.b), [text]);
+  t.ok(w.versions.a.includes(SEAL_VERSION), 'chunks are sealed');
+});
