@@ -11,6 +11,8 @@ import { decode, encode } from '../src/protocol/codec.js';
 import { MsgType } from '../src/protocol/constants.js';
 import { RATCHET_VERSION } from '../src/crypto/ratchet.js';
 import { SEAL_VERSION } from '../src/crypto/seal.js';
+import { decodeCard, encodeCard } from '../src/client/content.js';
+import { cborEncode } from '../src/protocol/cbor.js';
 import type { Addr } from '../src/core/types.js';
 import { VNet, type Faults } from './helpers/vnet.js';
 
@@ -185,4 +187,16 @@ t.test('a long message goes in sealed chunks beside the session', async (t) => {
   t.ok(w.net.runUntil(() => delivered(w, 'a', [id!]), 600_000));
   t.same(texts(w.events.b), [text]);
   t.ok(w.versions.a.includes(SEAL_VERSION), 'chunks are sealed');
+});
+
+t.test('CARD bodies: the start key is an optional third item', async (t) => {
+  const cert = ids.a.cert;
+  const start = new Uint8Array(32).fill(5);
+  const cap = new Uint8Array(36).fill(1);
+  t.same(decodeCard(encodeCard({ cert })), { cert }, 'two items, as before');
+  t.same(decodeCard(encodeCard({ cert, cap, start })), { cert, cap, start }, 'with a start key');
+  t.same(decodeCard(encodeCard({ cert, start })), { cert, start }, 'a start key without a capability');
+  t.same(decodeCard(cborEncode([cert, null, null])), { cert }, 'a null start');
+  t.equal(decodeCard(cborEncode([cert, null, new Uint8Array(31)])), null, 'a start of 31 bytes is refused');
+  t.equal(decodeCard(cborEncode([cert, null, start, null])), null, 'four items are refused');
 });
