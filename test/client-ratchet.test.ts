@@ -13,6 +13,9 @@ import { RATCHET_VERSION } from '../src/crypto/ratchet.js';
 import { SEAL_VERSION } from '../src/crypto/seal.js';
 import { decodeCard, encodeCard } from '../src/client/content.js';
 import { cborEncode } from '../src/protocol/cbor.js';
+import { ClientContext, hex } from '../src/client/context.js';
+import { Ratchets } from '../src/client/ratchets.js';
+import { randomBytes } from 'node:crypto';
 import type { Addr } from '../src/core/types.js';
 import { VNet, type Faults } from './helpers/vnet.js';
 
@@ -199,4 +202,33 @@ t.test('CARD bodies: the start key is an optional third item', async (t) => {
   t.same(decodeCard(cborEncode([cert, null, null])), { cert }, 'a null start');
   t.equal(decodeCard(cborEncode([cert, null, new Uint8Array(31)])), null, 'a start of 31 bytes is refused');
   t.equal(decodeCard(cborEncode([cert, null, start, null])), null, 'four items are refused');
+});
+
+t.test('which start key a client takes: both at once, a CARD sent again, a running session', async (t) => {
+  const mk = (who: 'a' | 'b'): { ctx: ClientContext; r: Ratchets } => {
+    const ctx = new ClientContext({ identity: ids[who], peer: P1, store: new MemoryClientStore(), random: (n) => new Uint8Array(randomBytes(n)) }, START_MS);
+    return { ctx, r: new Ratchets(ctx) };
+  };
+  const [low, high] = ids.a.fingerprintHex < ids.b.fingerprintHex ? [mk('a'), mk('b')] : [mk('b'), mk('a')];
+  const lowStart = low.r.startFor(high.ctx.fingerprint, hex(high.ctx.identity.cert))!;
+  const highStart = high.r.startFor(low.ctx.fingerprint, hex(low.ctx.identity.cert))!;
+  t.same(low.r.startFor(high.ctx.fingerprint, hex(high.ctx.identity.cert)), lowStart, 'a waiting session gives the same start again');
+  low.r.accept(high.ctx.fingerprint, highStart);
+  t.equal(low.ctx.s.ratchets![high.ctx.fingerprint]!.start, hex(lowStart), 'both started: the lower fingerprint keeps its own');
+  high.r.accept(low.ctx.fingerprint, lowStart);
+  t.equal(high.ctx.s.ratchets![low.ctx.fingerprint]!.start, hex(lowStart), 'and the higher takes the lower one\'s');
+  const running = high.ctx.s.ratchets![low.ctx.fingerprint]!.s;
+  high.r.accept(low.ctx.fingerprint, lowStart);
+  t.equal(high.ctx.s.ratchets![low.ctx.fingerprint]!.s, running, 'the same start again changes nothing');
+  high.r.accept(low.ctx.fingerprint, new Uint8Array(randomBytes(32)));
+  t.equal(high.ctx.s.ratchets![low.ctx.fingerprint]!.s, running, 'a running session is kept');
+  t.equal(high.r.startFor(low.ctx.fingerprint, hex(low.ctx.identity.cert)), undefined, 'and our CARD carries no start');
+  const blob = high.r.blobFor(low.ctx.fingerprint, hex(low.ctx.identity.cert), { kind: 1, id: new Uint8Array(16), sentAtMs: START_MS, body: new Uint8Array(3) });
+  t.equal(blob[0], RATCHET_VERSION, 'the responder sends through the session at once');
+  const opened = low.r.open(START_MS, blob);
+  t.ok(opened.ok && opened.opened.fromHex === high.ctx.fingerprint, 'the initiator opens it and knows the sender');
+  low.ctx.s.ratchets![high.ctx.fingerprint]!.s = 'ff';
+  t.same(low.r.open(START_MS, blob), { ok: false, reason: 'not_this_session' }, 'a corrupted stored session is dropped');
+  t.equal(low.ctx.s.ratchets![high.ctx.fingerprint], undefined);
+  t.equal(low.ctx.drops.toJSON()['ratchet_bad_state'], 1, 'and counted');
 });
