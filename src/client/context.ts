@@ -4,7 +4,8 @@
  * counters. Nothing here reads a clock or a socket.
  */
 import { DropCounter, encode } from '../protocol/codec.js';
-import type { Message } from '../protocol/messages.js';
+import type { Message, SessionInner } from '../protocol/messages.js';
+import { sealSession, type ReplayWindow } from '../crypto/session.js';
 import { toHex, type Identity } from '../identity/certificate.js';
 import { addrKey, parseAddr, type Addr, type Random, type Transmit } from '../core/types.js';
 import { emptySnapshot, type ClientSnapshot, type ClientStore } from './store.js';
@@ -30,6 +31,19 @@ export function dueOnCookie(items: Iterable<{ peerKey: string; awaiting: boolean
   for (const x of items) if (x.peerKey === peerKey && !x.awaiting) x.deadline = Math.min(x.deadline, now);
 }
 
+/** Our session with our own peer (src/client/registration.ts sets it). */
+export interface ClientSession {
+  readonly id: Uint8Array;
+  /** latin1 of the id, for comparisons. */
+  readonly idKey: string;
+  readonly c2p: Uint8Array;
+  readonly p2c: Uint8Array;
+  /** Counter of the last datagram we sent in it. */
+  tx: number;
+  /** Counters of the peer's datagrams seen. */
+  readonly rx: ReplayWindow;
+}
+
 export class ClientContext {
   readonly o: ClientSettings;
   readonly identity: Identity;
@@ -41,6 +55,8 @@ export class ClientContext {
   readonly s: ClientSnapshot;
   /** The snapshot's dedupe list as a map, in insertion order: `sender:id` -> when it was seen. */
   readonly dedupe = new Map<string, number>();
+  /** `sender:id` -> the message's sending time, for the entries of `dedupe` that have one. */
+  readonly sentAt = new Map<string, number>();
   /** The persisted state changed since it was last saved. */
   dirty = false;
   /** Datagrams queued for pollTransmit. */
@@ -48,6 +64,8 @@ export class ClientContext {
   /** Events queued for pollEvent, at most eventsMax. */
   readonly events: ClientEvent[] = [];
   readonly drops = new DropCounter();
+  /** Our current session with our own peer, while registered. */
+  session: ClientSession | undefined;
   private readonly store: ClientStore;
 
   /** Checks the options (throwing TypeError) and loads the persisted state. */
@@ -63,11 +81,32 @@ export class ClientContext {
     this.random = opts.random;
     this.store = opts.store;
     this.s = opts.store.load() ?? emptySnapshot();
-    for (const d of this.s.dedupe) this.dedupe.set(d.key, d.atMs);
+    for (const d of this.s.dedupe) {
+      this.dedupe.set(d.key, d.atMs);
+      if (d.sentAtMs !== undefined) this.sentAt.set(d.key, d.sentAtMs);
+    }
   }
 
   send(to: Addr, m: Message): void {
     this.out.push({ to, data: encode(m) });
+  }
+
+  /** A datagram to our own peer inside our session; false (nothing sent) when we have none. */
+  sendToPeer(inner: SessionInner): boolean {
+    const ss = this.session;
+    if (!ss) return false;
+    ss.tx++;
+    this.out.push({ to: this.peerAddr, data: sealSession(ss.c2p, ss.id, ss.tx, inner) });
+    return true;
+  }
+
+  /** Our delivery key (made once, kept in the snapshot): our peer checks contacts' capabilities with it. */
+  deliveryKey(): Uint8Array {
+    if (!this.s.deliveryKey) {
+      this.s.deliveryKey = hex(this.random(32));
+      this.dirty = true;
+    }
+    return unhex(this.s.deliveryKey);
   }
 
   emit(e: ClientEvent): void {
@@ -80,7 +119,10 @@ export class ClientContext {
 
   /** Save the whole snapshot through the store. */
   persist(): void {
-    this.s.dedupe = [...this.dedupe].map(([key, atMs]) => ({ key, atMs }));
+    this.s.dedupe = [...this.dedupe].map(([key, atMs]) => {
+      const sentAtMs = this.sentAt.get(key);
+      return sentAtMs === undefined ? { key, atMs } : { key, atMs, sentAtMs };
+    });
     this.store.save(this.s);
     this.dirty = false;
   }
