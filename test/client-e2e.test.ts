@@ -685,3 +685,26 @@ t.test('keepalives: every interval 80 to 100% of keepaliveIntervalMs (below a 30
   const asked = answers.filter(Boolean).length;
   t.ok(asked >= answers.length / 4 - 1 && asked <= answers.length / 4 + 2, `${asked} of ${answers.length} ask for an answer`);
 });
+
+t.test('a lost registration OK: the client sends the same proof again and the peer answers the same OK', async (t) => {
+  const w = world('ok-lost');
+  let dropped = 0;
+  let registers = 0;
+  let proofs = 0;
+  w.net.filter = (d) => {
+    if (d.to.host === A.host && d.data[1] === MsgType.SESSION && dropped === 0) {
+      dropped++;
+      return false;
+    }
+    return true;
+  };
+  w.net.onDeliver = (d) => {
+    if (d.from.host === A.host && d.data[1] === MsgType.REGISTER) registers++;
+    if (d.from.host === A.host && d.data[1] === MsgType.REGISTER_PROOF) proofs++;
+  };
+  t.ok(w.net.runUntil(() => w.a().registered, 60_000), 'registered');
+  t.equal(dropped, 1, 'the first OK was lost');
+  t.equal(registers, 1, 'one REGISTER only');
+  t.equal(proofs, 2, 'the same proof twice');
+  t.equal(w.net.machine<Peer>(P1).stats().errorsSent.REPLAY, undefined, 'never refused as a replay');
+});

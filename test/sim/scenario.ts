@@ -253,8 +253,9 @@ class Scenario {
     const addr = { host: '172.16.6.6', port: 6666 };
     this.attacker = new Attacker(
       pool.attacker, this.peers.map((p) => p.addr), Rng.stream(this.seed, 'attacker'), START_MS, topo.int(2000, 10_000), this.activeEndMs,
-      this.clients.map((c) => c.identity), addr,
+      this.clients.map((c) => c.identity), addr, pool.sybils,
     );
+    for (const [k, s] of pool.sybils.entries()) this.ledger.name(s.fingerprintHex, `sybil${k}`);
     this.attackerEp = this.net.add('attacker', addr, this.attacker);
     this.addrNames.set(addrKey(addr), 'attacker');
     this.ledger.name(pool.attacker.fingerprintHex, 'attacker');
@@ -491,6 +492,12 @@ class Scenario {
     this.tracer?.datagram(this.net.now, w, 'sent');
   }
 
+  /** The attacker's own identity or one of its sybils. */
+  private attackerOwns(fp: string): boolean {
+    const pool = identities();
+    return fp === pool.attacker.fingerprintHex || pool.sybils.some((s) => s.fingerprintHex === fp);
+  }
+
   /** A peer pushes a message (inside a session) only to an address its recipient really used. */
   private checkPush(w: Wire, from: Endpoint): void {
     const r = decode(w.data);
@@ -502,7 +509,7 @@ class Scenario {
     const destName = this.addrNames.get(dest) ?? dest;
     if (to === undefined) return this.ledger.violation('push-unknown', `${from.name} pushed id ${toHex(inner.id)} that no DELIVER carried, to ${destName}`, this.net.now);
     const owner = this.byFp.get(to);
-    if (owner ? owner.addrs.has(dest) : this.attackerEp !== undefined && to === identities().attacker.fingerprintHex && dest === this.attackerEp.key) return;
+    if (owner ? owner.addrs.has(dest) : this.attackerEp !== undefined && this.attackerOwns(to) && dest === this.attackerEp.key) return;
     this.ledger.violation('push-hijack', `${from.name} pushed a message for ${this.ledger.nameOf(to)} to ${destName} (${dest}), an address it never used`, this.net.now);
   }
 
@@ -523,7 +530,7 @@ class Scenario {
     if (!e || e.addr !== key) return;
     const fp = Buffer.from(e.fp, 'latin1').toString('hex');
     const owner = this.byFp.get(fp);
-    if (owner ? owner.addrs.has(key) : fp === identities().attacker.fingerprintHex && key === this.attackerEp?.key) return;
+    if (owner ? owner.addrs.has(key) : this.attackerOwns(fp) && key === this.attackerEp?.key) return;
     this.ledger.violation('register-hijack', `${p.name} registered ${this.ledger.nameOf(fp)} at ${this.addrNames.get(key) ?? key} (${key}), an address it never used`, this.net.now);
   }
 
