@@ -236,22 +236,27 @@ async function main(): Promise<void> {
   log(`  through Peer.handle() in process: ${inProcess.firstPerS}/s first time, ${inProcess.againPerS}/s again`);
   const relayCpu = { blob512: await relayInProcess(certs, 12_000, 512, P.relayInProcess), blob1100: await relayInProcess(certs, 12_100, 1100, P.relayInProcess) };
   log(`  relay through Peer.handle() in process: ${relayCpu.blob512.usPerMessage} us per message (512 B blobs), ${relayCpu.blob1100.usPerMessage} us (1,100 B)`);
-  log('relay: the current code (sessions) and the code before protocol 2 (baseline), in turn');
   const sessions: RelayTarget = { name: 'sessions', Load: RelayLoad };
-  const base = prepareBaseline(dirname(here));
-  let baseTarget: RelayTarget | undefined;
-  let baselineSkipped: string | undefined;
-  if (typeof base === 'string') {
-    baselineSkipped = base;
-    log(`  comparison with the code before protocol 2 skipped: ${base}`);
-  } else {
-    const mod = (await import(pathToFileURL(base.relayModule).href)) as { RelayLoad: RelayTarget['Load'] };
-    baseTarget = { name: 'baseline', serverScript: base.serverChild, Load: mod.RelayLoad };
-    log(`  baseline: commit ${base.commit} in ${base.dir}`);
-  }
   let peer200: RelayResult, peer1000: RelayResult;
   let base200: RelayResult | undefined, base1000: RelayResult | undefined;
+  let baseTarget: RelayTarget | undefined;
+  let baselineSkipped: string | undefined;
+  let baseInProcess: { blob512: { perS: number; usPerMessage: number } } | undefined;
+  const base = prepareBaseline(dirname(here));
   try {
+    if (typeof base === 'string') {
+      baselineSkipped = base;
+      log(`  comparison with the code before protocol 2 skipped: ${base}`);
+    } else {
+      log(`  baseline: commit ${base.commit} in ${base.dir}`);
+      const mod = (await import(pathToFileURL(base.relayModule).href)) as { RelayLoad: RelayTarget['Load'] };
+      baseTarget = { name: 'baseline', serverScript: base.serverChild, Load: mod.RelayLoad };
+      // Its own in-process relay (it times with the wall clock: comparable when the machine is quiet).
+      const inproc = (await import(pathToFileURL(base.relayInProcessModule).href)) as { relayInProcess: typeof relayInProcess };
+      baseInProcess = { blob512: await inproc.relayInProcess(certs, 12_200, 512, P.relayInProcess) };
+      log(`  baseline relay through Peer.handle() in process: ${baseInProcess.blob512.usPerMessage} us per message (512 B blobs)`);
+    }
+    log('relay: the current code (sessions) and the code before protocol 2 (baseline), in turn');
     if (baseTarget) base200 = await relay(baseTarget, 200, certs, 0);
     peer200 = await relay(sessions, 200, certs, 0);
     if (baseTarget) base1000 = await relay(baseTarget, 1000, certs, 40);
@@ -275,7 +280,7 @@ async function main(): Promise<void> {
   const results = {
     quick,
     machine: { ...machine, loadavgAtEnd: loadavg().map((x) => Math.round(x * 100) / 100) },
-    relay: { peer200, peer1000, fwd200, fwd1000, inProcess: relayCpu, baseline: { commit: BASELINE_COMMIT, skipped: baselineSkipped, base200, base1000 } },
+    relay: { peer200, peer1000, fwd200, fwd1000, inProcess: relayCpu, baseline: { commit: BASELINE_COMMIT, skipped: baselineSkipped, base200, base1000, inProcess: baseInProcess } },
     registration: { breakdownUs: breakdown, inProcess, ...reg },
     memory: mem,
     keepalive,
@@ -289,7 +294,7 @@ async function main(): Promise<void> {
 type Results = {
   relay: Record<'peer200' | 'peer1000' | 'fwd200' | 'fwd1000', RelayResult> & {
     inProcess: Record<'blob512' | 'blob1100', { perS: number; usPerMessage: number }>;
-    baseline: { commit: string; skipped: string | undefined; base200: RelayResult | undefined; base1000: RelayResult | undefined };
+    baseline: { commit: string; skipped: string | undefined; base200: RelayResult | undefined; base1000: RelayResult | undefined; inProcess: { blob512: { usPerMessage: number } } | undefined };
   };
   keepalive: KeepaliveResult;
   registration: { first: RegistrationRun; again: RegistrationRun; inProcess: { firstPerS: number; againPerS: number }; serverCpuPct: { first: number; again: number } };
@@ -333,6 +338,7 @@ function printTable(r: Results): void {
     rows.push([`  peer / forwarder`, ratio(p, f), '>= 70%']);
   }
   rows.push(['  peer CPU per relayed message (handle() in process)', `${r.relay.inProcess.blob512.usPerMessage} us (512 B blob), ${r.relay.inProcess.blob1100.usPerMessage} us (1,100 B)`, '']);
+  if (bl.inProcess) rows.push([`  the same before protocol 2 (its own, wall-clock timed)`, `${bl.inProcess.blob512.usPerMessage} us (512 B blob): sessions cost ${pct(r.relay.inProcess.blob512.usPerMessage, bl.inProcess.blob512.usPerMessage)}`, '']);
   for (const [p, f] of [[r.relay.peer200, r.relay.fwd200], [r.relay.peer1000, r.relay.fwd1000]] as const) {
     if (!p.cpuAtTop || !f.cpuAtTop) continue;
     rows.push([`  CPU per message at the top rate, body ${p.bodyBytes} B`, `peer ${p.cpuAtTop.serverUsPerMessage} us, forwarder ${f.cpuAtTop.serverUsPerMessage} us (generator ${p.cpuAtTop.generatorUsPerMessage} / ${f.cpuAtTop.generatorUsPerMessage} us)`, '']);

@@ -17,9 +17,10 @@ export const BASELINE_COMMIT = '1b554c2';
 export interface Baseline {
   commit: string;
   dir: string;
-  /** Path of its server-child.ts and relay.ts. */
+  /** Paths of its server-child.ts, relay.ts and relay-inproc.ts. */
   serverChild: string;
   relayModule: string;
+  relayInProcessModule: string;
   remove(): void;
 }
 
@@ -44,5 +45,5 @@ export function prepareBaseline(repo: string, commit = BASELINE_COMMIT): Baselin
     remove();
     return `could not extract commit ${commit}: ${(e as Error).message.split('\n')[0]}`;
   }
-  return { commit: full.slice(0, 12), dir, serverChild: join(dir, 'scripts', 'bench', 'server-child.ts'), relayModule: join(dir, 'scripts', 'bench', 'relay.ts'), remove };
+  return { commit: full.slice(0, 12), dir, serverChild: join(dir, 'scripts', 'bench', 'server-child.ts'), relayModule: join(dir, 'scripts', 'bench', 'relay.ts'), relayInProcessModule: join(dir, 'scripts', 'bench', 'relay-inproc.ts'), remove };
 }
