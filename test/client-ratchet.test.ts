@@ -213,14 +213,15 @@ t.test('which start key a client takes: both at once, a CARD sent again, a runni
   const lowStart = low.r.startFor(high.ctx.fingerprint, hex(high.ctx.identity.cert))!;
   const highStart = high.r.startFor(low.ctx.fingerprint, hex(low.ctx.identity.cert))!;
   t.same(low.r.startFor(high.ctx.fingerprint, hex(high.ctx.identity.cert)), lowStart, 'a waiting session gives the same start again');
-  low.r.accept(high.ctx.fingerprint, highStart);
+  t.equal(low.r.accept(high.ctx.fingerprint, highStart), 'kept_ours');
+  t.equal(low.r.accept(high.ctx.fingerprint, highStart), 'ignored', 'a duplicate of that CARD is answered once');
   t.equal(low.ctx.s.ratchets![high.ctx.fingerprint]!.start, hex(lowStart), 'both started: the lower fingerprint keeps its own');
-  high.r.accept(low.ctx.fingerprint, lowStart);
+  t.equal(high.r.accept(low.ctx.fingerprint, lowStart), 'taken');
   t.equal(high.ctx.s.ratchets![low.ctx.fingerprint]!.start, hex(lowStart), 'and the higher takes the lower one\'s');
   const running = high.ctx.s.ratchets![low.ctx.fingerprint]!.s;
-  high.r.accept(low.ctx.fingerprint, lowStart);
+  t.equal(high.r.accept(low.ctx.fingerprint, lowStart), 'ignored');
   t.equal(high.ctx.s.ratchets![low.ctx.fingerprint]!.s, running, 'the same start again changes nothing');
-  high.r.accept(low.ctx.fingerprint, new Uint8Array(randomBytes(32)));
+  t.equal(high.r.accept(low.ctx.fingerprint, new Uint8Array(randomBytes(32))), 'ignored');
   t.equal(high.ctx.s.ratchets![low.ctx.fingerprint]!.s, running, 'a running session is kept');
   t.equal(high.r.startFor(low.ctx.fingerprint, hex(low.ctx.identity.cert)), undefined, 'and our CARD carries no start');
   const blob = high.r.blobFor(low.ctx.fingerprint, hex(low.ctx.identity.cert), { kind: 1, id: new Uint8Array(16), sentAtMs: START_MS, body: new Uint8Array(3) });
@@ -231,4 +232,30 @@ t.test('which start key a client takes: both at once, a CARD sent again, a runni
   t.same(low.r.open(START_MS, blob), { ok: false, reason: 'not_this_session' }, 'a corrupted stored session is dropped');
   t.equal(low.ctx.s.ratchets![high.ctx.fingerprint], undefined);
   t.equal(low.ctx.drops.toJSON()['ratchet_bad_state'], 1, 'and counted');
+});
+
+t.test('a stranger\'s start key is not taken; once accepted as a contact, one session starts', async (t) => {
+  const w = world('request');
+  t.ok(w.net.runUntil(() => w.c('a').registered && w.c('b').registered, 600_000), 'both registered');
+  w.c('a').addContact(w.net.now, `${ids.b.fingerprintHex}@10.0.0.2:7000`, 'bob');
+  const [first] = send(w, 'a', 1, 'hello stranger');
+  t.ok(w.net.runUntil(() => texts(w.events.b).length === 1, 600_000), 'bob shows the request');
+  t.equal(w.stores.b.load()!.ratchets?.[ids.a.fingerprintHex], undefined, 'bob took no start key from a stranger');
+  t.ok(w.stores.a.load()!.ratchets?.[ids.b.fingerprintHex], 'alice waits with her own');
+  w.c('b').acceptRequest(w.net.now, ids.a.fingerprintHex, 'alice');
+  t.ok(w.net.runUntil(() => delivered(w, 'a', [first!]), 600_000), 'the withheld receipt comes');
+  const same = (): boolean => {
+    const ra = w.stores.a.load()!.ratchets?.[ids.b.fingerprintHex];
+    const rb = w.stores.b.load()!.ratchets?.[ids.a.fingerprintHex];
+    return !!ra && !!rb && ra.start === rb.start;
+  };
+  t.ok(w.net.runUntil(same, 600_000), 'both hold one session from the same start key');
+  w.versions.a.length = 0;
+  w.versions.b.length = 0;
+  const sentA = send(w, 'a', 2, 'after');
+  const sentB = send(w, 'b', 2, 'reply');
+  t.ok(w.net.runUntil(() => delivered(w, 'a', sentA) && delivered(w, 'b', sentB), 600_000), 'all delivered');
+  t.ok(w.versions.a.includes(RATCHET_VERSION) && w.versions.b.includes(RATCHET_VERSION), 'through the session both ways');
+  t.same(texts(w.events.b), ['hello stranger 0', 'after 0', 'after 1']);
+  t.same(texts(w.events.a), ['reply 0', 'reply 1']);
 });

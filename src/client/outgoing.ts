@@ -129,6 +129,16 @@ export class Outgoing {
     this.enqueue(now, t, ContentKind.CARD, this.cardFor(t.fp));
   }
 
+  /**
+   * Queue our CARD for `t` even if one is on its way: `t` ignored the ratchet start key of the
+   * one it has (it was a stranger then, or started a session at the same time with a higher
+   * fingerprint), and must get it again (src/client/ratchets.ts).
+   */
+  sendCardAgain(now: number, t: { fp: string; peer: string }): void {
+    if (this.ctx.s.cardsAcked) delete this.ctx.s.cardsAcked[t.fp];
+    this.enqueue(now, t, ContentKind.CARD, this.cardFor(t.fp));
+  }
+
   /** Our CARD for `fp`: our certificate, and our capability for it when it is one of our contacts. */
   private cardFor(fp: string): Uint8Array {
     const contact = this.ctx.s.contacts.some((c) => c.fingerprint === fp && !c.changed);

@@ -5,8 +5,9 @@
  * it, before the ACK.
  *
  *   - Our CARD to a client we have no session with carries a start key (we are the initiator);
- *     a CARD with a start key makes us the responder, unless we have a running session with its
- *     sender, or both sides started at once and ours is the lower fingerprint's (that one is kept).
+ *     a contact's CARD with a start key makes us the responder, unless we have a running session
+ *     with it, or both sides started at once and ours is the lower fingerprint's (that one is
+ *     kept, and our CARD goes again). A stranger's start key is not taken (incoming.ts).
  *   - A single-part message, receipt or CARD goes through the session once the session can send,
  *     and is sealed otherwise; CHUNK parts are always sealed (see `sealed`).
  *   - A blob whose first byte is RATCHET_VERSION is tried against each session in turn.
@@ -38,6 +39,8 @@ const NONE = new Uint8Array(0);
 export type RatchetOpen = { ok: true; opened: Opened } | { ok: false; reason: RatchetOpenReason | 'bad_inner' };
 
 export class Ratchets {
+  /** `fp:start` of the start keys we answered with ours (RAM, at most certsMax): a duplicate CARD gets no second answer. */
+  private readonly answered = new Set<string>();
   /** Decoded states by fingerprint, valid while the stored hex is the one decoded. */
   private readonly cache = new Map<string, { s: string; state: RatchetState }>();
 
@@ -93,13 +96,23 @@ export class Ratchets {
     return start;
   }
 
-  /** A CARD from `fp` carried `start`. */
-  accept(fp: string, start: Uint8Array): void {
+  /**
+   * A CARD from `fp` carried `start`. Returns 'kept_ours' when both started and ours is kept: the
+   * caller then sends our CARD again, so that `fp` gets our start key even if it had ignored it.
+   */
+  accept(fp: string, start: Uint8Array): 'taken' | 'ignored' | 'kept_ours' {
     const rec = this.ctx.s.ratchets?.[fp];
-    if (rec && rec.start === hex(start)) return; // a CARD sent again
+    if (rec && rec.start === hex(start)) return 'ignored'; // a CARD sent again
     const cur = this.get(fp);
     // A running session is kept. Both started at once: the session of the lower fingerprint is kept.
-    if (cur && (ratchetCanSend(cur) || this.ctx.fingerprint < fp)) return;
+    if (cur && ratchetCanSend(cur)) return 'ignored';
+    if (cur && this.ctx.fingerprint < fp) {
+      const key = `${fp}:${hex(start)}`;
+      if (this.answered.has(key)) return 'ignored';
+      if (this.answered.size >= this.ctx.o.certsMax) this.answered.clear();
+      this.answered.add(key);
+      return 'kept_ours';
+    }
     const mine = identityXKeys(this.ctx.identity);
     let state: RatchetState;
     try {
@@ -108,9 +121,11 @@ export class Ratchets {
         responderXPublic: mine.xPublicRaw, start, random: this.ctx.random,
       });
     } catch {
-      return void this.ctx.drops.add('ratchet_bad_start');
+      this.ctx.drops.add('ratchet_bad_start');
+      return 'ignored';
     }
     this.put(fp, state, hex(start));
+    return 'taken';
   }
 
   /** The blob of one part to `fp`: through the session when it can send, else sealed to `certHex`. */
