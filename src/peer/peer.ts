@@ -20,11 +20,13 @@
  *   | name                | default    | at the bound                                                   |
  *   |---------------------|------------|----------------------------------------------------------------|
  *   | registryMax         | 1,000,000  | REGISTER_PROOF of a new fingerprint -> ERROR REGISTRY_FULL     |
- *   | mailboxMessagesMax  | 128        | DELIVER of a new message to that recipient -> MAILBOX_FULL     |
+ *   | mailboxMessagesMax  | 1024       | DELIVER of a new message to that recipient -> MAILBOX_FULL     |
+ *   | contactMessagesMax, strangerMessagesMax, strangerPrefixMessagesMax, recipientBytesMax,     |
+ *   | senderPrefixBytesMax, registeredPrefixBytesMax, departedBytesMax: storage quotas, quota.ts |
  *   | unackedPerSenderMax | 32         | per (sender IP:PORT, recipient) -> TOO_MANY_UNACKED            |
  *   | pushTriesMax        | 3          | pushes in a row by the pushAck timer; then KEEPALIVE/POLL only |
- *   | storageBytesMax     | 64 MiB     | blobs + 512 B per message; beyond -> STORAGE_FULL              |
- *   | unregisteredStorageBytesMax | 32 MiB | same, for recipients not registered when stored      |
+ *   | storageBytesMax     | 64 MiB     | blobs + 768 B per message; departed evicted, then STORAGE_FULL |
+ *   | newIdentityRate     | 1/s, burst 64, 65,536 prefixes | new fingerprint from that range -> RATE_LIMITED |
  *   | mailboxTtlMs        | 24 h       | the message is dropped                                         |
  *   | rateLimit           | 2000/s, burst 4000, 65,536 IPs | request -> RATE_LIMITED; oldest bucket forgotten |
  *   | replayMax           | 2,097,152  | registration -> RATE_LIMITED until the cookie window moves     |
@@ -70,9 +72,11 @@ import { Registry, type RegistryEntry } from './registry.js';
 import { MESSAGE_OVERHEAD_BYTES, MessageStore, WAITERS_PER_MESSAGE_MAX, type Waiting } from './mailbox.js';
 import { FifoMap, ReplayGuard } from './bounded-sets.js';
 import { Directory } from './directory.js';
+import { QUOTA_DEFAULTS, deriveQuotaLimits, type QuotaLimits } from './quota.js';
+import { sourcePrefix } from './prefix.js';
 import { bytesKey, keyBytes } from './keys.js';
 
-export interface PeerOptions {
+export interface PeerOptions extends Partial<QuotaLimits> {
   identity: Identity;
   random: Random;
   logger?: Logger;
@@ -81,16 +85,8 @@ export interface PeerOptions {
   cookieEpochMs?: number;
   registrationTtlMs?: number;
   registryMax?: number;
-  mailboxMessagesMax?: number;
   unackedPerSenderMax?: number;
   mailboxTtlMs?: number;
-  storageBytesMax?: number;
-  /**
-   * Part of storageBytesMax that messages for recipients not registered here at delivery time may
-   * use (default half). The rest stays for registered clients, so a flood of messages to random
-   * fingerprints cannot stop delivery to the peer's own clients.
-   */
-  unregisteredStorageBytesMax?: number;
   pushAckTimeoutMs?: number;
   /**
    * Pushes of one message in a row, each after the previous one timed out, while its recipient
@@ -103,6 +99,8 @@ export interface PeerOptions {
   pollBatchMax?: number;
   /** Per source IP token bucket; null turns it off. */
   rateLimit?: RateLimitOptions | null;
+  /** Registrations of fingerprints not registered here, per source prefix (/24, /48); null turns it off. */
+  newIdentityRate?: RateLimitOptions | null;
   replayMax?: number;
   recentDeliveredMax?: number;
   directoryMax?: number;
@@ -121,7 +119,8 @@ export interface PeerStats {
   bytesOut: number;
   /**
    * Refusals by reason: the codec's drop reasons, the peer's own (unpadded, rate_limited,
-   * unexpected_type, amplification_guard), and message_expired for messages that reached their TTL.
+   * unexpected_type, amplification_guard), message_expired for messages that reached their TTL,
+   * and message_evicted for departed messages evicted to make room.
    */
   drops: Record<string, number>;
   /** ERROR datagrams sent, by WireError name. */
@@ -133,16 +132,15 @@ export const PEER_DEFAULTS = {
   cookieEpochMs: 120_000,
   registrationTtlMs: 90_000,
   registryMax: 1_000_000,
-  mailboxMessagesMax: 128,
+  ...QUOTA_DEFAULTS,
   unackedPerSenderMax: 32,
   mailboxTtlMs: 24 * 3600_000,
-  storageBytesMax: 64 * 1024 * 1024,
-  unregisteredStorageBytesMax: 32 * 1024 * 1024,
   pushAckTimeoutMs: 3000,
   pushTriesMax: 3,
   pushRetryMs: 5000,
   pollBatchMax: 16,
   rateLimit: { perSecond: 2000, burst: 4000, bucketsMax: 65_536 } as RateLimitOptions | null,
+  newIdentityRate: { perSecond: 1, burst: 64, bucketsMax: 65_536 } as RateLimitOptions | null,
   replayMax: 2_097_152,
   recentDeliveredMax: 65_536,
   directoryMax: 10_000,
@@ -165,7 +163,7 @@ interface CheckedCert {
 }
 
 type TimerName = 'pushAck' | 'mailboxExpiry' | 'registrationExpiry';
-type Settings = Omit<typeof PEER_DEFAULTS, 'rateLimit'>;
+type Settings = Omit<typeof PEER_DEFAULTS, 'rateLimit' | 'newIdentityRate'>;
 
 const EMPTY = new Uint8Array(0);
 const LABEL_CHALLENGE_BYTES = Buffer.from(LABEL_CHALLENGE, 'ascii');
@@ -188,6 +186,8 @@ export class Peer {
   private readonly recent: FifoMap<string>;
   private readonly replay: ReplayGuard;
   private readonly limiter: RateLimiter | null;
+  /** Registrations of new fingerprints per source prefix. */
+  private readonly newIdentities: RateLimiter | null;
   private readonly dir: Directory | null;
   /** Fingerprint (latin1) -> key, validity and serving verdict of a certificate that passed readCertificateKey. */
   private readonly certKeys: BoundedLru<string, CheckedCert>;
@@ -214,7 +214,7 @@ export class Peer {
     if (!opts.identity || !(opts.identity.cert instanceof Uint8Array)) throw new TypeError('opts.identity must be an Identity');
     if (typeof opts.random !== 'function') throw new TypeError('opts.random must be a function');
     if (!Number.isFinite(now)) throw new TypeError('now must be a finite number of milliseconds');
-    const { rateLimit: _defaultRateLimit, ...defaults } = PEER_DEFAULTS;
+    const { rateLimit: _defaultRateLimit, newIdentityRate: _defaultNewIdentityRate, ...defaults } = PEER_DEFAULTS;
     const o: Settings = defaults;
     for (const k of Object.keys(o) as Array<keyof Settings>) {
       const v = opts[k];
@@ -227,19 +227,24 @@ export class Peer {
         (o as Record<string, unknown>)[k] = v;
       }
     }
-    if (opts.unregisteredStorageBytesMax === undefined) o.unregisteredStorageBytesMax = Math.floor(o.storageBytesMax / 2);
+    deriveQuotaLimits(o, opts);
     this.o = o;
     this.identity = opts.identity;
     this.fingerprint = opts.identity.fingerprint;
     this.log = opts.logger ?? silentLogger;
     const master = opts.random(32);
     this.cookies = new CookieJar(master, o.cookieEpochMs);
-    this.registry = new Registry(o.registrationTtlMs, now, (e) => this.dir?.leave(e.fp));
-    this.store = new MessageStore(o.mailboxTtlMs);
+    this.registry = new Registry(o.registrationTtlMs, now, (e) => {
+      this.dir?.leave(e.fp);
+      this.store.recipientLeft(e.fp);
+    });
+    this.store = new MessageStore(o.mailboxTtlMs, o, (w) => this.onEvict(w));
     this.recent = new FifoMap<string>(o.recentDeliveredMax);
     this.replay = new ReplayGuard(o.replayMax, createHmac('sha256', master).update('peerpost/1 replay').digest());
     const rl = opts.rateLimit === undefined ? PEER_DEFAULTS.rateLimit : opts.rateLimit;
     this.limiter = rl ? new RateLimiter(rl) : null;
+    const nir = opts.newIdentityRate === undefined ? PEER_DEFAULTS.newIdentityRate : opts.newIdentityRate;
+    this.newIdentities = nir ? new RateLimiter(nir) : null;
     this.dir = o.directory ? new Directory(o.directoryMax) : null;
     this.certKeys = new BoundedLru(o.certKeysMax);
     this.challengeBytes = encode({
@@ -384,13 +389,20 @@ export class Peer {
     const used = this.replay.use(this.cookies.epochAt(now), epoch, fp + bytesKey(m.nonce));
     if (used === 'replay') return this.sendError(from, WireError.REPLAY, EMPTY, 'registration proof already used');
     if (used === 'full') return this.sendError(from, WireError.RATE_LIMITED, EMPTY, 'too many registrations, retry later');
-    if (!this.registry.lookup(now, fp) && this.registry.size >= this.o.registryMax) {
+    const known = this.registry.lookup(now, fp) !== undefined;
+    const prefix = sourcePrefix(from.host);
+    if (!known && this.newIdentities && !this.newIdentities.take(now, prefix)) {
+      this.drops.add('new_identity_rate');
+      return this.sendError(from, WireError.RATE_LIMITED, EMPTY, 'too many new identities from this address range');
+    }
+    if (!known && this.registry.size >= this.o.registryMax) {
       this.registry.sweep(now, TIMEOUT_BATCH_MAX);
       if (this.registry.size >= this.o.registryMax) {
         return this.sendError(from, WireError.REGISTRY_FULL, fingerprint, 'registry is full');
       }
     }
     const { entry, previousAddr } = this.registry.put(now, fp, bytesKey(m.cert), a);
+    this.store.recipientRegistered(fp, prefix);
     this.deadlines.registrationExpiry ??= now + this.o.registrationTtlMs;
     this.log.debug({ fingerprint: toHex(fingerprint), addr: a, previousAddr }, 'client registered');
     this.send(from, { type: MsgType.OK });
@@ -473,31 +485,36 @@ export class Peer {
       if (r && this.rateOk(now, from)) this.send(parseAddrKey(r.addr), { type: MsgType.PUSH, id: m.id, blob: m.blob });
       return this.result(from, m.id, DeliveryStatus.DELIVERED);
     }
-    if (this.store.mailboxSize(to) >= this.o.mailboxMessagesMax) {
-      return this.sendError(from, WireError.MAILBOX_FULL, m.id, 'recipient mailbox is full');
-    }
     const senderKey = `${a}|${to}`;
+    const e = this.registry.lookup(now, to);
+    // The contact key stays '' (a stranger's message) until DELIVER carries a verified capability.
+    const charge = {
+      to, contact: '', senderPrefix: sourcePrefix(from.host), bytes: m.blob.length + MESSAGE_OVERHEAD_BYTES,
+      recipientPrefix: e ? sourcePrefix(parseAddrKey(e.addr).host) : '',
+    };
+    const refusal = this.store.admit(charge);
+    if (refusal) return this.sendError(from, refusal.code, m.id, refusal.detail);
     if (this.store.unackedOf(senderKey) >= this.o.unackedPerSenderMax) {
       return this.sendError(from, WireError.TOO_MANY_UNACKED, m.id, 'too many unacknowledged messages for this recipient');
     }
-    const charge = m.blob.length + MESSAGE_OVERHEAD_BYTES;
-    const e = this.registry.lookup(now, to);
-    if (
-      this.store.chargedBytes + charge > this.o.storageBytesMax ||
-      (!e && this.store.unregisteredChargedBytes + charge > this.o.unregisteredStorageBytesMax)
-    ) {
-      return this.sendError(from, WireError.STORAGE_FULL, m.id, 'peer storage is full');
-    }
     if (!this.rateOk(now, from)) return this.sendError(from, WireError.RATE_LIMITED, m.id, '');
     const w: Waiting = {
-      to, idKey, blob: e ? m.blob : bytesKey(m.blob), senderKey, expiresAt: now + this.o.mailboxTtlMs,
-      unregistered: !e, lastPushAt: -Infinity, inFlight: false, timerPushes: 0, waiters: null,
+      to, contact: charge.contact, senderPrefix: charge.senderPrefix, bytes: charge.bytes,
+      idKey, blob: e ? m.blob : bytesKey(m.blob), senderKey, expiresAt: now + this.o.mailboxTtlMs,
+      lastPushAt: -Infinity, inFlight: false, timerPushes: 0, waiters: null,
     };
-    this.store.add(w);
+    this.store.add(w, charge.recipientPrefix);
     this.deadlines.mailboxExpiry ??= w.expiresAt;
     if (!e) return this.result(from, m.id, DeliveryStatus.HELD);
     w.waiters = [from];
     this.push(now, e, w, false, m.id);
+  }
+
+  /** A departed message evicted to make room: its senders keep it and retransmit after their receipt wait. */
+  private onEvict(w: Waiting): void {
+    this.inFlight.delete(w);
+    this.drops.add('message_evicted');
+    this.answer(w, DeliveryStatus.HELD);
   }
 
   /**
