@@ -32,6 +32,7 @@
  *   | replayMax           | 2,097,152  | registration -> RATE_LIMITED until the cookie window moves     |
  *   | recentDeliveredMax  | 65,536     | the oldest acknowledged id (and its recipient) is forgotten     |
  *   | directoryMax        | 10,000     | DIR_JOIN of a new name -> BAD_REQUEST "directory is full"      |
+ *   | dirJoinIntervalMs, dirJoinsPerSecondMax | 10 s, 100/s | DIR_JOIN (not a leave) -> RATE_LIMITED    |
  *   | certKeysMax         | 16,384     | the least recently used checked certificate key is forgotten   |
  *   | waiters per message | 4          | a further duplicate DELIVER is answered RESULT 300 at once      |
  *   | transmit queue      | per call   | holds the answers of one handle/handleTimeout call only         |
@@ -71,12 +72,12 @@ import { RateLimiter, type RateLimitOptions } from './rate-limit.js';
 import { Registry, type RegistryEntry } from './registry.js';
 import { MESSAGE_OVERHEAD_BYTES, MessageStore, WAITERS_PER_MESSAGE_MAX, type Waiting } from './mailbox.js';
 import { FifoMap, ReplayGuard } from './bounded-sets.js';
-import { Directory } from './directory.js';
+import { DIRECTORY_DEFAULTS, Directory, type DirectoryLimits } from './directory.js';
 import { QUOTA_DEFAULTS, deriveQuotaLimits, type QuotaLimits } from './quota.js';
 import { sourcePrefix } from './prefix.js';
 import { bytesKey, keyBytes } from './keys.js';
 
-export interface PeerOptions extends Partial<QuotaLimits> {
+export interface PeerOptions extends Partial<QuotaLimits>, Partial<DirectoryLimits> {
   identity: Identity;
   random: Random;
   logger?: Logger;
@@ -103,7 +104,6 @@ export interface PeerOptions extends Partial<QuotaLimits> {
   newIdentityRate?: RateLimitOptions | null;
   replayMax?: number;
   recentDeliveredMax?: number;
-  directoryMax?: number;
   /** Checked certificate keys kept for registrations again (default 16,384). */
   certKeysMax?: number;
 }
@@ -143,7 +143,7 @@ export const PEER_DEFAULTS = {
   newIdentityRate: { perSecond: 1, burst: 64, bucketsMax: 65_536 } as RateLimitOptions | null,
   replayMax: 2_097_152,
   recentDeliveredMax: 65_536,
-  directoryMax: 10_000,
+  ...DIRECTORY_DEFAULTS,
   certKeysMax: 16_384,
 };
 
@@ -245,7 +245,7 @@ export class Peer {
     this.limiter = rl ? new RateLimiter(rl) : null;
     const nir = opts.newIdentityRate === undefined ? PEER_DEFAULTS.newIdentityRate : opts.newIdentityRate;
     this.newIdentities = nir ? new RateLimiter(nir) : null;
-    this.dir = o.directory ? new Directory(o.directoryMax) : null;
+    this.dir = o.directory ? new Directory(o, now) : null;
     this.certKeys = new BoundedLru(o.certKeysMax);
     this.challengeBytes = encode({
       type: MsgType.CHALLENGE, cookie: new Uint8Array(20), peerCert: this.identity.cert, sig: new Uint8Array(64),
@@ -338,7 +338,7 @@ export class Peer {
         }
         if (m.type === MsgType.POLL) return this.pushWaiting(now, e, false);
         if (m.type === MsgType.ACK) return this.onAck(e, m);
-        return this.onDirJoin(from, e, m.name);
+        return this.onDirJoin(now, from, e, m.name);
       }
       case MsgType.DELIVER:
         return this.onDeliver(now, from, a, size, m);
@@ -457,14 +457,15 @@ export class Peer {
     }
   }
 
-  private onDirJoin(from: Addr, e: RegistryEntry, name: string): void {
+  private onDirJoin(now: number, from: Addr, e: RegistryEntry, name: string): void {
     if (!this.dir) return this.sendError(from, WireError.DIRECTORY_DISABLED, EMPTY, 'this peer has no directory');
     // Listed clients are looked up with CERT_REQUEST: a certificate that is never served is not listed.
     const refusal = name === '' ? null : this.serveRefusal(e.fp, keyBytes(e.cert));
     if (refusal !== null) return this.sendError(from, WireError.BAD_CERT, EMPTY, refusal);
-    const r = this.dir.join(e.fp, name);
+    const r = this.dir.join(now, e.fp, name);
     if (r === 'bad_name') return this.sendError(from, WireError.BAD_REQUEST, EMPTY, 'invalid directory name');
     if (r === 'full') return this.sendError(from, WireError.BAD_REQUEST, EMPTY, 'directory is full');
+    if (r === 'rate_limited') return this.sendError(from, WireError.RATE_LIMITED, EMPTY, 'directory changes too frequent, retry later');
     this.send(from, { type: MsgType.OK });
   }
 
