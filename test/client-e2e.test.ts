@@ -8,7 +8,8 @@ import { CLIENT_DEFAULTS, Client, MemoryClientStore, type ClientEvent, type Clie
 import { randomBytes } from 'node:crypto';
 import { Identity, fingerprintFromHex, generateIdentity } from '../src/identity/certificate.js';
 import { seal } from '../src/crypto/seal.js';
-import { encode } from '../src/protocol/codec.js';
+import { decode, encode } from '../src/protocol/codec.js';
+import { capabilityField, capabilityId, capabilityKey } from '../src/crypto/session.js';
 import { MsgType, WireError } from '../src/protocol/constants.js';
 import { ContentKind, encodeText } from '../src/client/content.js';
 import type { Addr } from '../src/core/types.js';
@@ -44,9 +45,10 @@ interface World {
 
 function world(seed: number | string, faults: Partial<Faults> = {}, extra: Partial<ClientOptions> = {}): World {
   const net = new VNet({ seed, startMs: START_MS, faults });
-  // Alice and Bob are each other's contacts. Until DELIVER carries a contact capability the peer
-  // counts every message as a stranger's (16 waiting per recipient, 4 per sender range), so these
-  // peers give strangers a contact's quota: the tests here are about the clients' own windows.
+  // Alice and Bob are each other's contacts. Until the client attaches its contacts' capabilities
+  // to DELIVER the peer counts every message as a stranger's (16 waiting per recipient, 4 per
+  // sender range), so these peers give strangers a contact's quota: the tests here are about the
+  // clients' own windows.
   const mkPeer = (id: Identity, label: string): Peer => new Peer(
     { identity: id, random: net.random(label), rateLimit: null, strangerMessagesMax: 128, strangerPrefixMessagesMax: 128 }, net.now);
   net.add(P1, mkPeer(ids.p1, 'p1'));
@@ -293,11 +295,30 @@ t.test('several recipients and a group', async (t) => {
 // ---------------------------------------------------------------------------------------------
 // authentication: what the peer pushes is checked end to end
 
+/**
+ * DELIVER `blob` to B's peer from a sender address of the test's own (with a capability of B's
+ * for alice, so that a repeated id is pushed again), and hand the peer's PUSH to B at once.
+ * Returns what B sends back (its ACK goes to the peer, inside its session).
+ */
 function pushTo(w: World, blob: Uint8Array, id: Uint8Array): Array<{ to: string; type: number }> {
+  const p2 = w.net.machine<Peer>(P2);
   const b = w.b();
-  b.handle(w.net.now, P2, encode({ type: MsgType.PUSH, id, blob }));
+  const now = w.net.now;
+  const X: Addr = { host: '10.0.9.9', port: 9000 };
+  p2.handle(now, X, encode({ type: MsgType.HELLO, nonce: randomBytes(16), padTo: 64 }));
+  const c = decode(p2.pollTransmit()!.data);
+  if (!c.ok || c.msg.type !== MsgType.COOKIE) throw new Error('no COOKIE from the peer');
+  const dk = Buffer.from(w.storeB.load()!.deliveryKey!, 'hex');
+  const capId = capabilityId(dk, ids.a.fingerprint);
+  const cap = capabilityField(capId, capabilityKey(dk, capId), ids.b.fingerprint, id);
+  p2.handle(now, X, encode({ type: MsgType.DELIVER, cookie: c.msg.cookie, to: ids.b.fingerprint, id, blob, cap }));
+  for (let x = p2.pollTransmit(); x; x = p2.pollTransmit()) if (x.to.host === B.host) b.handle(now, P2, x.data);
   const out: Array<{ to: string; type: number }> = [];
-  for (let x = b.pollTransmit(); x; x = b.pollTransmit()) out.push({ to: `${x.to.host}:${x.to.port}`, type: x.data[1]! });
+  for (let x = b.pollTransmit(); x; x = b.pollTransmit()) {
+    out.push({ to: `${x.to.host}:${x.to.port}`, type: x.data[1]! });
+    if (x.to.host === P2.host) p2.handle(now, B, x.data);
+  }
+  while (p2.pollTransmit()); // RESULTs to X
   w.drain();
   return out;
 }
@@ -316,7 +337,8 @@ t.test('a forged sender is rejected, and still acknowledged', async (t) => {
   const forger = new Identity(ids.a.cert, ids.m.privateKey);
   const id = randomBytes(16);
   const out = pushTo(w, sealFrom(forger, 'I am alice', id), id);
-  t.same(out, [{ to: '10.0.0.2:7000', type: MsgType.ACK }], 'ACKed so it leaves the mailbox');
+  t.same(out, [{ to: '10.0.0.2:7000', type: MsgType.SESSION }], 'ACKed (in its session) so it leaves the mailbox');
+  t.equal(w.net.machine<Peer>(P2).stats().waitingMessages, 0, 'the peer let it go');
   t.equal(messages(w.events.b).length, 0, 'not shown');
   t.match(w.events.b.find((e) => e.type === 'rejected'), { reason: 'bad_sender', from: ids.a.fingerprintHex });
   t.equal(w.b().stats().drops.bad_sender, 1, 'counted');
@@ -330,7 +352,8 @@ t.test('a tampered blob is rejected, and still acknowledged', async (t) => {
   const blob = sealFrom(ids.a, 'genuine', id);
   blob[100] = blob[100]! ^ 1;
   const out = pushTo(w, blob, id);
-  t.same(out.map((x) => x.type), [MsgType.ACK]);
+  t.same(out.map((x) => x.type), [MsgType.SESSION], 'the ACK');
+  t.equal(w.net.machine<Peer>(P2).stats().waitingMessages, 0, 'the peer let it go');
   t.equal(messages(w.events.b).length, 0);
   t.match(w.events.b.find((e) => e.type === 'rejected'), { reason: 'open_decrypt_failed' });
   // The same blob untouched is accepted: the test above fails for the right reason.
@@ -494,7 +517,7 @@ t.test('keepalives without an answer lead to a new registration', async (t) => {
   const w = world('keepalive-misses');
   t.ok(w.net.runUntil(() => registered(w), 60_000));
   let drop = true;
-  w.net.filter = (d) => !(drop && d.to.host === A.host && d.data[1] === MsgType.OK);
+  w.net.filter = (d) => !(drop && d.to.host === A.host && d.data[1] === MsgType.SESSION);
   let registers = 0;
   w.net.onDeliver = (d) => {
     if (d.from.host === A.host && d.data[1] === MsgType.REGISTER) registers++;

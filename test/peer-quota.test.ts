@@ -267,3 +267,29 @@ t.test('newIdentityRate: registrations of new fingerprints per source prefix', a
   link.flush();
   t.ok(cs[2]!.registered, 'after a second, one more');
 });
+
+t.test('a contact with a valid capability has its own quota, beside the strangers', async (t) => {
+  const { link, peer, client } = await world({ contactMessagesMax: 24 });
+  const bob = await client(1, at(1, 1));
+  bob.register(PEER_ADDR);
+  link.flush();
+  bob.autoAck = false;
+  const alice = await client(2, at(2, 1));
+  const mallory = await client(3, at(3, 1));
+  alice.hello(PEER_ADDR);
+  mallory.hello(PEER_ADDR);
+  link.flush();
+  const cap = bob.capabilityFor(alice.fingerprint);
+  for (let i = 0; i < 30; i++) mallory.deliver(PEER_ADDR, bob.fingerprint, new Uint8Array(200), id16(i));
+  for (let i = 0; i < 30; i++) alice.deliver(PEER_ADDR, bob.fingerprint, new Uint8Array(200), id16(100 + i), cap);
+  link.flush();
+  t.equal(mallory.errors.length, 26, 'the stranger stops at strangerPrefixMessagesMax');
+  t.same(new Set(alice.errors.map((e) => e.detail)), new Set(['contact quota full']));
+  t.equal(alice.errors.length, 6, 'the contact stops at contactMessagesMax, not at the strangers\' quota');
+  t.equal(peer.stats().waitingMessages, 4 + 24);
+  const forged = { capId: cap.capId, capKey: new Uint8Array(32).fill(7) };
+  mallory.deliver(PEER_ADDR, bob.fingerprint, new Uint8Array(200), id16(500), forged);
+  link.flush();
+  t.equal(mallory.errors.at(-1)!.detail, 'first-contact quota of this source prefix full', 'a forged capability counts as none');
+  t.equal(peer.stats().drops.bad_capability, 1);
+});

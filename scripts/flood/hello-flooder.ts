@@ -1,6 +1,6 @@
 /**
- * Flood test, the HELLO flooder: padded HELLOs (1200 bytes, each worth a signed CHALLENGE) at
- * `--rate` per second, spread over `--sources` sockets bound to as many loopback addresses
+ * Flood test, the HELLO flooder: HELLOs as a client sends them (the codec's padding, the smallest
+ * the peer answers) at `--rate` per second, spread over `--sources` sockets bound to as many loopback addresses
  * 127.(10+i/256).(i%256).1, one per /24 (Linux answers to all of 127/8 on lo). Runs from 'start'
  * until 'stop' and reports what it sent and what came back.
  */

@@ -1,6 +1,6 @@
 /**
  * Flood test over real UDP on loopback: does a registered client still get its messages while
- * the peer receives 20,000 padded HELLOs per second from 256 source addresses and another source
+ * the peer receives 20,000 HELLOs per second from 256 source addresses and another source
  * tries to fill its storage with throwaway identities?
  *
  *   node --import tsx scripts/flood/run.ts        (npm run test:flood)

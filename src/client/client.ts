@@ -68,7 +68,7 @@
  */
 import { MsgType, WireError } from '../protocol/constants.js';
 import { decode } from '../protocol/codec.js';
-import type { ChallengeMsg, ErrorMsg, Message } from '../protocol/messages.js';
+import type { CookieMsg, ErrorMsg, Message, SessionInner } from '../protocol/messages.js';
 import { addrKey, silentLogger, type Addr, type Logger, type Transmit } from '../core/types.js';
 import { UsageError } from '../core/errors.js';
 import { ContentKind, TEXT_MAX_BYTES, VERIFY_BODY_MAX_BYTES, encodeText, encodeVerify, utf8Length, type GroupInfo } from './content.js';
@@ -229,8 +229,13 @@ export class Client {
 
   /** Ask our peer for waiting messages. */
   poll(now: number): void {
-    if (this.registration.registered) this.ctx.send(this.ctx.peerAddr, { type: MsgType.POLL });
+    if (this.registration.registered) this.ctx.sendToPeer({ type: MsgType.POLL });
     this.pump(now);
+  }
+
+  /** Whether a SESSION datagram with this id is ours (from our peer), for a node routing datagrams. */
+  ownsSession(sid: Uint8Array): boolean {
+    return this.registration.ownsSession(sid);
   }
 
   /** Accept the new identity of our own peer after a `peer-identity-changed` event. */
@@ -363,18 +368,20 @@ export class Client {
     const own = fromKey === this.peerKey;
     switch (m.type) {
       case MsgType.CHALLENGE:
-        if (own && this.registration.isRegistrationChallenge(now, m)) this.registration.onChallenge(now, m);
-        else this.onCookieChallenge(now, fromKey, m);
+        if (own && this.registration.isRegistrationChallenge(m)) this.registration.onChallenge(now, m);
+        else this.ctx.drops.add('unexpected_challenge');
         return;
-      case MsgType.OK:
-        if (own) this.registration.onOk(now);
+      case MsgType.COOKIE:
+        this.onCookie(now, fromKey, m);
         return;
+      case MsgType.SESSION: {
+        if (!own) return void this.ctx.drops.add('session_not_from_own_peer');
+        const inner = this.registration.onSession(now, m);
+        if (inner) this.dispatchSession(now, inner);
+        return;
+      }
       case MsgType.REGISTER_AGAIN:
-        if (own) this.registration.onRegisterAgain(now);
-        return;
-      case MsgType.PUSH:
-        if (!own) return void this.ctx.drops.add('push_not_from_own_peer');
-        this.incoming.onPush(now, m.id, m.blob);
+        if (own) this.registration.onRegisterAgain(now, m.sessionId);
         return;
       case MsgType.RESULT:
         this.outgoing.onResult(now, fromKey, m.id, m.status);
@@ -393,9 +400,30 @@ export class Client {
     }
   }
 
+  /** What our own peer sent in our session (already authenticated). */
+  private dispatchSession(now: number, m: SessionInner): void {
+    switch (m.type) {
+      case MsgType.PUSH:
+        this.incoming.onPush(now, m.id, m.blob);
+        return;
+      case MsgType.ERROR:
+        if (m.ref.length === 0 && this.directory.onError(this.peerKey, m.code)) return;
+        this.ctx.drops.add('unexpected_error');
+        return;
+      case MsgType.OK:
+        return; // keepalive answers are taken by the registration; a DIR_JOIN's needs nothing
+      case MsgType.KEEPALIVE:
+        // Our peer checks our new address (path validation): answer from here, naming its counter.
+        if (m.answer) this.ctx.sendToPeer({ type: MsgType.OK, ref: this.registration.lastPeerCounter() });
+        return;
+      default:
+        this.ctx.drops.add(`unexpected_${m.type}`);
+    }
+  }
+
   /** A cookie asked for with HELLO: whatever waited for it goes now. */
-  private onCookieChallenge(now: number, fromKey: string, m: ChallengeMsg): void {
-    const link = this.links.onChallenge(now, fromKey, m);
+  private onCookie(now: number, fromKey: string, m: CookieMsg): void {
+    const link = this.links.onCookie(now, fromKey, m);
     if (!link) return;
     this.outgoing.cookieArrived(now, fromKey);
     this.lookups.cookieArrived(now, fromKey);

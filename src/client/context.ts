@@ -4,7 +4,8 @@
  * counters. Nothing here reads a clock or a socket.
  */
 import { DropCounter, encode } from '../protocol/codec.js';
-import type { Message } from '../protocol/messages.js';
+import type { Message, SessionInner } from '../protocol/messages.js';
+import { sealSession, type ReplayWindow } from '../crypto/session.js';
 import { toHex, type Identity } from '../identity/certificate.js';
 import { addrKey, parseAddr, type Addr, type Random, type Transmit } from '../core/types.js';
 import { emptySnapshot, type ClientSnapshot, type ClientStore } from './store.js';
@@ -30,6 +31,19 @@ export function dueOnCookie(items: Iterable<{ peerKey: string; awaiting: boolean
   for (const x of items) if (x.peerKey === peerKey && !x.awaiting) x.deadline = Math.min(x.deadline, now);
 }
 
+/** Our session with our own peer (src/client/registration.ts sets it). */
+export interface ClientSession {
+  readonly id: Uint8Array;
+  /** latin1 of the id, for comparisons. */
+  readonly idKey: string;
+  readonly c2p: Uint8Array;
+  readonly p2c: Uint8Array;
+  /** Counter of the last datagram we sent in it. */
+  tx: number;
+  /** Counters of the peer's datagrams seen. */
+  readonly rx: ReplayWindow;
+}
+
 export class ClientContext {
   readonly o: ClientSettings;
   readonly identity: Identity;
@@ -48,6 +62,8 @@ export class ClientContext {
   /** Events queued for pollEvent, at most eventsMax. */
   readonly events: ClientEvent[] = [];
   readonly drops = new DropCounter();
+  /** Our current session with our own peer, while registered. */
+  session: ClientSession | undefined;
   private readonly store: ClientStore;
 
   /** Checks the options (throwing TypeError) and loads the persisted state. */
@@ -68,6 +84,24 @@ export class ClientContext {
 
   send(to: Addr, m: Message): void {
     this.out.push({ to, data: encode(m) });
+  }
+
+  /** A datagram to our own peer inside our session; false (nothing sent) when we have none. */
+  sendToPeer(inner: SessionInner): boolean {
+    const ss = this.session;
+    if (!ss) return false;
+    ss.tx++;
+    this.out.push({ to: this.peerAddr, data: sealSession(ss.c2p, ss.id, ss.tx, inner) });
+    return true;
+  }
+
+  /** Our delivery key (made once, kept in the snapshot): our peer checks contacts' capabilities with it. */
+  deliveryKey(): Uint8Array {
+    if (!this.s.deliveryKey) {
+      this.s.deliveryKey = hex(this.random(32));
+      this.dirty = true;
+    }
+    return unhex(this.s.deliveryKey);
   }
 
   emit(e: ClientEvent): void {

@@ -156,7 +156,7 @@ export class Incoming {
   private reject(pushId: Uint8Array, reason: string, from?: string): void {
     this.ctx.drops.add(reason);
     this.ctx.emit({ type: 'rejected', reason, ...(from ? { from } : {}) });
-    this.ctx.send(this.ctx.peerAddr, { type: MsgType.ACK, ids: [pushId] });
+    this.ctx.sendToPeer({ type: MsgType.ACK, ids: [pushId] });
   }
 
   private acceptOpened(now: number, pushId: Uint8Array, opened: Opened): void {
@@ -192,7 +192,7 @@ export class Incoming {
         return this.reject(pushId, 'unknown_kind', from);
     }
     if (this.ctx.dirty) this.ctx.persist();
-    this.ctx.send(this.ctx.peerAddr, { type: MsgType.ACK, ids: [pushId] });
+    this.ctx.sendToPeer({ type: MsgType.ACK, ids: [pushId] });
   }
 
   /** Show one complete message (TEXT or VERIFY body); false when the body is malformed. */

@@ -82,6 +82,11 @@ export interface DedupeEntry {
 
 export interface ClientSnapshot {
   version: typeof CLIENT_STATE_VERSION;
+  /**
+   * Our delivery key (64 hex), given to our peer at every registration; the capabilities we hand
+   * our contacts are derived from it (src/crypto/session.ts). Made on first use.
+   */
+  deliveryKey?: string;
   /** Fingerprint of our own peer, pinned on first registration. */
   peerFingerprint?: string;
   contacts: ContactRecord[];
@@ -114,6 +119,9 @@ export function snapshotProblem(v: unknown): string | null {
   if (typeof s.certs !== 'object' || s.certs === null || Array.isArray(s.certs)) return 'field certs is not an object';
   if (s.peerFingerprint !== undefined && (typeof s.peerFingerprint !== 'string' || !/^[0-9a-f]{64}$/.test(s.peerFingerprint))) {
     return 'field peerFingerprint is not a fingerprint';
+  }
+  if (s.deliveryKey !== undefined && (typeof s.deliveryKey !== 'string' || !/^[0-9a-f]{64}$/.test(s.deliveryKey))) {
+    return 'field deliveryKey is not 32 bytes of hex';
   }
   return null;
 }

@@ -21,6 +21,8 @@ export interface ClientOptions {
   /** 0 disables keepalives. */
   keepaliveIntervalMs?: number;
   keepaliveMissesBeforeReregister?: number;
+  /** Every this many keepalives one asks the peer for an OK (the others cost the peer no answer). */
+  keepaliveAnswerEvery?: number;
   messageTtlMs?: number;
   receiptWaitMs?: number;
   receiptWaitMaxMs?: number;
@@ -55,6 +57,7 @@ export const CLIENT_DEFAULTS = {
   registerTriesBeforeUnavailable: 4,
   keepaliveIntervalMs: 25_000,
   keepaliveMissesBeforeReregister: 3,
+  keepaliveAnswerEvery: 4,
   messageTtlMs: 7 * 24 * 3600_000,
   receiptWaitMs: 60_000,
   receiptWaitMaxMs: 10 * 60_000,
