@@ -43,8 +43,10 @@
  *   partialMessagesMax (16), partialBytesMax (2 MiB), partialAgeMaxMs (30 min)   chunk buffers; the
  *                                 oldest is dropped (no receipt was sent for its chunks, so the sender
  *                                 sends them again)
- *   pendingVerifyMax (64)         pushes waiting for their sender's certificate; beyond, a push is
- *                                 left unacknowledged and the peer pushes it again later
+ *   pendingVerifyMax (64)         pushes waiting for their sender's CARD; beyond, a push is rejected
+ *                                 and acknowledged at once (`pending_full`)
+ *   dedupeFloorsMax (10000)       senders with a dedupe floor (src/client/incoming.ts)
+ *   capWindowMax (100)            parts in flight to a recipient whose capability we hold
  *   receiptTransfersMax (256)     receipt DELIVERs in flight; beyond, a receipt is not sent now (the
  *                                 sender resends its message and gets the receipt then)
  *   peerLinksMax (1024)           per-peer cookie and RTT state; the least recently used idle link is forgotten
@@ -53,11 +55,8 @@
  *   certLookupTriesMax (6)        CERT_REQUEST tries before waiting certRetryMs; unknown senders are
  *                                 rejected after that many tries
  *   messageTtlMs (7 days)         an unfinished message fails with reason `expired`
- *   unknownSenderGraceMs (10 min) pushes from a sender its peer answers NOT_FOUND for stay
- *                                 unacknowledged (pushed again, looked up again) this long after the
- *                                 first NOT_FOUND, then are rejected and acknowledged
- *   UNKNOWN_SENDERS_MAX (1024)    senders remembered for that; the oldest is forgotten
- *                                 (`certificate-not-found` when its recipient's certificate never came)
+ *   unknownSenderGraceMs (2 min)  the longest a push waits, unacknowledged, for its sender's CARD;
+ *                                 then it is rejected and acknowledged (`sender_unknown`)
  *   HELLO_TRIES_MAX (8)           HELLOs for one cookie; then given up until something needs that peer again
  *   RECEIPT_TRIES_MAX (10)        transmissions of one receipt DELIVER without an answer; then dropped
  *                                 (the sender resends its message after receiptWaitMs and gets a new receipt)
@@ -87,7 +86,6 @@ import { DirectoryRequests } from './directory.js';
 
 export { HELLO_TRIES_MAX } from './peer-links.js';
 export { DIRECTORY_REQUESTS_MAX } from './directory.js';
-export { UNKNOWN_SENDERS_MAX } from './incoming.js';
 export { RECEIPT_TRIES_MAX } from './outgoing.js';
 
 export class Client {
@@ -183,6 +181,8 @@ export class Client {
     let expiry = this.outgoing.nextExpiry();
     const partial = this.incoming.nextExpiry();
     if (partial !== undefined) expiry = earlier(expiry, partial);
+    const pending = this.incoming.nextPendingExpiry();
+    if (pending !== undefined) expiry = earlier(expiry, pending);
     return {
       register,
       keepalive,
@@ -288,9 +288,9 @@ export class Client {
     return this.ctx.s.inbox.map((m) => ({ ...m }));
   }
 
-  /** Outgoing messages (unfinished and recent finished ones), without their blobs. */
+  /** Outgoing messages (unfinished and recent finished ones), without their blobs and without internal CARDs. */
   outbox(): Array<{ id: string; to: string; state: DeliveryState; reason?: string; parts: number; receipts: number; createdAtMs: number }> {
-    return this.ctx.s.outbox.map((m) => ({
+    return this.ctx.s.outbox.filter((m) => m.kind !== ContentKind.CARD).map((m) => ({
       id: m.id, to: m.to, state: m.state, ...(m.reason ? { reason: m.reason } : {}), parts: m.parts.length,
       receipts: m.parts.filter((p) => p.receipt).length, createdAtMs: m.createdAtMs,
     }));

@@ -55,6 +55,8 @@ export class ClientContext {
   readonly s: ClientSnapshot;
   /** The snapshot's dedupe list as a map, in insertion order: `sender:id` -> when it was seen. */
   readonly dedupe = new Map<string, number>();
+  /** `sender:id` -> the message's sending time, for the entries of `dedupe` that have one. */
+  readonly sentAt = new Map<string, number>();
   /** The persisted state changed since it was last saved. */
   dirty = false;
   /** Datagrams queued for pollTransmit. */
@@ -79,7 +81,10 @@ export class ClientContext {
     this.random = opts.random;
     this.store = opts.store;
     this.s = opts.store.load() ?? emptySnapshot();
-    for (const d of this.s.dedupe) this.dedupe.set(d.key, d.atMs);
+    for (const d of this.s.dedupe) {
+      this.dedupe.set(d.key, d.atMs);
+      if (d.sentAtMs !== undefined) this.sentAt.set(d.key, d.sentAtMs);
+    }
   }
 
   send(to: Addr, m: Message): void {
@@ -114,7 +119,10 @@ export class ClientContext {
 
   /** Save the whole snapshot through the store. */
   persist(): void {
-    this.s.dedupe = [...this.dedupe].map(([key, atMs]) => ({ key, atMs }));
+    this.s.dedupe = [...this.dedupe].map(([key, atMs]) => {
+      const sentAtMs = this.sentAt.get(key);
+      return sentAtMs === undefined ? { key, atMs } : { key, atMs, sentAtMs };
+    });
     this.store.save(this.s);
     this.dirty = false;
   }

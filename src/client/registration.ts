@@ -14,14 +14,17 @@
  * Timers:
  *   register   REGISTER again after registerInitialMs, doubling to registerRetryMaxMs
  *              (`peer-unavailable` once after registerTriesBeforeUnavailable tries); after a
- *              REGISTER_PROOF, or an ERROR to the registration, the next REGISTER comes
- *              registerInitialMs later at the latest
+ *              REGISTER_PROOF without answer, the same proof again after registerInitialMs,
+ *              PROOF_SENDS_MAX times in all (the peer answers a repeated proof with the same OK);
+ *              after an ERROR to the registration, the next REGISTER comes registerInitialMs
+ *              later at the latest
  *   keepalive  KEEPALIVE every 80 to 100% of keepaliveIntervalMs (jitter downward only, so the
  *              default 25 s stays below the common 30 s NAT timeout; 0: none). Every
  *              keepaliveAnswerEvery-th one asks for an OK; after an unanswered one, the next comes
  *              after a quarter of the interval and asks again
  */
 import { MsgType, WIRE_ERROR_NAMES } from '../protocol/constants.js';
+import { encode } from '../protocol/codec.js';
 import type { ChallengeMsg, ErrorMsg, SessionInner, SessionMsg } from '../protocol/messages.js';
 import { checkCertificate, verifyWith } from '../identity/certificate.js';
 import { ReplayWindow, peerKeySigned, registerProof, sessionTagOk, type SessionKeys } from '../crypto/session.js';
@@ -31,12 +34,18 @@ import type { PeerLinks } from './peer-links.js';
 
 type RegState = 'idle' | 'challenge' | 'proof' | 'registered' | 'blocked';
 
+/** Transmissions of one REGISTER_PROOF (its cookie lives 2 to 4 minutes); then registration starts over. */
+export const PROOF_SENDS_MAX = 3;
+
 export class Registration {
   private reg: {
     state: RegState; nonce?: Uint8Array; tries: number; deadline?: number; unavailableSent: boolean; pendingPin?: string;
     /** The session our REGISTER_PROOF set up, until its OK arrives. */
     pending?: SessionKeys;
-  } = { state: 'idle', tries: 0, unavailableSent: false };
+    /** That REGISTER_PROOF, sent again (up to PROOF_SENDS_MAX times) while its OK does not come. */
+    proof?: Uint8Array;
+    proofSends: number;
+  } = { state: 'idle', tries: 0, unavailableSent: false, proofSends: 0 };
   /** Counter of the last datagram of our peer that authenticated. */
   private lastRx = 0;
   /** Keepalive state: `outstanding` is the counter of the last KEEPALIVE that asked for an answer, not yet answered. */
@@ -107,7 +116,9 @@ export class Registration {
       return;
     }
     this.links.use(now, this.ctx.peerKey).cookie = { bytes: m.cookie, atMs: now };
-    this.ctx.send(this.ctx.peerAddr, proof.msg);
+    r.proof = encode(proof.msg);
+    r.proofSends = 1;
+    this.ctx.out.push({ to: this.ctx.peerAddr, data: r.proof });
     const keys = proof.keys;
     r.pending = keys;
     r.state = 'proof';
@@ -136,6 +147,7 @@ export class Registration {
       rx.commit(0);
       this.ctx.session = { id: pend.sessionId, idKey: Buffer.from(pend.sessionId).toString('latin1'), c2p: pend.c2p, p2c: pend.p2c, tx: 0, rx };
       delete r.pending;
+      delete r.proof;
       r.state = 'registered';
       r.tries = 0;
       r.unavailableSent = false;
@@ -187,6 +199,7 @@ export class Registration {
   onError(now: number, e: ErrorMsg): boolean {
     if (e.ref.length !== 0 || (this.reg.state !== 'proof' && this.reg.state !== 'challenge')) return false;
     this.ctx.drops.add(`register_error_${WIRE_ERROR_NAMES[e.code] ?? e.code}`);
+    delete this.reg.proof; // refused: the next try starts over with a new REGISTER
     if (this.reg.deadline !== undefined) this.reg.deadline = Math.min(this.reg.deadline, now + this.ctx.o.registerInitialMs);
     return true;
   }
@@ -218,6 +231,13 @@ export class Registration {
 
   private registerTimeout(now: number): void {
     const r = this.reg;
+    if (r.state === 'proof' && r.proof && r.proofSends < PROOF_SENDS_MAX) {
+      // Our proof or its OK was lost: the same proof again (the peer answers it with the same OK).
+      r.proofSends++;
+      this.ctx.out.push({ to: this.ctx.peerAddr, data: r.proof });
+      r.deadline = now + this.ctx.o.registerInitialMs;
+      return;
+    }
     r.tries++;
     if (r.tries >= this.ctx.o.registerTriesBeforeUnavailable && !r.unavailableSent) {
       r.unavailableSent = true;

@@ -78,6 +78,8 @@ export interface DedupeEntry {
   /** sender fingerprint hex + ':' + message id hex */
   key: string;
   atMs: number;
+  /** The message's sending time (sender's clock), for the sender's floor when the entry goes early. */
+  sentAtMs?: number;
 }
 
 export interface ClientSnapshot {
@@ -96,6 +98,19 @@ export interface ClientSnapshot {
   outbox: OutboxMessage[];
   inbox: InboxEntry[];
   dedupe: DedupeEntry[];
+  /**
+   * Capabilities others gave us (capId || capKey, 72 hex) by their fingerprint: DELIVERs to them
+   * carry one. Bounded like certs (certsMax).
+   */
+  caps?: Record<string, string>;
+  /** Fingerprints whose receipt for our CARD came back (they have our certificate and, if a contact, our capability), with when. */
+  cardsAcked?: Record<string, number>;
+  /**
+   * Per sender: the sending time of the newest message forgotten from the dedupe window before its
+   * time (the window was full). A message from that sender sent at or before it is refused as a
+   * possible replay, since its id may have been forgotten.
+   */
+  dedupeFloors?: Record<string, number>;
 }
 
 export function emptySnapshot(): ClientSnapshot {

@@ -27,6 +27,10 @@ export interface ClientOptions {
   receiptWaitMs?: number;
   receiptWaitMaxMs?: number;
   unackedPerRecipientMax?: number;
+  /** Parts in flight to a recipient whose capability we hold (its peer keeps them on our own quota). */
+  capWindowMax?: number;
+  /** Most time (ms) into the future a message's sending time may be and still be shown. */
+  clockSkewMaxMs?: number;
   busyBackoffInitialMs?: number;
   busyBackoffMaxMs?: number;
   cookieReuseMs?: number;
@@ -39,6 +43,7 @@ export interface ClientOptions {
   inboxMessagesMax?: number;
   dedupeEntriesMax?: number;
   dedupeTtlMs?: number;
+  dedupeFloorsMax?: number;
   partialMessagesMax?: number;
   partialBytesMax?: number;
   partialAgeMaxMs?: number;
@@ -62,18 +67,21 @@ export const CLIENT_DEFAULTS = {
   receiptWaitMs: 60_000,
   receiptWaitMaxMs: 10 * 60_000,
   unackedPerRecipientMax: 8,
+  capWindowMax: 100,
+  clockSkewMaxMs: 24 * 3600_000,
   busyBackoffInitialMs: 1000,
   busyBackoffMaxMs: 60_000,
   cookieReuseMs: 90_000,
   certRetryMs: 30_000,
   certLookupTriesMax: 6,
-  unknownSenderGraceMs: 10 * 60_000,
+  unknownSenderGraceMs: 2 * 60_000,
   receiptBatchDelayMs: 20,
   outboxMessagesMax: 1000,
   sentHistoryMax: 500,
   inboxMessagesMax: 1000,
   dedupeEntriesMax: 8192,
   dedupeTtlMs: 8 * 24 * 3600_000,
+  dedupeFloorsMax: 10_000,
   partialMessagesMax: 16,
   partialBytesMax: 2 * 1024 * 1024,
   partialAgeMaxMs: 30 * 60_000,

@@ -14,6 +14,13 @@
  *                   (an amplifier toward that client if the peer took an address as a credential)
  *   replay-session  a captured SESSION datagram of a client, again, from the client's address and
  *                   from its own (a replay, or a roaming takeover if the peer followed it)
+ *   sybil-flood     registers one of its throwaway identities at a peer, fills that identity's
+ *                   mailbox there with capability-carrying messages it never acknowledges, and
+ *                   abandons it (storage floods from many identities; the peer's quotas must keep
+ *                   honest clients' messages going)
+ *   wedge           a message sealed to a client by the attacker's own identity, without its CARD,
+ *                   naming the attacker's own address as its peer: the client must neither keep it
+ *                   at its peer for long nor send anything to that address
  * Success for the attacker would be any PUSH reaching its address; the scenario checks that none
  * does, and that no peer pushes a client's message to an address that client never used.
  */
@@ -21,7 +28,9 @@ import { MsgType } from '../../src/protocol/constants.js';
 import { decode, encode } from '../../src/protocol/codec.js';
 import type { DeliverMsg, Message, RegisterProofMsg } from '../../src/protocol/messages.js';
 import { fingerprintOf, type Identity } from '../../src/identity/certificate.js';
-import { registerProof, sealSession, type SessionKeys } from '../../src/crypto/session.js';
+import { capabilityField, capabilityId, capabilityKey, registerProof, sealSession, type SessionKeys } from '../../src/crypto/session.js';
+import { seal } from '../../src/crypto/seal.js';
+import { ContentKind, encodeText } from '../../src/client/content.js';
 import { addrKey, type Addr, type Transmit } from '../../src/core/types.js';
 import type { Machine, Wire } from './net.js';
 import type { Rng } from './prng.js';
@@ -30,10 +39,14 @@ import type { Rng } from './prng.js';
 export const CAPTURE_MAX = 32;
 
 export type AttackKind =
-  | 'replay-proof' | 'steal-register' | 'forge-proof' | 'replay-deliver' | 'ack-victim' | 'keepalive' | 'spoof-poll' | 'replay-session';
+  | 'replay-proof' | 'steal-register' | 'forge-proof' | 'replay-deliver' | 'ack-victim' | 'keepalive' | 'spoof-poll' | 'replay-session'
+  | 'wedge' | 'sybil-flood';
 const KINDS: readonly AttackKind[] = [
-  'replay-proof', 'steal-register', 'forge-proof', 'replay-deliver', 'ack-victim', 'keepalive', 'spoof-poll', 'replay-session',
+  'replay-proof', 'steal-register', 'forge-proof', 'replay-deliver', 'ack-victim', 'keepalive', 'spoof-poll', 'replay-session', 'wedge',
+  'sybil-flood',
 ];
+/** Messages one sybil-flood sends to the identity it registered. */
+export const SYBIL_FLOOD_MESSAGES = 40;
 
 /** A datagram the attacker sends with a source address that is not its own (the simulated network allows it). */
 export interface SpoofedTransmit extends Transmit {
@@ -41,7 +54,8 @@ export interface SpoofedTransmit extends Transmit {
 }
 
 interface Pending {
-  readonly kind: 'self' | 'steal' | 'forge' | 'hello';
+  readonly kind: 'self' | 'steal' | 'forge' | 'hello' | 'sybil';
+  readonly sybil?: Identity;
   readonly nonce: Uint8Array;
   readonly proof?: RegisterProofMsg;
   readonly deliver?: DeliverMsg;
@@ -51,8 +65,11 @@ export interface AttackerStats {
   sent: Record<AttackKind, number>;
   /** Datagrams received, by type name or ERROR code. */
   received: Record<string, number>;
-  /** PUSH datagrams that reached the attacker: must stay 0. */
+  /** PUSH datagrams that reached the attacker in a session that is not one of its sybils': must stay 0. */
   pushes: number;
+  /** Messages its sybils were sent, and pushes they got (never acknowledged). */
+  sybilMessages: number;
+  sybilPushes: number;
 }
 
 export class Attacker implements Machine {
@@ -60,7 +77,12 @@ export class Attacker implements Machine {
     sent: Object.fromEntries(KINDS.map((k) => [k, 0])) as Record<AttackKind, number>,
     received: {},
     pushes: 0,
+    sybilMessages: 0,
+    sybilPushes: 0,
   };
+  /** Session ids (latin1) of the sybils' registrations. */
+  private readonly sybilSessions = new Set<string>();
+  private sybilNext = 0;
   private readonly proofs: Array<{ to: Addr; from: Addr; data: Uint8Array; msg: RegisterProofMsg }> = [];
   private readonly delivers: Array<{ to: Addr; msg: DeliverMsg }> = [];
   /** SESSION datagrams clients sent to their peers. */
@@ -78,6 +100,12 @@ export class Attacker implements Machine {
     now: number,
     private readonly periodMs: number,
     private readonly untilMs: number,
+    /** The clients it seals messages to (their certificates are public). */
+    private readonly victims: readonly Identity[] = [],
+    /** Its own address, named as its peer inside what it seals. */
+    private readonly self: Addr = { host: '0.0.0.0', port: 1 },
+    /** Throwaway identities it registers and abandons. */
+    private readonly sybils: readonly Identity[] = [],
   ) {
     this.nextAtMs = now + this.rng.int(0, periodMs);
   }
@@ -106,7 +134,9 @@ export class Attacker implements Machine {
     if (m.type === MsgType.SESSION) {
       // The attacker's own session never carries a message: none is sent to it. Any PUSH in any
       // SESSION datagram that reaches it is a hijack.
-      if (m.inner.type === MsgType.PUSH) this.stats.pushes++;
+      if (m.inner.type !== MsgType.PUSH) return;
+      if (this.sybilSessions.has(Buffer.from(m.sessionId).toString('latin1'))) this.stats.sybilPushes++;
+      else this.stats.pushes++;
       return;
     }
     if (m.type === MsgType.COOKIE) {
@@ -123,6 +153,27 @@ export class Attacker implements Machine {
     const cookie = m.cookie;
     const peerFp = fingerprintOf(m.peerCert);
     switch (p.kind) {
+      case 'sybil': {
+        // Register the sybil, then fill its mailbox with messages it will never acknowledge.
+        const s = p.sybil!;
+        const deliveryKey = this.rng.bytes(32);
+        const made = registerProof({
+          cert: s.cert, fingerprint: s.fingerprint, sign: (d) => s.sign(d), peerFingerprint: peerFp, nonce: p.nonce, cookie,
+          peerKey: m.peerKey, deliveryKey, secret: this.rng.bytes(32),
+        });
+        if (!made) return;
+        this.sybilSessions.add(Buffer.from(made.keys.sessionId).toString('latin1'));
+        this.queue(from, made.msg);
+        const capId = capabilityId(deliveryKey, this.identity.fingerprint);
+        const capKey = capabilityKey(deliveryKey, capId);
+        for (let i = 0; i < SYBIL_FLOOD_MESSAGES; i++) {
+          const id = this.rng.bytes(16);
+          const cap = capabilityField(capId, capKey, s.fingerprint, id);
+          this.queue(from, { type: MsgType.DELIVER, cookie, to: s.fingerprint, id, cap, blob: this.rng.bytes(1100) });
+          this.stats.sybilMessages++;
+        }
+        return;
+      }
       case 'self':
       case 'forge': {
         // 'self' registers its own certificate (a genuine registration); 'forge' signs a proof with
@@ -208,6 +259,28 @@ export class Attacker implements Machine {
           encode({ type: MsgType.ACK, ids: this.rng.sample(this.delivers, 4).map((x) => x.msg.id).concat([this.rng.bytes(16)]) }),
         ]);
         this.out.push({ to: seen.to, data: d, spoofFrom: seen.from });
+        break;
+      }
+      case 'sybil-flood': {
+        if (!this.sybils.length) return;
+        const sybil = this.sybils[this.sybilNext++ % this.sybils.length]!;
+        const nonce = this.rng.bytes(16);
+        this.pending.set(addrKey(peer), { kind: 'sybil', nonce, sybil });
+        this.queue(peer, { type: MsgType.REGISTER, cert: sybil.cert, nonce });
+        break;
+      }
+      case 'wedge': {
+        if (!this.victims.length) return;
+        const victim = this.rng.pick(this.victims);
+        const id = this.rng.bytes(16);
+        const blob = seal({
+          sender: this.identity, senderPeer: addrKey(this.self), recipientCert: victim.cert,
+          content: { kind: ContentKind.TEXT, id, sentAtMs: this.nextAtMs, body: encodeText({ text: 'wedge' }) }, random: (n) => this.rng.bytes(n),
+        });
+        const nonce = this.rng.bytes(16);
+        const deliver: DeliverMsg = { type: MsgType.DELIVER, cookie: new Uint8Array(20), to: victim.fingerprint, id, blob };
+        this.pending.set(addrKey(peer), { kind: 'hello', nonce, deliver });
+        this.queue(peer, { type: MsgType.HELLO, nonce });
         break;
       }
       case 'replay-session': {

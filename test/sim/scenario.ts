@@ -251,7 +251,11 @@ class Scenario {
   private addAttacker(topo: Rng): void {
     const pool = identities();
     const addr = { host: '172.16.6.6', port: 6666 };
-    this.attacker = new Attacker(pool.attacker, this.peers.map((p) => p.addr), Rng.stream(this.seed, 'attacker'), START_MS, topo.int(2000, 10_000), this.activeEndMs);
+    this.attacker = new Attacker(
+      pool.attacker, this.peers.map((p) => p.addr), Rng.stream(this.seed, 'attacker'), START_MS, topo.int(2000, 10_000), this.activeEndMs,
+      this.clients.map((c) => c.identity), addr, pool.sybils,
+    );
+    for (const [k, s] of pool.sybils.entries()) this.ledger.name(s.fingerprintHex, `sybil${k}`);
     this.attackerEp = this.net.add('attacker', addr, this.attacker);
     this.addrNames.set(addrKey(addr), 'attacker');
     this.ledger.name(pool.attacker.fingerprintHex, 'attacker');
@@ -466,6 +470,11 @@ class Scenario {
 
   private onSend(w: Wire, from: Endpoint): void {
     const type = w.data[1];
+    if (this.attackerEp && this.byEp.has(from) && addrKey(w.to) === this.attackerEp.key) {
+      // The attacker names its own address as its peer inside what it seals: a client that sends
+      // there tells a stranger's chosen address where it is.
+      this.ledger.violation('reveal-address', `${this.byEp.get(from)!.name} sent a datagram to the attacker's address`, this.net.now);
+    }
     if (type === MsgType.DELIVER || type === MsgType.REGISTER_PROOF || type === MsgType.SESSION) this.attacker?.capture(w);
     if (type === MsgType.DELIVER) {
       const r = decode(w.data);
@@ -474,6 +483,12 @@ class Scenario {
       this.checkPush(w, from);
     }
     this.tracer?.datagram(this.net.now, w, 'sent');
+  }
+
+  /** The attacker's own identity or one of its sybils. */
+  private attackerOwns(fp: string): boolean {
+    const pool = identities();
+    return fp === pool.attacker.fingerprintHex || pool.sybils.some((s) => s.fingerprintHex === fp);
   }
 
   /** A peer pushes a message (inside a session) only to an address its recipient really used. */
@@ -487,7 +502,7 @@ class Scenario {
     const destName = this.addrNames.get(dest) ?? dest;
     if (to === undefined) return this.ledger.violation('push-unknown', `${from.name} pushed id ${toHex(inner.id)} that no DELIVER carried, to ${destName}`, this.net.now);
     const owner = this.byFp.get(to);
-    if (owner ? owner.addrs.has(dest) : this.attackerEp !== undefined && to === identities().attacker.fingerprintHex && dest === this.attackerEp.key) return;
+    if (owner ? owner.addrs.has(dest) : this.attackerEp !== undefined && this.attackerOwns(to) && dest === this.attackerEp.key) return;
     this.ledger.violation('push-hijack', `${from.name} pushed a message for ${this.ledger.nameOf(to)} to ${destName} (${dest}), an address it never used`, this.net.now);
   }
 
@@ -508,7 +523,7 @@ class Scenario {
     if (!e || e.addr !== key) return;
     const fp = Buffer.from(e.fp, 'latin1').toString('hex');
     const owner = this.byFp.get(fp);
-    if (owner ? owner.addrs.has(key) : fp === identities().attacker.fingerprintHex && key === this.attackerEp?.key) return;
+    if (owner ? owner.addrs.has(key) : this.attackerOwns(fp) && key === this.attackerEp?.key) return;
     this.ledger.violation('register-hijack', `${p.name} registered ${this.ledger.nameOf(fp)} at ${this.addrNames.get(key) ?? key} (${key}), an address it never used`, this.net.now);
   }
 
