@@ -45,12 +45,7 @@ interface World {
 
 function world(seed: number | string, faults: Partial<Faults> = {}, extra: Partial<ClientOptions> = {}): World {
   const net = new VNet({ seed, startMs: START_MS, faults });
-  // Alice and Bob are each other's contacts. Until the client attaches its contacts' capabilities
-  // to DELIVER the peer counts every message as a stranger's (16 waiting per recipient, 4 per
-  // sender range), so these peers give strangers a contact's quota: the tests here are about the
-  // clients' own windows.
-  const mkPeer = (id: Identity, label: string): Peer => new Peer(
-    { identity: id, random: net.random(label), rateLimit: null, strangerMessagesMax: 128, strangerPrefixMessagesMax: 128 }, net.now);
+  const mkPeer = (id: Identity, label: string): Peer => new Peer({ identity: id, random: net.random(label), rateLimit: null }, net.now);
   net.add(P1, mkPeer(ids.p1, 'p1'));
   net.add(P2, mkPeer(ids.p2, 'p2'));
   const storeA = new MemoryClientStore();
