@@ -100,9 +100,16 @@ t.test('Quota: byte bounds, classes and eviction needs', async (t) => {
   t.equal(q.departedExcess(), 200, 'recipients that left put the class over its bound');
   t.throws(() => q.recipientRegistered('a', ''), TypeError);
   t.throws(() => new Quota(limits({ storageBytesMax: 0 })), /storageBytesMax must be a positive integer/);
-  const d = deriveQuotaLimits(limits({ storageBytesMax: 1600 }), {});
-  t.match(d, { senderPrefixBytesMax: 100, registeredPrefixBytesMax: 200, departedBytesMax: 800 }, 'shares follow storageBytesMax');
-  t.equal(deriveQuotaLimits(limits({ storageBytesMax: 1600, departedBytesMax: 5 }), { departedBytesMax: 5 }).departedBytesMax, 5, 'unless set');
+  const d = deriveQuotaLimits(limits({ storageBytesMax: 16_000, contactMessagesMax: 2 }), {}, 100);
+  t.match(d, { senderPrefixBytesMax: 1000, registeredPrefixBytesMax: 2000, departedBytesMax: 8000 }, 'shares follow storageBytesMax');
+  t.equal(deriveQuotaLimits(limits({ storageBytesMax: 1600, departedBytesMax: 5 }), { departedBytesMax: 5 }, 100).departedBytesMax, 5, 'unless set');
+  const small = deriveQuotaLimits(limits({ storageBytesMax: 16_000, contactMessagesMax: 30 }), {}, 100);
+  t.match(small, { senderPrefixBytesMax: 3000, registeredPrefixBytesMax: 3000, departedBytesMax: 8000 },
+    "a range's share is at least one contact's full quota");
+  const tiny = deriveQuotaLimits(limits({ storageBytesMax: 1600, contactMessagesMax: 30 }), {}, 100);
+  t.match(tiny, { senderPrefixBytesMax: 1600, registeredPrefixBytesMax: 1600 }, 'or the whole store when that is smaller');
+  t.equal(deriveQuotaLimits(limits({ storageBytesMax: 16_000, contactMessagesMax: 30, senderPrefixBytesMax: 7 }), { senderPrefixBytesMax: 7 }, 100)
+    .senderPrefixBytesMax, 7, 'a share that is set is kept');
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -60,7 +60,7 @@
  * parse, self-signature) to ~2.9k/s; the CHALLENGE signature (~64 us) and the proof verification
  * (~170 us, OpenSSL's own speed on this machine) are now most of the cost.
  */
-import { MsgType, DeliveryStatus, WireError, WIRE_ERROR_NAMES, ERROR_DETAIL_MAX_BYTES, CAP_ID_BYTES } from '../protocol/constants.js';
+import { MsgType, DeliveryStatus, WireError, WIRE_ERROR_NAMES, ERROR_DETAIL_MAX_BYTES, CAP_ID_BYTES, BLOB_MAX_BYTES } from '../protocol/constants.js';
 import { DropCounter, decode, encode } from '../protocol/codec.js';
 import type { AckMsg, DeliverMsg, Message, RegisterProofMsg, SessionInner, SessionMsg } from '../protocol/messages.js';
 import { checkSelfSignature, checkValidity, fingerprintOf, readCertificateKey, toHex, verifyWith, type Identity } from '../identity/certificate.js';
@@ -257,7 +257,7 @@ export class Peer {
         (o as Record<string, unknown>)[k] = v;
       }
     }
-    deriveQuotaLimits(o, opts);
+    deriveQuotaLimits(o, opts, BLOB_MAX_BYTES + MESSAGE_OVERHEAD_BYTES);
     this.o = o;
     this.identity = opts.identity;
     this.fingerprint = opts.identity.fingerprint;

@@ -287,7 +287,9 @@ const MiB = 1024 * 1024;
  *     hold at most 1/8 of the store while they are registered, whatever their number.
  *   - departedBytesMax storageBytesMax/2 (32 MiB): messages held for recipients who are away;
  *     the first evicted, so they never keep a registered client's message out.
- * The derived ones follow storageBytesMax when it is set and they are not (deriveQuotaLimits).
+ * The derived ones follow storageBytesMax when it is set and they are not; a range's share never
+ * defaults below one contact's full quota, 128 x 1,868 B = 239 KB, or the whole store when that is
+ * smaller (deriveQuotaLimits).
  */
 export const QUOTA_DEFAULTS: QuotaLimits = {
   mailboxMessagesMax: 1024,
@@ -303,11 +305,22 @@ export const QUOTA_DEFAULTS: QuotaLimits = {
 
 /** The bounds that default to a share (1/n) of storageBytesMax. */
 const STORAGE_SHARES = { senderPrefixBytesMax: 16, registeredPrefixBytesMax: 8, departedBytesMax: 2 } as const;
+/** The per-range shares, which never default below one contact's full quota. */
+const RANGE_SHARES = new Set<keyof QuotaLimits>(['senderPrefixBytesMax', 'registeredPrefixBytesMax']);
 
-/** `limits` with the shares of storageBytesMax filled in where `given` does not set them. */
-export function deriveQuotaLimits<T extends QuotaLimits>(limits: T, given: Partial<QuotaLimits>): T {
+/**
+ * `limits` with the shares of storageBytesMax filled in where `given` does not set them. A range's
+ * share is at least what one contact may leave (contactMessagesMax messages of
+ * `messageBytesMax`, the largest charge), or the whole store when that is smaller: in a small
+ * store a sixteenth would not hold one honest sender's messages, and the shares only matter
+ * where there is room to share.
+ */
+export function deriveQuotaLimits<T extends QuotaLimits>(limits: T, given: Partial<QuotaLimits>, messageBytesMax: number): T {
+  const floor = Math.min(limits.storageBytesMax, limits.contactMessagesMax * messageBytesMax);
   for (const [k, n] of Object.entries(STORAGE_SHARES) as Array<[keyof typeof STORAGE_SHARES, number]>) {
-    if (given[k] === undefined) limits[k] = Math.max(1, Math.floor(limits.storageBytesMax / n));
+    if (given[k] !== undefined) continue;
+    const share = Math.floor(limits.storageBytesMax / n);
+    limits[k] = Math.max(1, RANGE_SHARES.has(k) ? Math.max(share, floor) : share);
   }
   return limits;
 }
