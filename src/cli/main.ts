@@ -13,7 +13,7 @@ import { inboxCommand } from './commands/inbox.js';
 import { contactsCommand } from './commands/contacts.js';
 import { codeCommand } from './commands/code.js';
 import { verifyCommand } from './commands/verify.js';
-import { runCli, type AnyCommand } from './run.js';
+import { exitQuietlyOnEpipe, runCli, type AnyCommand } from './run.js';
 
 const commands: AnyCommand[] = [
   nodeCommand,
@@ -27,4 +27,5 @@ const commands: AnyCommand[] = [
   verifyCommand,
 ];
 
+exitQuietlyOnEpipe();
 process.exitCode = await runCli(commands, hideBin(process.argv));

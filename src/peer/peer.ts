@@ -287,7 +287,6 @@ export class Peer {
       peerKey: new Uint8Array(32), keySig: new Uint8Array(64),
     }).length;
     this.cookieBytes = encode({ type: MsgType.COOKIE, nonce: new Uint8Array(16), cookie: new Uint8Array(20) }).length;
-    this.log.info({ fingerprint: this.identity.fingerprintHex, directory: o.directory }, 'peer started');
   }
 
   // -------------------------------------------------------------------------------------------

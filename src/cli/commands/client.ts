@@ -3,7 +3,7 @@ import type { CommandModule } from 'yargs';
 import { Client } from '../../api/client.js';
 import { cliContext, type GlobalArgs } from '../context.js';
 import { runChat } from '../chat.js';
-import { peerFor, portOption, keepaliveOption, untilSignal, quietChatLogs } from '../session.js';
+import { peerFor, portOption, keepaliveOption, untilSignal, savePeer } from '../session.js';
 
 interface Args extends GlobalArgs {
   peer?: string;
@@ -22,19 +22,26 @@ export const clientCommand: CommandModule<GlobalArgs, Args> = {
       .option('port', { type: 'number', default: 0, describe: 'local UDP port (default any)', requiresArg: true })
       .option('keepalive', { type: 'number', describe: 'seconds between keepalives (default 25; 0 turns them off)', requiresArg: true }) as never,
   handler: async (argv) => {
-    const ctx = cliContext(quietChatLogs(argv));
+    const ctx = cliContext(argv);
     const peer = await peerFor(ctx.home, argv.peer);
     const keepaliveIntervalMs = keepaliveOption(argv.keepalive);
     const sig = untilSignal();
-    const client = await Client.start({
-      peer, home: ctx.home, host: argv.host, port: portOption(argv.port), logger: ctx.log,
-      options: keepaliveIntervalMs !== undefined ? { keepaliveIntervalMs } : {},
-    });
     try {
-      await runChat(client, { io: ctx.io, json: ctx.json, title: `peerpost client of ${peer}` }, sig.promise);
+      const client = await Client.start({
+        peer, home: ctx.home, host: argv.host, port: portOption(argv.port), logger: ctx.log,
+        options: keepaliveIntervalMs !== undefined ? { keepaliveIntervalMs } : {},
+      });
+      // A --peer is saved once it answered (a peer that never answers is not kept for next time).
+      const onRegistered = (): void => void savePeer(ctx.home, peer).catch((e: Error) => ctx.note(`peerpost: could not save the peer: ${e.message}`));
+      if (argv.peer !== undefined) client.once('registered', onRegistered);
+      try {
+        await runChat(client, { io: ctx.io, json: ctx.json, title: `peerpost client of ${peer}`, home: ctx.home }, sig.promise);
+      } finally {
+        client.off('registered', onRegistered);
+        await client.close();
+      }
     } finally {
       sig.dispose();
-      await client.close();
     }
   },
 };
