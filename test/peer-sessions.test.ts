@@ -231,3 +231,22 @@ t.test('REGISTER_AGAIN names the unknown session, and a client takes only its ow
   const r = decode(ra.data);
   t.same(r.ok && r.msg.type === MsgType.REGISTER_AGAIN ? [...r.msg.sessionId] : null, new Array(8).fill(9));
 });
+
+t.test('a capability verified from an address is taken from it again without a MAC; from another address it is checked', async (t) => {
+  const { link, peer, clients } = await makeWorld(3);
+  const [a, b, c] = clients as [RawClient, RawClient, RawClient];
+  a.register(PEER_ADDR);
+  b.hello(PEER_ADDR);
+  c.hello(PEER_ADDR);
+  link.flush();
+  const cap = a.capabilityFor(b.fingerprint);
+  b.deliver(PEER_ADDR, a.fingerprint, blob(100, 1), undefined, cap);
+  link.flush();
+  const wrong = { capId: cap.capId, capKey: new Uint8Array(32) };
+  c.deliver(PEER_ADDR, a.fingerprint, blob(100, 2), undefined, wrong);
+  link.flush();
+  t.equal(peer.stats().drops.bad_capability, 1, 'a wrong tag from another address is refused (counted, taken as a stranger\'s)');
+  b.deliver(PEER_ADDR, a.fingerprint, blob(100, 3), undefined, wrong);
+  link.flush();
+  t.equal(peer.stats().drops.bad_capability, 1, 'from the address that showed a valid tag in this cookie window it is not checked again');
+});

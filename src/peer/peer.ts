@@ -66,7 +66,7 @@ import type { AckMsg, DeliverMsg, Message, RegisterProofMsg, SessionInner, Sessi
 import { checkSelfSignature, checkValidity, fingerprintOf, readCertificateKey, toHex, verifyWith, type Identity } from '../identity/certificate.js';
 import { BoundedLru } from '../crypto/lru.js';
 import {
-  capabilityKey, capabilityTagOk, deriveSession, registerSigned, sealSession, sessionTagOk, unwrapDeliveryKey, x25519,
+  capabilityKey, capabilityTagOk, deriveSession, registerSigned, sealSession, sealSessionPush, sessionTagOk, unwrapDeliveryKey, x25519,
 } from '../crypto/session.js';
 import { createHmac, type KeyObject } from 'node:crypto';
 import { addrKey, silentLogger, type Addr, type Logger, type Random, type Transmit } from '../core/types.js';
@@ -168,6 +168,8 @@ export const PEER_DEFAULTS = {
  * was lost) allowed per recipient: a token bucket per recipient fingerprint.
  */
 export const REPUSH_RATE = { perSecond: 4, burst: 32, bucketsMax: 65_536 };
+/** (sender address, recipient, capability) triples remembered as verified; the oldest is forgotten. */
+export const CAP_VERIFIED_MAX = 65_536;
 
 /** Most items one timer processes in one handleTimeout call. */
 export const TIMEOUT_BATCH_MAX = 1024;
@@ -217,6 +219,8 @@ export class Peer {
   private readonly deliveryKeys: FifoMap<string>;
   /** Recipient fingerprint + capability id (latin1) -> capability key. */
   private readonly capKeys: BoundedLru<string, Uint8Array>;
+  /** Sender address | recipient + capability id -> the cookie epoch in which its tag verified (CAP_VERIFIED_MAX). */
+  private readonly capVerified = new FifoMap<number>(CAP_VERIFIED_MAX);
   /** Length of every COOKIE this peer sends. */
   private readonly cookieBytes: number;
   /** Fingerprint (latin1) -> key, validity and serving verdict of a certificate that passed readCertificateKey. */
@@ -601,8 +605,14 @@ export class Peer {
    * The contact a DELIVER's capability names (its capability id, latin1), or '' when it has none,
    * or one this peer cannot check (the recipient's delivery key is unknown here) or that fails.
    */
-  private capContact(e: RegistryEntry | undefined, to: string, m: DeliverMsg): string {
+  private capContact(now: number, a: string, e: RegistryEntry | undefined, to: string, m: DeliverMsg): string {
     if (!m.cap) return '';
+    // A capability whose tag verified from this (cookie-validated) address in this cookie window is
+    // taken from it again without a MAC: only who receives at that address could use it.
+    const vk = a + '|' + to + bytesKey(m.cap.subarray(0, CAP_ID_BYTES));
+    const at = this.capVerified.get(vk);
+    const epoch = this.cookies.epochAt(now);
+    if (at !== undefined && (at === epoch || at === ((epoch - 1) >>> 0))) return vk.slice(vk.length - CAP_ID_BYTES);
     let dk: Uint8Array | undefined = e?.keys.subarray(KEYS_DELIVERY, KEYS_DELIVERY + 32);
     if (!dk) {
       const known = this.deliveryKeys.get(to);
@@ -623,6 +633,7 @@ export class Peer {
       this.drops.add('bad_capability');
       return '';
     }
+    this.capVerified.set(vk, epoch);
     return bytesKey(capId);
   }
 
@@ -636,7 +647,7 @@ export class Peer {
       return this.onDuplicate(from, old);
     }
     const e = this.registry.lookup(now, to);
-    const contact = this.capContact(e, to, m);
+    const contact = this.capContact(now, a, e, to, m);
     if (this.recent.get(idKey) === to) {
       // Acknowledged already, yet its sender sends it again: the end-to-end receipt did not reach
       // the sender. A contact's copy (valid capability) is passed on once more, not stored, within
@@ -714,7 +725,8 @@ export class Peer {
   private push(now: number, e: RegistryEntry, w: Waiting, byTimer = false, id?: Uint8Array): void {
     w.timerPushes = byTimer ? w.timerPushes + 1 : 0;
     const blob = typeof w.blob === 'string' ? keyBytes(w.blob) : w.blob;
-    this.sendSession(e, { type: MsgType.PUSH, id: id ?? keyBytes(w.idKey), blob });
+    e.tx++;
+    this.transmit(parseAddrKey(e.addr), sealSessionPush(e.keys.subarray(KEYS_P2C, KEYS_P2C + 32), e.sidBytes, e.tx, id ?? keyBytes(w.idKey), blob));
     w.lastPushAt = now;
     w.inFlight = true;
     const at = now + this.o.pushAckTimeoutMs;
@@ -781,7 +793,7 @@ export class Peer {
    */
   private sendSession(e: RegistryEntry, inner: SessionInner, to?: Addr): void {
     e.tx++;
-    this.transmit(to ?? parseAddrKey(e.addr), sealSession(e.keys.subarray(KEYS_P2C, KEYS_P2C + 32), keyBytes(e.sid), e.tx, inner));
+    this.transmit(to ?? parseAddrKey(e.addr), sealSession(e.keys.subarray(KEYS_P2C, KEYS_P2C + 32), e.sidBytes, e.tx, inner));
   }
 
   private send(to: Addr, msg: Message, limit?: number): void {
