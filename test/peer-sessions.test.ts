@@ -21,7 +21,9 @@ t.test('a spoofed POLL, KEEPALIVE or ACK from a registered client\'s address mak
   b.hello(PEER_ADDR);
   link.flush();
   a.autoAck = false;
-  for (let i = 0; i < 16; i++) b.deliver(PEER_ADDR, a.fingerprint, blob(1000, i));
+  // B is A's contact (it holds A's capability), so 16 may wait, beyond a stranger's quota.
+  const cap = a.capabilityFor(b.fingerprint);
+  for (let i = 0; i < 16; i++) b.deliver(PEER_ADDR, a.fingerprint, blob(1000, i), undefined, cap);
   link.flush();
   link.advance(3 * 3000 + 10); // every push series times out: 16 messages wait
   link.flush();
@@ -122,7 +124,9 @@ t.test('a reused IP:PORT of a departed client cannot acknowledge its messages aw
   link.remove(clientAddr(0));
   const squatter = new RawClient(await identityNo(8));
   link.add(clientAddr(0), squatter);
-  const ids = [1, 2, 3, 4, 5].map((i) => b.deliver(PEER_ADDR, a.fingerprint, blob(100, i)));
+  // B is A's contact (it holds A's capability), so five may wait, beyond a stranger's quota.
+  const cap = a.capabilityFor(b.fingerprint);
+  const ids = [1, 2, 3, 4, 5].map((i) => b.deliver(PEER_ADDR, a.fingerprint, blob(100, i), undefined, cap));
   link.flush();
   squatter.send(PEER_ADDR, { type: MsgType.ACK, ids });
   link.flush();
@@ -226,4 +230,23 @@ t.test('REGISTER_AGAIN names the unknown session, and a client takes only its ow
   t.equal(ra.data.length, 10);
   const r = decode(ra.data);
   t.same(r.ok && r.msg.type === MsgType.REGISTER_AGAIN ? [...r.msg.sessionId] : null, new Array(8).fill(9));
+});
+
+t.test('a capability verified from an address is taken from it again without a MAC; from another address it is checked', async (t) => {
+  const { link, peer, clients } = await makeWorld(3);
+  const [a, b, c] = clients as [RawClient, RawClient, RawClient];
+  a.register(PEER_ADDR);
+  b.hello(PEER_ADDR);
+  c.hello(PEER_ADDR);
+  link.flush();
+  const cap = a.capabilityFor(b.fingerprint);
+  b.deliver(PEER_ADDR, a.fingerprint, blob(100, 1), undefined, cap);
+  link.flush();
+  const wrong = { capId: cap.capId, capKey: new Uint8Array(32) };
+  c.deliver(PEER_ADDR, a.fingerprint, blob(100, 2), undefined, wrong);
+  link.flush();
+  t.equal(peer.stats().drops.bad_capability, 1, 'a wrong tag from another address is refused (counted, taken as a stranger\'s)');
+  b.deliver(PEER_ADDR, a.fingerprint, blob(100, 3), undefined, wrong);
+  link.flush();
+  t.equal(peer.stats().drops.bad_capability, 1, 'from the address that showed a valid tag in this cookie window it is not checked again');
 });

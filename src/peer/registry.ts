@@ -18,6 +18,8 @@ export interface RegistryEntry {
   addr: string;
   /** Session id, latin1 string of its 8 bytes. */
   sid: string;
+  /** The same 8 bytes (the header of every SESSION datagram to the client). */
+  sidBytes: Uint8Array;
   /**
    * The session's secrets, one buffer: client-to-peer MAC key [0, 32), peer-to-client MAC key
    * [32, 64), the client's delivery key [64, 96), the registration nonce [96, 112).
@@ -110,13 +112,14 @@ export class Registry {
       e.addr = addr;
       e.cert = cert;
       e.sid = sid;
+      e.sidBytes = Buffer.from(sid, 'latin1');
       e.keys = keys;
       e.rx = new ReplayWindow();
       e.tx = 0;
       e.probe = undefined;
       this.touch(now, e);
     } else {
-      e = { fp, cert, addr, sid, keys, rx: new ReplayWindow(), tx: 0, probe: undefined, seen: this.since(now) };
+      e = { fp, cert, addr, sid, sidBytes: Buffer.from(sid, 'latin1'), keys, rx: new ReplayWindow(), tx: 0, probe: undefined, seen: this.since(now) };
       this.byFp.set(fp, e);
     }
     this.bySid.set(sid, fp);
