@@ -135,7 +135,8 @@ t.test('two clients on two peers exchange messages both ways', async (t) => {
   const m = messages(w.events.a)[0]!;
   t.match(m, { from: ids.b.fingerprintHex, fromName: 'bob', fromPeer: '10.0.0.2:7000', text: 'hi alice' });
   t.equal(w.b().inbox().length, 5, 'inbox persisted');
-  t.equal(w.storeB.load()!.inbox.length, 5, 'inbox in the store');
+  t.equal(w.storeB.history({ dir: 'in', limit: 100 }).length, 5, 'received messages in the store');
+  t.same(w.storeA.history({ dir: 'out', limit: 100 }).map((e) => [e.text, e.state]), [...sent.values()].map((x) => [x, 'delivered']), 'sent messages in the history, delivered');
   const states = w.events.a.filter((e) => e.type === 'delivery' && e.id === [...sent.keys()][0]).map((e) => (e as { state: string }).state);
   t.same(states.at(-1), 'delivered', 'delivery events end in delivered');
 });

@@ -2,7 +2,7 @@
  * Messages our peer pushes. Each PUSH carries a sealed blob (src/crypto/seal.ts): it is opened,
  * its sender checked against the sender's certificate (looked up at the sender's peer when not
  * known, the push waiting meanwhile), deduplicated by (sender, id), reassembled when chunked
- * (src/client/reassembly.ts), stored in the inbox and shown as an event (a group message updates
+ * (src/client/reassembly.ts), added to the history and shown as an event (a group message updates
  * the group, src/client/groups.ts); its receipt is queued and the PUSH acknowledged after the
  * state is saved. What does not authenticate is rejected: counted,
  * shown as a `rejected` event and acknowledged, so it leaves the peer's mailbox.
@@ -14,13 +14,11 @@
  *                                 unacknowledged this long after the first NOT_FOUND, then are rejected
  *   UNKNOWN_SENDERS_MAX           senders remembered for that; the oldest is forgotten
  *   dedupeEntriesMax, dedupeTtlMs (sender, id) seen; oldest/expired forgotten
- *   inboxMessagesMax              received messages kept; the oldest is dropped
  */
 import { MsgType } from '../protocol/constants.js';
 import { openSealed, verifySender, type Opened } from '../crypto/seal.js';
 import { ContentKind, decodeChunk, decodeReceipt, decodeText, decodeVerify } from './content.js';
 import { Reassembler, type ChunkIn } from './reassembly.js';
-import type { InboxEntry } from './store.js';
 import { hex, unhex, type ClientContext } from './context.js';
 import type { GroupBook } from './groups.js';
 import type { CertLookups } from './lookups.js';
@@ -108,8 +106,7 @@ export class Incoming {
     this.reassembler.expire(now);
     for (const [k, at] of this.ctx.dedupe) {
       if (at + this.ctx.o.dedupeTtlMs > now) break;
-      this.ctx.dedupe.delete(k);
-      this.ctx.dirty = true;
+      this.ctx.forgetSeen(k);
     }
   }
 
@@ -191,7 +188,7 @@ export class Incoming {
       default:
         return this.reject(pushId, 'unknown_kind', from);
     }
-    if (this.ctx.dirty) this.ctx.persist();
+    // The ACK is queued here and leaves only through pollTransmit, which commits first.
     this.ctx.send(this.ctx.peerAddr, { type: MsgType.ACK, ids: [pushId] });
   }
 
@@ -207,17 +204,13 @@ export class Incoming {
     const t = decodeText(body);
     if (!t) return false;
     if (t.group && !t.group.members.some((m) => m.fingerprint === from)) return false;
-    const s = this.ctx.s;
-    const contact = s.contacts.find((c) => c.fingerprint === from && !c.changed);
-    const entry: InboxEntry = {
-      id: idHex, from, ...(contact ? { fromName: contact.petname } : {}), fromPeer: opened.fromPeer, text: t.text,
-      sentAtMs: opened.sentAtMs, receivedAtMs: now,
-      ...(t.group ? { group: { id: t.group.id, name: t.group.name, members: [...t.group.members] } } : {}),
-    };
-    s.inbox.push(entry);
-    if (s.inbox.length > this.ctx.o.inboxMessagesMax) s.inbox.splice(0, s.inbox.length - this.ctx.o.inboxMessagesMax);
+    const contact = this.ctx.s.contacts.find((c) => c.fingerprint === from && !c.changed);
+    this.ctx.addHistory({
+      id: idHex, contact: from, dir: 'in', atMs: now, sentAtMs: opened.sentAtMs, text: t.text,
+      ...(contact ? { fromName: contact.petname } : {}), fromPeer: opened.fromPeer,
+      ...(t.group ? { group: { id: t.group.id, name: t.group.name, members: t.group.members.map((m) => ({ ...m })) } } : {}),
+    });
     if (t.group) this.groupBook.learn(t.group);
-    this.ctx.dirty = true;
     this.ctx.emit({
       type: 'message', from, ...(contact ? { fromName: contact.petname } : {}), fromPeer: opened.fromPeer, id: idHex,
       text: t.text, sentAt: opened.sentAtMs, ...(t.group ? { group: t.group } : {}),
@@ -242,12 +235,11 @@ export class Incoming {
 
   private markSeen(now: number, key: string): void {
     const dedupe = this.ctx.dedupe;
-    dedupe.set(key, now);
+    this.ctx.seen(key, now);
     while (dedupe.size > this.ctx.o.dedupeEntriesMax) {
       const first = dedupe.keys().next();
       if (first.done) break;
-      dedupe.delete(first.value);
+      this.ctx.forgetSeen(first.value);
     }
-    this.ctx.dirty = true;
   }
 }

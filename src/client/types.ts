@@ -35,6 +35,8 @@ export interface ClientOptions {
   outboxMessagesMax?: number;
   sentHistoryMax?: number;
   inboxMessagesMax?: number;
+  /** History older than this is deleted (at start and every hour); 0 keeps it forever. */
+  historyRetainMs?: number;
   dedupeEntriesMax?: number;
   dedupeTtlMs?: number;
   partialMessagesMax?: number;
@@ -69,6 +71,7 @@ export const CLIENT_DEFAULTS = {
   outboxMessagesMax: 1000,
   sentHistoryMax: 500,
   inboxMessagesMax: 1000,
+  historyRetainMs: 0,
   dedupeEntriesMax: 8192,
   dedupeTtlMs: 8 * 24 * 3600_000,
   partialMessagesMax: 16,
@@ -115,7 +118,7 @@ export type ClientEvent =
 
 /** The closed set of client timers. */
 export type ClientTimer =
-  | 'register' | 'keepalive' | 'hello' | 'lookup' | 'transfer' | 'receiptFlush' | 'expiry';
+  | 'register' | 'keepalive' | 'hello' | 'lookup' | 'transfer' | 'receiptFlush' | 'expiry' | 'retention';
 
 export interface ClientStats {
   registered: boolean;
