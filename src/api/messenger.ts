@@ -17,7 +17,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { networkInterfaces } from 'node:os';
-import type { Client as ClientMachine, ClientEvent, ContactRecord, DeliveryState, InboxEntry } from '../client/index.js';
+import type { Client as ClientMachine, ClientEvent, ContactRecord, DeliveryState, HistoryEntry, InboxEntry } from '../client/index.js';
 import type { GroupInfo } from '../client/content.js';
 import { identityCodeAsync } from '../codes/identity-code.js';
 import { formatSafetyNumber, safetyNumber } from '../codes/safety-number.js';
@@ -168,6 +168,28 @@ export class Messenger extends EventEmitter<MessengerEvents> {
     return this.machine.inbox();
   }
 
+  /**
+   * Messages sent and received, with one contact (petname, fingerprint or fp@host:port) or with
+   * everyone: the newest `limit` (default HISTORY_LIMIT_DEFAULT), oldest first; `before` a message
+   * id pages back; `search` keeps the messages whose text has those words.
+   */
+  history(contact?: string, opts: HistoryOptions = {}): HistoryEntry[] {
+    const limit = opts.limit ?? HISTORY_LIMIT_DEFAULT;
+    if (!Number.isInteger(limit) || limit < 1) throw new UsageError('PEERPOST_BAD_LIMIT', 'limit must be an integer >= 1');
+    return this.machine.history({
+      limit,
+      ...(contact !== undefined ? { contact: this.resolveFingerprint(contact) } : {}),
+      ...(opts.before !== undefined ? { beforeId: checkMessageId(opts.before) } : {}),
+      ...(opts.search !== undefined ? { search: opts.search } : {}),
+    });
+  }
+
+  /** Delete a contact's messages, or one message by id, from the history; returns how many. */
+  deleteHistory(what: { contact: string } | { id: string }): number {
+    if ('contact' in what) return this.machine.deleteHistory({ contact: this.resolveFingerprint(what.contact) });
+    return this.machine.deleteHistory({ id: checkMessageId(what.id) });
+  }
+
   outbox(): ReturnType<ClientMachine['outbox']> {
     return this.machine.outbox();
   }
@@ -239,6 +261,22 @@ export class Messenger extends EventEmitter<MessengerEvents> {
     if (this.netTimer) clearInterval(this.netTimer);
     await this.driver.close();
   }
+}
+
+export interface HistoryOptions {
+  limit?: number;
+  /** A message id: only messages before it. */
+  before?: string;
+  search?: string;
+}
+
+/** Messages history() returns when no limit is given. */
+export const HISTORY_LIMIT_DEFAULT = 50;
+
+/** A message id is 32 lowercase hex digits. */
+export function checkMessageId(id: string): string {
+  if (typeof id !== 'string' || !/^[0-9a-f]{32}$/.test(id)) throw new UsageError('PEERPOST_BAD_MESSAGE_ID', `a message id is 32 lowercase hex digits, not "${String(id).slice(0, 40)}"`);
+  return id;
 }
 
 /** How often the local addresses are compared with the last ones seen. */
