@@ -4,7 +4,7 @@
  * terminal it reads the same commands line by line (a script can drive it); with --json every
  * event is printed as one JSON object per line instead of text.
  *
- * Commands: /add /contacts /to /msg /code /verify /who /group /help /quit; a line without a
+ * Commands: /add /contacts /to /msg /history /search /code /verify /who /group /help /quit; a line without a
  * leading slash goes to the current recipient (/to).
  */
 import readline from 'node:readline';
@@ -12,12 +12,15 @@ import { PeerpostError } from '../core/errors.js';
 import { identityCodeAsync } from '../codes/identity-code.js';
 import type { Messenger } from '../api/messenger.js';
 import type { CliIo } from './context.js';
+import { historyCommand, searchCommand, showRecent, type HistoryView } from './chat-history.js';
 
 export const HELP = [
   '/add FP@HOST:PORT [name]     add a contact (its certificate is fetched and checked)',
   '/contacts                    list contacts with their verification state',
   '/to NAME                     send the lines you type to NAME (a contact or group)',
   '/msg NAME TEXT               send one message to a contact or a group',
+  '/history [N]                 the last N messages (default 20) with the current recipient',
+  '/search TEXT                 messages with these words (with the current recipient, else all)',
   '/code NAME                   show both 6-digit codes and the safety number',
   '/verify NAME                 live check with an online contact; then /verify yes|no NAME',
   '/who [HOST:PORT]             list the directory of a peer (default: ours)',
@@ -66,6 +69,8 @@ export async function runChat(m: Messenger, opts: ChatOptions, stop: Promise<voi
     if (opts.json) out.write(`${JSON.stringify({ event: type, ...data })}\n`);
     else if (text !== undefined) say(text);
   };
+
+  const view: HistoryView = { say, event: (type, data) => event(type, data, undefined), json: opts.json, nameOf };
 
   const listeners: Array<[string, (...a: never[]) => void]> = [];
   const on = <K extends string>(name: K, f: (e: Record<string, unknown>) => void): void => {
@@ -139,7 +144,10 @@ export async function runChat(m: Messenger, opts: ChatOptions, stop: Promise<voi
       target = a[0];
       setPrompt();
       say(`talking to ${target}`);
+      showRecent(m, view, target);
     },
+    history: (a) => historyCommand(m, view, target, a[0]),
+    search: (_a, rest) => searchCommand(m, view, target, rest),
     msg: (a, rest) => {
       const name = a[0];
       const text = rest.slice((name ?? '').length).trim();
@@ -212,6 +220,7 @@ export async function runChat(m: Messenger, opts: ChatOptions, stop: Promise<voi
 
   const code = await identityCodeAsync(m.identity.fingerprint);
   event('ready', { address: m.address, fingerprint: m.fingerprint, code }, `${opts.title}\nyour address  ${m.address}\nyour code     ${code}\ntype /help for commands`);
+  showRecent(m, view, undefined);
   setPrompt();
   if (interactive) rl.prompt();
 
