@@ -555,3 +555,64 @@ t.test('a window larger than the peer allows: a refused message goes again as so
   const took = w.net.now - started;
   t.ok(took < CLIENT_DEFAULTS.busyBackoffInitialMs, `100 messages in ${took} ms of virtual time, less than one busy backoff (${CLIENT_DEFAULTS.busyBackoffInitialMs} ms)`);
 });
+
+/**
+ * Bob's client behind a driver that has not drained yet (`held`), then drains: what it handled
+ * meanwhile is committed once, and nothing (no ACK, no event) leaves before that commit.
+ */
+class HeldDriver {
+  held = true;
+  constructor(readonly c: Client) {}
+  handle(now: number, from: Addr, data: Uint8Array): void {
+    this.c.handle(now, from, data);
+  }
+  pollTransmit() {
+    return this.held ? undefined : this.c.pollTransmit();
+  }
+  pollEvent() {
+    return this.held ? undefined : this.c.pollEvent();
+  }
+  pollTimeout() {
+    return this.c.pollTimeout();
+  }
+  handleTimeout(now: number): void {
+    this.c.handleTimeout(now);
+  }
+}
+
+t.test('pushes handled together are committed once, before any ACK leaves; a refused commit keeps the ACKs', async (t) => {
+  const w = world('batch');
+  connect(w, t);
+  const acks: number[] = [];
+  let pushes = 0;
+  w.net.onDeliver = (d) => {
+    if (d.from.host === B.host && d.from.port === B.port && d.data[1] === MsgType.ACK) acks.push(w.net.now);
+    if (d.to.host === B.host && d.to.port === B.port && d.data[1] === MsgType.PUSH) pushes++;
+  };
+  let refuse = true;
+  const commit = w.storeB.commit.bind(w.storeB);
+  w.storeB.commit = (b) => {
+    if (refuse) throw new Error('disk full');
+    commit(b);
+  };
+  const bob = new HeldDriver(w.b());
+  w.net.replace(B, bob as never);
+  const sent = new Map<string, string>();
+  for (let i = 0; i < 5; i++) sent.set(w.a().send(w.net.now, ['bob'], `batched ${i}`)[0]!, `batched ${i}`);
+  const inBefore = w.storeB.historyCount('in');
+  const commitsBefore = w.storeB.commits;
+  t.ok(w.net.runUntil(() => pushes >= 5, 60_000), 'five pushes handled');
+  t.equal(w.storeB.commits, commitsBefore, 'nothing committed while the driver has not drained');
+  t.equal(acks.length, 0, 'no ACK left');
+  bob.held = false;
+  t.throws(() => bob.pollTransmit(), /disk full/, 'the refused commit reaches the driver');
+  t.equal(acks.length, 0, 'still no ACK after the refused commit');
+  t.equal(w.storeB.historyCount('in'), inBefore, 'nothing in the history');
+  refuse = false;
+  w.net.flushAll();
+  t.equal(w.storeB.commits, commitsBefore + 1, 'one commit for the five pushes');
+  t.equal(w.storeB.historyCount('in'), inBefore + 5, 'all five in the history');
+  t.ok(w.net.runUntil(() => allDelivered(w.a(), [...sent.keys()]), 120_000), 'delivered');
+  t.ok(acks.length >= 5, 'the ACKs left after the commit');
+});
+

@@ -8,7 +8,7 @@
  *                              client-state.json.migrated).
  *   openStoreForReading(home)  for commands that only read, while a node runs: a read-only
  *                              connection (a WAL reader never waits for the writer); a home not
- *                              migrated yet is read from its JSON file.
+ *                              migrated yet (its JSON file still there) is read from that file.
  *
  * Both run `PRAGMA quick_check` first. A damaged file gives PEERPOST_STORE_DAMAGED, one line that
  * names the file, says what still works and how to restore a backup (`peerpost backup FILE`).
@@ -57,12 +57,13 @@ export function openStore(home: string): SqliteClientStore {
 /** Open the store of `home` to read, without the lock; undefined when the home has none yet. */
 export function openStoreForReading(home: string): ReadableStore | undefined {
   const file = storePath(home);
-  if (!existsSync(file)) {
-    const legacy = join(home, LEGACY_STATE_FILE_NAME);
-    if (!existsSync(legacy)) return undefined;
+  const legacy = join(home, LEGACY_STATE_FILE_NAME);
+  if (existsSync(legacy)) {
+    // Not imported yet (the import renames it in the same start that commits it).
     const f = new FileClientStore(legacy);
     return { load: () => f.load(), history: (q) => f.history(q), historyCount: (d) => f.historyCount(d), problems: [], close: () => {} };
   }
+  if (!existsSync(file)) return undefined;
   const db = openDb(file, true);
   const v = schemaVersion(db);
   if (v !== SCHEMA_VERSION) {
