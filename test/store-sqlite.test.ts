@@ -13,7 +13,7 @@ import {
   SCHEMA_VERSION, STORE_FILE_NAME, LEGACY_STATE_FILE_NAME, MIGRATED_SUFFIX, backupStore, openStore, openStoreForReading, storePath,
 } from '../src/store/index.js';
 
-const FIXTURE = resolve(import.meta.dirname, 'fixtures', 'client-state-v1.json');
+const FIXTURE = resolve(import.meta.dirname, 'fixtures', 'home-v1', 'client-state.json');
 const FP = (c: string): string => c.repeat(64);
 const ID = (n: number): string => n.toString(16).padStart(32, '0');
 
