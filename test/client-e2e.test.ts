@@ -4,7 +4,7 @@
  */
 import t, { type Test } from 'tap';
 import { Peer } from '../src/peer/index.js';
-import { CLIENT_DEFAULTS, Client, MemoryClientStore, type ClientEvent, type ClientOptions } from '../src/client/index.js';
+import { CLIENT_DEFAULTS, Client, MemoryClientStore, RETENTION_INTERVAL_MS, type ClientEvent, type ClientOptions } from '../src/client/index.js';
 import { randomBytes } from 'node:crypto';
 import { Identity, fingerprintFromHex, generateIdentity } from '../src/identity/certificate.js';
 import { seal } from '../src/crypto/seal.js';
@@ -534,6 +534,7 @@ t.test('VERIFY bodies reach the contact as a verify event, once', async (t) => {
   t.same([...(v[0] as { body: Uint8Array }).body], [...body]);
   t.equal(messages(w.events.b).length, 0, 'not shown as a text message');
   w.b().setVerification(w.net.now, 'alice', 'verified');
+  w.net.flushAll(); // what a driver does after a user call: the change is committed then
   t.equal(w.storeB.load()!.contacts[0]!.verification, 'verified', 'verification state persisted');
   t.throws(() => w.a().sendVerify(w.net.now, 'bob', new Uint8Array(513)), { code: 'PEERPOST_VERIFY_BODY' });
 });
@@ -616,3 +617,22 @@ t.test('pushes handled together are committed once, before any ACK leaves; a ref
   t.ok(acks.length >= 5, 'the ACKs left after the commit');
 });
 
+
+t.test('historyRetainMs: history older than that is deleted, at start and then every RETENTION_INTERVAL_MS', async (t) => {
+  const dayMs = 24 * 3600_000;
+  const w = world('retain', {}, { historyRetainMs: dayMs });
+  connect(w, t);
+  const [id] = w.a().send(w.net.now, ['bob'], 'old news');
+  t.ok(w.net.runUntil(() => allDelivered(w.a(), [id!]), 60_000), 'delivered');
+  t.equal(w.storeB.historyCount('in'), 1);
+  t.equal(w.storeA.historyCount('out'), 1);
+  t.ok(w.b().deadlines().retention! <= w.net.now + RETENTION_INTERVAL_MS, 'the retention timer is armed');
+  w.net.run(dayMs - 2 * RETENTION_INTERVAL_MS);
+  t.equal(w.storeB.historyCount('in'), 1, 'kept while younger than a day');
+  w.net.run(3 * RETENTION_INTERVAL_MS);
+  t.equal(w.storeB.historyCount('in'), 0, 'deleted once older than a day');
+  t.equal(w.storeA.historyCount('out'), 0);
+  const [id2] = w.a().send(w.net.now, ['bob'], 'fresh');
+  t.ok(w.net.runUntil(() => allDelivered(w.a(), [id2!]), 60_000));
+  t.same(w.b().history({ limit: 5 }).map((e) => e.text), ['fresh'], 'new messages are kept');
+});

@@ -100,10 +100,21 @@ export class Messenger extends EventEmitter<MessengerEvents> {
     queueMicrotask(() => (this.emit as (t: string, v: unknown) => boolean)(type, rest));
   }
 
-  /** @internal Let the driver send what a user call queued, and collect events. */
+  private wakeQueued = false;
+
+  /**
+   * @internal Let the driver send what user calls queued, and collect events: once, in a
+   * microtask after the current synchronous code, so that a burst of calls (a loop of send())
+   * is committed to the store in one transaction before its datagrams leave.
+   */
   protected wake(): void {
     this.evented.schedule();
-    this.driver.wake();
+    if (this.wakeQueued) return;
+    this.wakeQueued = true;
+    queueMicrotask(() => {
+      this.wakeQueued = false;
+      this.driver.wake();
+    });
   }
 
   private call<T>(f: (now: number) => T): T {
@@ -259,6 +270,7 @@ export class Messenger extends EventEmitter<MessengerEvents> {
   /** @internal */
   protected async shutdown(): Promise<void> {
     if (this.netTimer) clearInterval(this.netTimer);
+    this.driver.wake(); // what the last calls queued goes out before the socket closes
     await this.driver.close();
   }
 }

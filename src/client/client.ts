@@ -20,9 +20,9 @@
  *
  * Persistence (src/client/changes.ts): what a datagram or a timeout changed is committed to the
  * ClientStore, as one batch, by the first pollTransmit() or pollEvent() after it, so a driver that
- * handles several datagrams before it drains commits once for all of them, and no datagram (an
- * ACK in particular) or event leaves before what it depends on is committed. A user call commits
- * before it returns. The history (every text message sent and received) is only in the store:
+ * handles several datagrams (or user calls) before it drains commits once for all of them, and no
+ * datagram (an ACK in particular) or event leaves before what it depends on is committed. Reads
+ * of the history (history(), inbox()) and commit() commit first. The history (every text message sent and received) is only in the store:
  * history(), inbox() and deleteHistory() read and change it there.
  *
  * Timers (closed set, see deadlines(); each part's doc has the details): register
@@ -163,7 +163,7 @@ export class Client {
 
   /** The next datagram to send; commits what changed first (throws what the store throws, keeping the datagrams). */
   pollTransmit(): Transmit | undefined {
-    if (this.ctx.uncommitted && this.ctx.out.length > 0) this.ctx.persist();
+    if (this.ctx.uncommitted) this.ctx.persist();
     const t = this.ctx.out.shift();
     if (t) this.datagramsOut++;
     return t;
@@ -455,10 +455,9 @@ export class Client {
     this.lookups.pump(now);
   }
 
-  /** After a user call: pump, and commit before returning. */
+  /** After a user call: pump (its changes are committed by the next pollTransmit, before its datagrams leave). */
   private settle(now: number): void {
     this.pump(now);
-    this.ctx.persist();
   }
 
   /** Delete history older than historyRetainMs; next time in RETENTION_INTERVAL_MS. */

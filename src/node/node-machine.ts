@@ -95,7 +95,9 @@ export class NodeMachine {
     return Math.min(p, c);
   }
 
+  /** The client's next event; datagrams handled and not yet routed are routed first, so none is left behind. */
   pollEvent(): ClientEvent | undefined {
+    if (this.unpumpedAt !== undefined) this.pump(this.unpumpedAt);
     return this.client.pollEvent();
   }
 }
