@@ -11,6 +11,9 @@
  *   register    full registrations/s with distinct certificates (first time, then again)
  *   memory      RSS per registered client at 100,000 and 1,000,000 clients (child process)
  *   keepalive   KEEPALIVEs/s through Peer.handle() with 1,000,000 registered clients
+ *   store       the client's persistence cost per message with 100 / 10,000 / 100,000 messages
+ *               stored, JSON file against SQLite; one node's burst of 1,000 messages to another
+ *               with 100,000 stored in each (scripts/bench/store.ts). `--store-only` runs just this.
  * See docs/BENCHMARKS.md for the method and the figures.
  */
 import { fork, type ChildProcess } from 'node:child_process';
@@ -27,10 +30,12 @@ import { registrationBreakdown, registrationKeys, registrationRun, type Registra
 import type { MemoryResult } from './bench/memory-child.js';
 import { registerInProcess } from './bench/register-inproc.js';
 import { relayInProcess } from './bench/relay-inproc.js';
+import { burst, persistenceCost, type BurstResult, type PersistencePoint } from './bench/store.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
+const storeOnly = args.includes('--store-only');
 const outAt = args.indexOf('--out');
 const outFile = outAt >= 0 ? args[outAt + 1] : './bench-results.json';
 if (!outFile) throw new Error('--out needs a file name');
@@ -195,8 +200,39 @@ function memory(): Promise<MemoryResult> {
   });
 }
 
+/** The client's store: persistence cost by size, JSON against SQLite, and the end-to-end burst. */
+async function store(): Promise<StoreResults> {
+  log('client persistence per message (JSON file rewritten whole vs SQLite)');
+  const persistence = persistenceCost(quick ? [100, 10_000] : [100, 10_000, 100_000], quick ? 50 : 200, log);
+  log('end-to-end burst between two nodes on loopback');
+  const stored = quick ? 10_000 : 100_000;
+  const burstEmpty = await burst(0, 1000, log);
+  const burstStored = await burst(stored, 1000, log);
+  return { persistence, burstEmpty, burstStored };
+}
+
+type StoreResults = { persistence: PersistencePoint[]; burstEmpty: BurstResult; burstStored: BurstResult };
+
+function storeRows(r: StoreResults): Array<[string, string, string]> {
+  const rows: Array<[string, string, string]> = [];
+  for (const p of r.persistence) {
+    rows.push([`client persistence per message, ${p.stored.toLocaleString('en')} stored`, `JSON ${p.jsonUsPerMessage} us, SQLite ${p.sqliteUsPerMessage} us`, 'flat in size']);
+  }
+  for (const b of [r.burstEmpty, r.burstStored]) {
+    rows.push([`burst of ${b.messages} node to node, ${b.stored.toLocaleString('en')} stored`, `${b.shownPerS} msg/s shown, ${b.deliveredPerS} msg/s delivered`, b.stored ? '>= 500 msg/s' : '']);
+  }
+  return rows;
+}
+
 async function main(): Promise<void> {
   const started = performance.now();
+  if (storeOnly) {
+    const r = await store();
+    writeFileSync(outFile!, JSON.stringify({ quick, store: r }, null, 2));
+    printRows(storeRows(r));
+    log(`results written to ${outFile}`);
+    return;
+  }
   const machine = { cpus: cpus().length, model: cpus()[0]?.model, node: process.version, loadavgAtStart: loadavg().map((x) => Math.round(x * 100) / 100) };
   log(`peerpost bench${quick ? ' (quick)' : ''}: ${machine.cpus} cores, node ${machine.node}, load average ${machine.loadavgAtStart.join(' ')}`);
   const certs = await loadCerts(P.regCerts, 2, log);
@@ -217,12 +253,14 @@ async function main(): Promise<void> {
   const reg = await registrations(certs);
   log('memory and keepalives');
   const mem = await memory();
+  const storeResults = await store();
   const results = {
     quick,
     machine: { ...machine, loadavgAtEnd: loadavg().map((x) => Math.round(x * 100) / 100) },
     relay: { peer200, peer1000, fwd200, fwd1000, inProcess: relayCpu },
     registration: { breakdownUs: breakdown, inProcess, ...reg },
     memory: mem,
+    store: storeResults,
     runtimeS: Math.round((performance.now() - started) / 1000),
   };
   writeFileSync(outFile!, JSON.stringify(results, null, 2));
@@ -234,6 +272,7 @@ type Results = {
   relay: Record<'peer200' | 'peer1000' | 'fwd200' | 'fwd1000', RelayResult> & { inProcess: Record<'blob512' | 'blob1100', { perS: number; usPerMessage: number }> };
   registration: { first: RegistrationRun; again: RegistrationRun; inProcess: { firstPerS: number; againPerS: number }; serverCpuPct: { first: number; again: number } };
   memory: MemoryResult;
+  store: StoreResults;
   machine: { cpus: number; loadavgAtStart: number[]; loadavgAtEnd: number[] };
   runtimeS: number;
 };
@@ -263,12 +302,17 @@ function printTable(r: Results): void {
   rows.push(['  peer CPU only (handle() in process)', `${r.registration.inProcess.firstPerS}/s first, ${r.registration.inProcess.againPerS}/s again`, '']);
   for (const m of r.memory.points) rows.push([`RSS per client at ${m.clients.toLocaleString('en')}`, `${m.rssPerClientBeyondDerBytes} B beyond ${r.memory.derBytes} B DER`, '<= 300 B']);
   rows.push([`keepalives, ${r.memory.keepalive.clients.toLocaleString('en')} clients, handle()`, `${r.memory.keepalive.perS}/s`, '']);
+  rows.push(...storeRows(r.store));
+  printRows(rows);
+  console.log(`\nload average ${r.machine.loadavgAtStart.join(' ')} at start, ${r.machine.loadavgAtEnd.join(' ')} at end; ${r.runtimeS} s`);
+}
+
+function printRows(rows: Array<[string, string, string]>): void {
   const w0 = Math.max(...rows.map((x) => x[0].length));
   const w1 = Math.max(...rows.map((x) => x[1].length));
   console.log(`\n${'measure'.padEnd(w0)} | ${'result'.padEnd(w1)} | target`);
   console.log(`${'-'.repeat(w0)}-|-${'-'.repeat(w1)}-|-------`);
   for (const [a, b, c] of rows) console.log(`${a.padEnd(w0)} | ${b.padEnd(w1)} | ${c}`);
-  console.log(`\nload average ${r.machine.loadavgAtStart.join(' ')} at start, ${r.machine.loadavgAtEnd.join(' ')} at end; ${r.runtimeS} s`);
 }
 
 await main();

@@ -13,7 +13,7 @@
  * Both run `PRAGMA quick_check` first. A damaged file gives PEERPOST_STORE_DAMAGED, one line that
  * names the file, says what still works and how to restore a backup (`peerpost backup FILE`).
  */
-import { existsSync, renameSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Database as Db } from 'better-sqlite3';
@@ -42,6 +42,7 @@ export function storePath(home: string): string {
 
 /** Open (creating, migrating, importing) the store of `home`; the caller holds the home lock. */
 export function openStore(home: string): SqliteClientStore {
+  mkdirSync(home, { recursive: true, mode: 0o700 });
   const file = storePath(home);
   const db = openDb(file, false);
   try {
@@ -100,7 +101,7 @@ function damaged(file: string, why: string, cause?: unknown): PeerpostError {
   return new PeerpostError(
     'PEERPOST_STORE_DAMAGED',
     `message store ${file} is damaged (${why.split('\n')[0]}): your identity and \`peerpost peer\` still work, contacts, outbox and history do not; ` +
-      `to restore a backup made with \`peerpost backup FILE\`, stop peerpost and copy it over ${file} (or move ${file} away to start with an empty store)`,
+      `to restore a backup made with \`peerpost backup FILE\`, stop peerpost, copy it over ${file} and delete ${file}-wal and ${file}-shm (or move ${file} away to start with an empty store)`,
     { cause },
   );
 }

@@ -16,7 +16,7 @@ export const backupCommand: CommandModule<GlobalArgs, Args> = {
     const r = await backupStore(ctx.home, argv.file);
     ctx.result({ ...r }, [
       `backup written to ${r.file} (${r.bytes} bytes, ${r.messages} messages)`,
-      `to restore it: stop peerpost, then copy it over ${ctx.home}/${STORE_FILE_NAME}`,
+      `to restore it: stop peerpost, copy it over ${ctx.home}/${STORE_FILE_NAME} and delete ${STORE_FILE_NAME}-wal and ${STORE_FILE_NAME}-shm there`,
     ]);
   },
 };
