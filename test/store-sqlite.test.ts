@@ -4,10 +4,11 @@
  * previous release, damage, refused values, and the online backup while a writer is open.
  */
 import t from 'tap';
-import { copyFileSync, existsSync, mkdtempSync, openSync, readFileSync, closeSync, writeFileSync, writeSync, fstatSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, closeSync, writeFileSync, writeSync, fstatSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
+import { Peer } from '../src/api/peer.js';
 import { emptyBatch, encodeText, type HistoryEntry, type StoreBatch } from '../src/client/index.js';
 import {
   SCHEMA_VERSION, STORE_FILE_NAME, LEGACY_STATE_FILE_NAME, MIGRATED_SUFFIX, backupStore, openStore, openStoreForReading, storePath,
@@ -235,4 +236,15 @@ t.test('a reader sees what the writer committed, while the writer stays open', a
   t.throws(() => (r as unknown as { commit(b: StoreBatch): void }).commit(batchOf([received(3, FP('b'), 'x')])), /readonly/i, 'a reader cannot write');
   r.close();
   w.close();
+});
+
+t.test('the peer stays RAM-only: a peer writes no store, and the store has only client tables', async (t) => {
+  const h = home();
+  const peer = await Peer.start({ host: '127.0.0.1', port: 0, home: h, summaryIntervalMs: 0 });
+  await peer.close();
+  t.same(readdirSync(h).sort(), ['cert.pem', 'key.pem'], 'a peer keeps nothing but its identity');
+  const s = openStore(home());
+  const tables = (s.db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'messages_fts%' AND name NOT LIKE 'sqlite_%' ORDER BY name").all() as Array<{ name: string }>).map((r) => r.name);
+  t.same(tables, ['certs', 'chat_groups', 'contacts', 'dedupe', 'messages', 'meta', 'outbox', 'store_info']);
+  s.close();
 });
