@@ -15,6 +15,7 @@ export class MemoryClientStore implements ClientStore {
   /** History rows in the order they were stored. */
   private readonly rows: HistoryEntry[] = [];
   private readonly rowKeys = new Set<string>();
+  private readonly counts = { in: 0, out: 0 };
   private saved = false;
   /** How many times commit() was called. */
   commits = 0;
@@ -53,6 +54,7 @@ export class MemoryClientStore implements ClientStore {
         const key = rowKey(op.entry);
         if (!this.rowKeys.has(key)) {
           this.rowKeys.add(key);
+          this.counts[op.entry.dir]++;
           this.rows.push(JSON.parse(JSON.stringify(op.entry)) as HistoryEntry);
         }
         continue;
@@ -88,14 +90,18 @@ export class MemoryClientStore implements ClientStore {
       'contact' in what ? r.contact !== what.contact : 'id' in what ? r.id !== what.id : r.atMs >= what.beforeMs;
     const before = this.rows.length;
     const kept = this.rows.filter(keep);
-    for (const r of this.rows) if (!keep(r)) this.rowKeys.delete(rowKey(r));
+    for (const r of this.rows) {
+      if (keep(r)) continue;
+      this.rowKeys.delete(rowKey(r));
+      this.counts[r.dir]--;
+    }
     this.rows.length = 0;
     this.rows.push(...kept);
     return before - kept.length;
   }
 
   historyCount(dir?: 'in' | 'out'): number {
-    return dir === undefined ? this.rows.length : this.rows.filter((r) => r.dir === dir).length;
+    return dir === undefined ? this.rows.length : this.counts[dir];
   }
 
   /** Bytes of the small state (for tests of what is kept). */
