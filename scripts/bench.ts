@@ -220,6 +220,7 @@ function storeRows(r: StoreResults): Array<[string, string, string]> {
   }
   for (const b of [r.burstEmpty, r.burstStored]) {
     rows.push([`burst of ${b.messages} node to node, ${b.stored.toLocaleString('en')} stored`, `${b.shownPerS} msg/s shown, ${b.deliveredPerS} msg/s delivered`, b.stored ? '>= 500 msg/s' : '']);
+    rows.push([`  sender CPU per message (peer + client, one process)`, `${b.senderCpuUsPerMessage} us; ${b.senderCommits} commits for ${b.messages} messages`, '']);
   }
   return rows;
 }

@@ -6,18 +6,23 @@
  *                and 100,000 messages already stored, for the JSON file (rewritten whole and
  *                fsynced on every commit, as the client did before the SQLite store) and for
  *                SQLite (WAL, synchronous=FULL): median microseconds per message
- *   e2e burst    two nodes (peer + client each, the public Node API) on loopback in this process,
- *                each with `stored` messages in its history: one sends a burst of 1,000 messages
- *                to the other; messages/s until all are shown at the recipient and until all are
+ *   e2e burst    two nodes (peer + client each, the public Node API) on loopback, the sender in
+ *                this process and the recipient in a child process (a core each), each with
+ *                `stored` messages in its history: one sends a burst of 1,000 messages to the
+ *                other; messages/s until all are shown at the recipient and until all are
  *                `delivered` (end-to-end receipt) at the sender
  */
+import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { FileClientStore, emptyBatch, type ClientStore, type HistoryEntry, type StoreBatch } from '../../src/client/index.js';
 import { openStore } from '../../src/store/index.js';
 import { Node } from '../../src/api/node.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
 
 export interface PersistencePoint {
   stored: number;
@@ -33,6 +38,10 @@ export interface BurstResult {
   shownPerS: number;
   deliveredPerS: number;
   senderCommits: number;
+  /** CPU of the sender's process (node: peer and client) per message, while the burst ran. */
+  senderCpuUsPerMessage: number;
+  /** Wall time from the first send() to the last receipt. */
+  wallMs: number;
 }
 
 const hex = (n: number): string => randomBytes(n).toString('hex');
@@ -122,9 +131,30 @@ function until(pred: () => boolean, timeoutMs: number, what: string): Promise<vo
   });
 }
 
+/** The recipient node in a child process (scripts/bench/burst-child.ts). */
+function recipient(home: string): { proc: ChildProcess; next<T>(pred: (m: Record<string, unknown>) => boolean): Promise<T> } {
+  const proc = fork(join(here, 'burst-child.ts'), [home], { execArgv: ['--import', 'tsx'] });
+  const seen: Array<Record<string, unknown>> = [];
+  const waiters: Array<{ pred: (m: Record<string, unknown>) => boolean; resolve: (m: Record<string, unknown>) => void }> = [];
+  proc.on('message', (m: Record<string, unknown>) => {
+    const i = waiters.findIndex((w) => w.pred(m));
+    if (i >= 0) waiters.splice(i, 1)[0]!.resolve(m);
+    else seen.push(m);
+  });
+  return {
+    proc,
+    next: <T>(pred: (m: Record<string, unknown>) => boolean) =>
+      new Promise<T>((resolve) => {
+        const i = seen.findIndex(pred);
+        if (i >= 0) return resolve(seen.splice(i, 1)[0] as T);
+        waiters.push({ pred, resolve: resolve as (m: Record<string, unknown>) => void });
+      }),
+  };
+}
+
 export async function burst(stored: number, messages: number, log: (s: string) => void): Promise<BurstResult> {
   const dir = mkdtempSync(join(tmpdir(), 'peerpost-bench-burst-'));
-  const homes = [join(dir, 'a'), join(dir, 'b')];
+  const homes = [join(dir, 'a'), join(dir, 'b')] as const;
   try {
     // Identities first, then `stored` messages in each history.
     for (const home of homes) await (await Node.start({ host: '127.0.0.1', port: 0, home, summaryIntervalMs: 0 })).close();
@@ -134,37 +164,42 @@ export async function burst(stored: number, messages: number, log: (s: string) =
       s.close();
     }
     const a = await Node.start({ host: '127.0.0.1', port: 0, home: homes[0], summaryIntervalMs: 0 });
-    const b = await Node.start({ host: '127.0.0.1', port: 0, home: homes[1], summaryIntervalMs: 0 });
+    const b = recipient(homes[1]);
     try {
-      await until(() => a.registered && b.registered, 10_000, 'registration');
-      a.addContact(b.address, 'bob');
-      b.addContact(a.address, 'alice');
-      await until(() => a.contacts()[0]?.cert !== undefined && b.contacts()[0]?.cert !== undefined, 10_000, 'certificates');
+      const { address } = await b.next<{ address: string }>((m) => typeof m.address === 'string');
+      await until(() => a.registered, 10_000, 'registration');
+      a.addContact(address, 'bob');
+      b.proc.send({ contact: a.address });
+      await b.next((m) => m.contactReady === true);
+      await until(() => a.contacts()[0]?.cert !== undefined, 10_000, 'certificates');
       const store = (a as unknown as { machine: { ctx: { store: { commit(b: StoreBatch): void } } } }).machine.ctx.store;
       const commits = countCommits(store);
-      let shown = 0;
       let delivered = 0;
-      let shownAt = 0;
       const ids = new Set<string>();
-      b.on('message', () => {
-        if (++shown === messages) shownAt = performance.now();
-      });
       a.on('delivery', (d) => {
         if (d.state === 'delivered' && ids.has(d.id)) delivered++;
       });
+      b.proc.send({ expect: messages });
+      const shownP = b.next((m) => m.shown === messages).then(() => performance.now());
+      const cpu0 = process.cpuUsage();
       const t0 = performance.now();
       for (let i = 0; i < messages; i++) for (const id of a.send('bob', `burst message ${i}`)) ids.add(id);
-      await until(() => delivered === messages && shown >= messages, 120_000, `${messages} messages delivered`);
+      await until(() => delivered === messages, 120_000, `${messages} messages delivered`);
       const t1 = performance.now();
+      const cpu = process.cpuUsage(cpu0);
+      const shownAt = await shownP;
       const r = {
         stored, messages, shownPerS: Math.round(messages / ((shownAt - t0) / 1000)), deliveredPerS: Math.round(messages / ((t1 - t0) / 1000)),
-        senderCommits: commits.n,
+        senderCommits: commits.n, senderCpuUsPerMessage: Math.round((cpu.user + cpu.system) / messages), wallMs: Math.round(t1 - t0),
       };
-      log(`  burst of ${messages} with ${stored.toLocaleString('en')} stored: ${r.shownPerS} msg/s shown at the recipient, ${r.deliveredPerS} msg/s delivered (receipts) at the sender; ${r.senderCommits} sender commits`);
+      log(`  burst of ${messages} with ${stored.toLocaleString('en')} stored: ${r.shownPerS} msg/s shown at the recipient, ${r.deliveredPerS} msg/s delivered (receipts) at the sender; ${r.senderCommits} sender commits, sender CPU ${r.senderCpuUsPerMessage} us per message`);
       return r;
     } finally {
       await a.close();
-      await b.close();
+      await new Promise<void>((resolve) => {
+        b.proc.once('exit', () => resolve());
+        b.proc.send('exit');
+      });
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
