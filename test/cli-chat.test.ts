@@ -189,20 +189,45 @@ t.test('peerpost verify: the live check from the command line against a running 
   bob.line(`/add ${ida.address} alice`);
   await bob.waitFor((e) => e.event === 'contact-cert' && e.ok === true, 'alice certificate at bob');
 
-  const v = await runCli(['verify', 'bob', '--home', alice, '--json'], { input: 'yes\n', timeoutMs: 40_000 });
+  // Bob answers in his chat once he sees the code; the command reports his real answer.
+  const bobAnswers = async (answer: 'yes' | 'no', n: number): Promise<Record<string, unknown>> => {
+    const e = await bob.waitFor((x) => x.event === 'verify-code' && bob.events.filter((y) => y.event === 'verify-code').length >= n, `code ${n} at bob`, 30_000);
+    bob.line(`/verify ${answer} ${String(e.contact)}`);
+    return e;
+  };
+  const [v, atBob] = await Promise.all([runCli(['verify', 'bob', '--home', alice, '--json'], { input: 'yes\n', timeoutMs: 40_000 }), bobAnswers('yes', 1)]);
   t.equal(v.code, 0, v.stderr);
   const lines = v.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
   const code = lines.find((l) => l.event === 'verify-code');
   const done = lines.find((l) => l.event === 'verify-done');
   t.match(code?.code, /^\d{6}$/);
   t.equal(done?.verified, true);
-  const atBob = await bob.waitFor((e) => e.event === 'verify-code', 'code at bob');
+  t.equal(done?.theirAnswer, true, "bob's yes is reported");
   t.equal(atBob.code, code?.code, 'both sides show the same six digits');
   const list = JSON.parse((await runCli(['contacts', 'list', '--home', alice, '--json'])).stdout) as { contacts: Array<{ verification: string }> };
   t.equal(list.contacts[0]?.verification, 'verified');
 
-  const no = await runCli(['verify', 'bob', '--home', alice, '--json'], { input: 'no\n', timeoutMs: 40_000 });
-  t.equal(no.code, 1, 'a mismatch exits non-zero');
+  // Alice says yes, Bob says no: a mismatch on both sides, and Alice is told why.
+  const [yes] = await Promise.all([runCli(['verify', 'bob', '--home', alice, '--json'], { input: 'yes\n', timeoutMs: 40_000 }), bobAnswers('no', 2)]);
+  t.equal(yes.code, 1, "bob's no makes alice's yes a mismatch");
+  t.match(yes.stderr, /bob answered no/);
+  const doneYes = yes.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.event === 'verify-done');
+  t.equal(doneYes?.verified, false);
+  t.equal(doneYes?.theirAnswer, false);
   const list2 = JSON.parse((await runCli(['contacts', 'list', '--home', alice, '--json'])).stdout) as { contacts: Array<{ verification: string }> };
-  t.equal(list2.contacts[0]?.verification, 'mismatch', 'and is recorded');
+  t.equal(list2.contacts[0]?.verification, 'mismatch', 'recorded at alice');
+  await bob.waitFor((e) => e.event === 'verify-done' && e.verified === false, 'mismatch at bob');
+
+  // Carol (a third identity, starting unverified) says no, Bob says yes: Bob sees the mismatch too.
+  const carol = join(tmp.dir, 'carol');
+  t.equal((await runCli(['contacts', 'add', rb.address as string, 'bob', '--home', carol, '--peer', peerAddr])).code, 0);
+  const idc = JSON.parse((await runCli(['id', '--home', carol, '--json'])).stdout) as { address: string };
+  bob.line(`/add ${idc.address} carol`);
+  await bob.waitFor((e) => e.event === 'contact-cert' && e.ok === true && e.fingerprint === idc.address.split('@')[0], 'carol certificate at bob');
+  const [no] = await Promise.all([runCli(['verify', 'bob', '--home', carol, '--json'], { input: 'no\n', timeoutMs: 40_000 }), bobAnswers('yes', 3)]);
+  t.equal(no.code, 1, 'a mismatch exits non-zero');
+  t.match(no.stderr, /you answered no, bob answered yes/);
+  await bob.waitFor((e) => e.event === 'verify-answer' && e.contact === 'carol' && e.match === false, "carol's no at bob");
+  const bobDone = await bob.waitFor((e) => e.event === 'verify-done' && e.contact === 'carol' && e.theirAnswer === false, 'bob told of the mismatch');
+  t.equal(bobDone.verified, false, "carol's no undoes bob's yes");
 });

@@ -479,11 +479,15 @@ t.test('a message from a stranger: the certificate is fetched from its peer and 
   t.ok(w.net.runUntil(() => registered(w), 600_000));
   w.a().addContact(w.net.now, `${ids.b.fingerprintHex}@10.0.0.2:7000`, 'bob');
   const [id] = w.a().send(w.net.now, ['bob'], 'who am I?');
-  t.ok(w.net.runUntil(() => allDelivered(w.a(), [id!]), 3600_000), 'delivered');
+  t.ok(w.net.runUntil(() => messages(w.events.b).length === 1, 3600_000), 'shown to bob');
   const m = messages(w.events.b);
-  t.equal(m.length, 1);
   t.equal(m[0]!.from, ids.a.fingerprintHex);
   t.equal(m[0]!.fromName, undefined, 'no petname for a stranger');
+  t.equal((m[0] as { request?: boolean }).request, true, 'a message request');
+  w.net.run(120_000);
+  t.not(w.a().messageState(id!)?.state, 'delivered', 'no receipt to a stranger before bob accepts');
+  t.equal(w.b().acceptRequest(w.net.now, ids.a.fingerprintHex, 'alice').petname, 'alice');
+  t.ok(w.net.runUntil(() => allDelivered(w.a(), [id!]), 3600_000), 'delivered once accepted');
   t.equal(w.storeB.load()!.certs[ids.a.fingerprintHex], Buffer.from(ids.a.cert).toString('hex'), 'certificate kept');
 });
 

@@ -5,6 +5,7 @@
  * created exclusively; a lock whose pid is not running is stale and taken over.
  */
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { checkHome } from '../identity/home.js';
 import { join } from 'node:path';
 import { PeerpostError } from '../core/errors.js';
 
@@ -24,6 +25,7 @@ export interface HomeLock {
 }
 
 export function lockHome(home: string): HomeLock {
+  checkHome(home);
   const file = join(home, LOCK_FILE_NAME);
   for (let attempt = 0; attempt < 2; attempt++) {
     try {

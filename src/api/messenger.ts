@@ -13,7 +13,10 @@
  *   'group'                 { group }                             we learned of a group (a member wrote to it)
  *   'rejected'              { reason, from? }                     an incoming message did not authenticate
  *   'directory'             { peer, page, pages, entries, error? }  a page of a peer's directory (listDirectory)
- *   'verify-started' | 'verify-code' | 'verify-failed' | 'verify-done'   live safety-code check (VerifyNotice)
+ *   'verify-started' | 'verify-code' | 'verify-answer' | 'verify-failed' | 'verify-done'   live safety-code check (VerifyNotice)
+ * A 'message' with `request: true` comes from a stranger (not a contact): its receipt is withheld
+ * until acceptRequest(); block() silences a sender. Delivery states of the VERIFY messages of a
+ * live check are not emitted (they are not the user's messages).
  */
 import { EventEmitter } from 'node:events';
 import { networkInterfaces } from 'node:os';
@@ -44,6 +47,7 @@ export interface MessengerEvents {
   directory: [Ev<'directory'>];
   'verify-started': [Vn<'verify-started'>];
   'verify-code': [Vn<'verify-code'>];
+  'verify-answer': [Vn<'verify-answer'>];
   'verify-failed': [Vn<'verify-failed'>];
   'verify-done': [Vn<'verify-done'>];
 }
@@ -91,6 +95,7 @@ export class Messenger extends EventEmitter<MessengerEvents> {
       this.wake();
       return;
     }
+    if (e.type === 'delivery' && this.verifier.isInternal(e.id)) return;
     const { type, ...rest } = e;
     (this.emit as (t: string, v: unknown) => boolean)(type, rest);
   }
@@ -148,6 +153,25 @@ export class Messenger extends EventEmitter<MessengerEvents> {
   /** Add a contact `fp@host:port` under a petname; its certificate is fetched from its peer and checked. */
   addContact(address: string, petname?: string): ContactRecord {
     return this.call((now) => this.machine.addContact(now, address, petname));
+  }
+
+  /** Accept a message request from the stranger `fp` (64 hex): add them as a contact and send the withheld receipts. */
+  acceptRequest(fp: string, petname?: string): ContactRecord {
+    return this.call((now) => this.machine.acceptRequest(now, fp, petname));
+  }
+
+  /** Drop every further message from `fp` silently. Not saved: an embedder keeps its own list (the CLI keeps it in config.json). */
+  block(fp: string): void {
+    if (!fingerprintFromHex(fp)) throw new UsageError('PEERPOST_BAD_FINGERPRINT', 'a fingerprint is 64 lowercase hex digits');
+    this.call((now) => this.machine.block(now, fp));
+  }
+
+  unblock(fp: string): void {
+    this.call((now) => this.machine.unblock(now, fp));
+  }
+
+  blocked(): string[] {
+    return this.machine.blocked();
   }
 
   removeContact(petname: string): void {

@@ -75,6 +75,7 @@ export class Node extends Messenger {
       const evented = new EventedMachine<ClientEvent>(router, (e) => self?.dispatchEvent(e));
       const driver = await UdpDriver.bind(evented, { host, port, logger });
       const bound = driver.address();
+      logger.info({ fingerprint: identity.fingerprintHex, directory: opts.peerOptions?.directory === true }, 'peer started');
       const selfAddr = opts.advertise ? parsePeerAddress(opts.advertise, '--advertise') : bound;
       let client: ClientMachine;
       try {

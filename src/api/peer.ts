@@ -65,6 +65,8 @@ export class Peer extends EventEmitter<PeerEvents> {
     const identity = given ?? (await loadOrCreateIdentity(resolveHome(home))).identity;
     const machine = new PeerMachine({ ...peerOpts, identity, random: cryptoRandom, logger }, Date.now());
     const driver = await UdpDriver.bind(machine, { host, port, logger });
+    // Logged once the socket is bound: a port in use fails before any "started" line.
+    logger.info({ fingerprint: identity.fingerprintHex, directory: peerOpts.directory === true }, 'peer started');
     return new Peer(identity, machine, driver, logger, summaryIntervalMs);
   }
 

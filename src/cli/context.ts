@@ -6,7 +6,7 @@
 import { pino, type Logger as PinoLogger } from 'pino';
 import { createRequire } from 'node:module';
 import { UsageError } from '../core/errors.js';
-import { resolveHome } from '../identity/home.js';
+import { checkHome, resolveHome } from '../identity/home.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -15,7 +15,8 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 export interface GlobalArgs {
   home?: string;
   json: boolean;
-  'log-level': LogLevel;
+  /** Unset: warn (one-shot commands and the chat stay quiet); `peer` defaults to info. */
+  'log-level'?: LogLevel;
   'log-file'?: string;
 }
 
@@ -41,7 +42,8 @@ export interface CliContext {
 /** Build the context of a command from its parsed arguments. */
 export function cliContext(argv: GlobalArgs, io: CliIo = processIo): CliContext {
   const home = resolveHome(argv.home);
-  const log = makeLogger(argv['log-level'], argv['log-file']);
+  checkHome(home);
+  const log = makeLogger(argv['log-level'] ?? 'warn', argv['log-file']);
   const json = argv.json;
   return {
     home,

@@ -16,7 +16,7 @@ import { verifyCommand } from './commands/verify.js';
 import { historyCommand } from './commands/history.js';
 import { deleteCommand } from './commands/delete.js';
 import { backupCommand } from './commands/backup.js';
-import { runCli, type AnyCommand } from './run.js';
+import { exitQuietlyOnEpipe, runCli, type AnyCommand } from './run.js';
 
 const commands: AnyCommand[] = [
   nodeCommand,
@@ -33,4 +33,5 @@ const commands: AnyCommand[] = [
   backupCommand,
 ];
 
+exitQuietlyOnEpipe();
 process.exitCode = await runCli(commands, hideBin(process.argv));

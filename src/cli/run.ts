@@ -1,8 +1,11 @@
 /**
  * The command-line runner: global options, strict parsing, and the one place where errors become
  * one line on stderr and an exit code. Exit codes: 0 success, 1 a PeerpostError or an unexpected
- * error, 2 a usage error (UsageError, or an option yargs refuses). A stack trace is printed only
- * with --log-level debug or trace.
+ * error, 2 a usage error (UsageError, or an option yargs refuses), 141 (128 + SIGPIPE) when the
+ * reader of stdout went away (`peerpost inbox | head -1`): the program ends quietly, as a shell
+ * tool killed by SIGPIPE would. A stack trace is printed only with --log-level debug or trace.
+ * With --json, the error is also one JSON object on stdout: {"error":{"code","message","exitCode"}}.
+ * With no arguments at all, the command list is printed (exit 0).
  */
 import { readFileSync } from 'node:fs';
 import yargs, { type Argv, type CommandModule } from 'yargs';
@@ -12,6 +15,8 @@ import { LOG_LEVELS, processIo, type CliIo, type GlobalArgs } from './context.js
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
+/** 128 + SIGPIPE: what a shell reports for a program whose output pipe closed. */
+export const EXIT_PIPE = 141;
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type AnyCommand = CommandModule<GlobalArgs, any>;
@@ -38,8 +43,7 @@ export function globalOptions(y: Argv): Argv<GlobalArgs> {
     .option('json', { type: 'boolean', default: false, describe: 'print results as one JSON object', global: true })
     .option('log-level', {
       choices: LOG_LEVELS,
-      default: 'info' as const,
-      describe: 'log level',
+      describe: 'log level (default: warn; info for `peer`)',
       requiresArg: true,
       global: true,
     })
@@ -67,12 +71,53 @@ export async function runCli(commands: readonly AnyCommand[], args: readonly str
   // yargs prints --help and --version through console.log; route that text to io.stdout.
   const restore = redirectConsoleLog(io);
   try {
+    if (args.length === 0) {
+      // `peerpost` alone: the command list, as --help shows it.
+      io.stdout.write(`${await parser.getHelp()}\n`);
+      return EXIT_OK;
+    }
     await parser.parseAsync();
     return EXIT_OK;
   } catch (e) {
-    return reportError(e, io, wantsStack(args));
+    if (isEpipe(e)) return EXIT_PIPE;
+    const code = reportError(e, io, wantsStack(args));
+    if (args.includes('--json')) writeQuietly(io.stdout, `${JSON.stringify({ error: errorJson(e), exitCode: code })}\n`);
+    return code;
   } finally {
     restore();
+  }
+}
+
+/** True for the error of a write to a pipe whose reader is gone. */
+export function isEpipe(e: unknown): boolean {
+  return (e as NodeJS.ErrnoException)?.code === 'EPIPE';
+}
+
+function writeQuietly(w: CliIo['stdout'], s: string): void {
+  try {
+    w.write(s);
+  } catch {
+    // stdout is gone; the exit code still tells.
+  }
+}
+
+/** The `error` object of --json output: a stable code and the one-line message. */
+export function errorJson(e: unknown): { code: string; message: string } {
+  const code = e instanceof PeerpostError || e instanceof UsageError ? e.code : (e as NodeJS.ErrnoException)?.code ?? (e instanceof Error && e.name === 'YError' ? 'PEERPOST_USAGE' : 'PEERPOST_UNEXPECTED');
+  const message = (e instanceof Error ? e.message : String(e)).replace(/\s*\n\s*/g, ' ').trim();
+  return { code: String(code), message };
+}
+
+/**
+ * End quietly when stdout's reader goes away: an EPIPE on stdout (or stderr) exits with EXIT_PIPE
+ * at once, without a stack trace. Installed once by main.ts.
+ */
+export function exitQuietlyOnEpipe(streams: NodeJS.WriteStream[] = [process.stdout, process.stderr]): void {
+  for (const s of streams) {
+    s.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') process.exit(EXIT_PIPE);
+      throw e;
+    });
   }
 }
 

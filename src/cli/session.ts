@@ -2,21 +2,32 @@
  * Helpers shared by the commands that run a node or a client: signals, the saved peer address,
  * waiting for events with a bound.
  */
+import { constants as osConstants } from 'node:os';
 import { PeerpostError, UsageError } from '../core/errors.js';
 import { readConfig, updateConfig } from '../identity/home.js';
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
 import { parsePeerAddress } from '../api/client.js';
 import type { Messenger, MessengerEvents } from '../api/messenger.js';
 
-/** Resolves on the first SIGINT or SIGTERM (and stops listening for them). */
+/**
+ * Resolves on the first SIGINT or SIGTERM, which starts a clean stop; a second one while stopping
+ * forces the exit at once (status 128 + the signal's number, as a shell reports a killed program).
+ */
 export function untilSignal(): { promise: Promise<void>; dispose(): void } {
   let dispose = (): void => {};
   const promise = new Promise<void>((resolve) => {
-    const on = (): void => {
-      dispose();
+    let stopping = false;
+    const on = (sig: NodeJS.Signals): void => {
+      if (stopping) {
+        process.stderr.write(`peerpost: second ${sig}: stopping now\n`);
+        process.exit(128 + (osConstants.signals[sig] ?? 15));
+      }
+      stopping = true;
       resolve();
     };
-    process.once('SIGINT', on);
-    process.once('SIGTERM', on);
+    process.on('SIGINT', on);
+    process.on('SIGTERM', on);
     dispose = () => {
       process.off('SIGINT', on);
       process.off('SIGTERM', on);
@@ -25,17 +36,22 @@ export function untilSignal(): { promise: Promise<void>; dispose(): void } {
   return { promise, dispose };
 }
 
-/** The peer to use: --peer (then saved in the home folder), else the saved one. */
+/**
+ * The peer to use: --peer, else the saved one. A --peer is not saved here: savePeer() saves it once
+ * the peer has answered, so a command that fails leaves the saved peer as it was. Host names are
+ * resolved (resolveHostPort). The config is read first, so a damaged config.json stops here.
+ */
 export async function peerFor(home: string, given: string | undefined): Promise<string> {
-  if (given !== undefined) {
-    parsePeerAddress(given, '--peer');
-    const cfg = await readConfig(home);
-    if (cfg.peer !== given) await updateConfig(home, { peer: given });
-    return given;
-  }
   const cfg = await readConfig(home);
+  if (given !== undefined) return resolveHostPort(given, '--peer');
   if (typeof cfg.peer === 'string') return cfg.peer;
-  throw new UsageError('PEERPOST_NO_PEER', 'no peer: pass --peer HOST:PORT (it is saved in the home folder for next time)');
+  throw new UsageError('PEERPOST_NO_PEER', 'no peer: pass --peer HOST:PORT (it is saved in the home folder once the peer answers)');
+}
+
+/** Save `peer` as the one to use next time (after it answered). */
+export async function savePeer(home: string, peer: string): Promise<void> {
+  const cfg = await readConfig(home);
+  if (cfg.peer !== peer) await updateConfig(home, { peer });
 }
 
 /** Wait until `pred` holds for an event of `name`, or time out with PEERPOST_TIMEOUT. */
@@ -74,10 +90,10 @@ export function waitRegistered(m: Messenger, peer: string, timeoutMs: number): P
       else resolve();
     };
     const onReg = (): void => done();
-    const onUnavail = (): void => done(new PeerpostError('PEERPOST_PEER_UNREACHABLE', `peer ${peer} does not answer`));
+    const onUnavail = (): void => done(new PeerpostError('PEERPOST_PEER_UNREACHABLE', `your own peer ${peer} does not answer (is it running, and is the address right?)`));
     const onChanged = (e: { actual: string; expected: string }): void =>
       done(new PeerpostError('PEERPOST_PEER_IDENTITY_CHANGED', `peer ${peer} now has identity ${e.actual}, not the pinned ${e.expected}; refusing to register`));
-    const timer = setTimeout(() => done(new PeerpostError('PEERPOST_PEER_UNREACHABLE', `peer ${peer} did not answer within ${Math.round(timeoutMs / 1000)} s`)), timeoutMs);
+    const timer = setTimeout(() => done(new PeerpostError('PEERPOST_PEER_UNREACHABLE', `your own peer ${peer} did not answer within ${Math.round(timeoutMs / 1000)} s`)), timeoutMs);
     m.on('registered', onReg);
     m.on('peer-unavailable', onUnavail);
     m.on('peer-identity-changed', onChanged);
@@ -88,16 +104,6 @@ export function positiveSeconds(v: unknown, name: string): number {
   const n = Number(v);
   if (!Number.isFinite(n) || n <= 0) throw new UsageError('PEERPOST_BAD_OPTION', `--${name} must be a positive number of seconds, not ${String(v)}`);
   return n * 1000;
-}
-
-/**
- * In the chat on a terminal, info-level logs on stderr would run through the conversation: unless
- * --log-level or --log-file was given, only warnings and errors are shown there.
- */
-export function quietChatLogs<T extends { 'log-level': string; 'log-file'?: string; json: boolean }>(argv: T): T {
-  const explicit = process.argv.some((a) => a === '--log-level' || a.startsWith('--log-level='));
-  if (!explicit && !argv['log-file'] && !argv.json && process.stdin.isTTY && process.stderr.isTTY) return { ...argv, 'log-level': 'warn' };
-  return argv;
 }
 
 /** --keepalive: seconds between keepalives; 0 turns them off. */
@@ -159,8 +165,36 @@ export async function withClient<T>(
   const c = await Client.start({ peer, home, logger: log, options: { registerTriesBeforeUnavailable: 3 } });
   try {
     await waitRegistered(c, peer, timeoutMs);
-    return await f(c, timeoutMs);
+    const r = await f(c, timeoutMs);
+    if (args.peer !== undefined) await savePeer(home, peer);
+    return r;
   } finally {
     await c.close();
   }
+}
+
+/**
+ * HOST:PORT with HOST a literal IP (returned as given) or a host name, resolved to its first
+ * address (IPv4 first) so that `localhost:7777` works. `[v6]:port` takes a literal IPv6 address.
+ */
+export async function resolveHostPort(s: string, what: string): Promise<string> {
+  const a = parsePeerAddress(s, what);
+  if (isIP(a.host) !== 0) return s;
+  if (!/^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(a.host)) {
+    throw new UsageError('PEERPOST_BAD_ADDRESS', `${what}: "${a.host}" is neither an IP address nor a host name`);
+  }
+  let r: { address: string; family: number };
+  try {
+    r = await lookup(a.host, { order: 'ipv4first' });
+  } catch (e) {
+    throw new UsageError('PEERPOST_BAD_ADDRESS', `${what}: cannot resolve the host name "${a.host}" (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  return r.family === 6 ? `[${r.address}]:${a.port}` : `${r.address}:${a.port}`;
+}
+
+/** FP@HOST:PORT with the host resolved like resolveHostPort(). */
+export async function resolveContactAddress(s: string, what = 'contact address'): Promise<string> {
+  const at = s.indexOf('@');
+  if (at < 0) return s;
+  return `${s.slice(0, at)}@${await resolveHostPort(s.slice(at + 1), what)}`;
 }

@@ -17,13 +17,15 @@
  *   groups.ts        groups: created, learned from messages, sent to
  *   incoming.ts      pushes: open, check, dedupe, reassemble, store, acknowledge
  *   directory.ts     DIR_LIST / DIR_JOIN
+ *   requests.ts      message requests: strangers' receipts withheld until accepted, blocked senders
  *
  * Persistence (src/client/changes.ts): what a datagram or a timeout changed is committed to the
  * ClientStore, as one batch, by the first pollTransmit() or pollEvent() after it, so a driver that
  * handles several datagrams (or user calls) before it drains commits once for all of them, and no
  * datagram (an ACK in particular) or event leaves before what it depends on is committed. Reads
- * of the history (history(), inbox()) and commit() commit first. The history (every text message sent and received) is only in the store:
- * history(), inbox() and deleteHistory() read and change it there.
+ * of the history (history(), inbox()) and commit() commit first. The history (every text message
+ * sent and received) is only in the store: history(), inbox() and deleteHistory() read and change
+ * it there.
  *
  * Timers (closed set, see deadlines(); each part's doc has the details): register
  * (REGISTER/REGISTER_PROOF retry, exponential from registerInitialMs to registerRetryMaxMs),
@@ -88,6 +90,7 @@ import { Incoming } from './incoming.js';
 import { ContactBook } from './contacts.js';
 import { GroupBook } from './groups.js';
 import { DirectoryRequests } from './directory.js';
+import { MessageRequests } from './requests.js';
 
 export { HELLO_TRIES_MAX } from './peer-links.js';
 export { DIRECTORY_REQUESTS_MAX } from './directory.js';
@@ -112,6 +115,7 @@ export class Client {
   private readonly contactBook: ContactBook;
   private readonly groupBook: GroupBook;
   private readonly directory: DirectoryRequests;
+  private readonly requests = new MessageRequests();
   private datagramsIn = 0;
   private datagramsOut = 0;
   private retentionAt: number | undefined;
@@ -132,12 +136,13 @@ export class Client {
       },
       senderMissing: (at, fp, reason) => this.incoming.senderMissing(at, fp, reason),
       recipientMissing: (m, reason) => this.outgoing.setReason(m, reason),
+      recipientFailed: (fp, reason) => this.outgoing.failMessagesTo(fp, reason),
     });
     this.outgoing = new Outgoing(ctx, this.links, this.lookups);
     this.receipts = new ReceiptBatch(ctx, this.outgoing);
     this.contactBook = new ContactBook(ctx, this.lookups, this.outgoing);
     this.groupBook = new GroupBook(ctx, this.contactBook, this.outgoing);
-    this.incoming = new Incoming(ctx, this.lookups, this.outgoing, this.receipts, this.groupBook);
+    this.incoming = new Incoming(ctx, this.lookups, this.outgoing, this.receipts, this.groupBook, this.requests);
     this.directory = new DirectoryRequests(ctx, this.links);
     for (const m of ctx.s.outbox) this.outgoing.restore(now, m);
     this.registration.start(now);
@@ -270,8 +275,41 @@ export class Client {
    */
   addContact(now: number, address: string, petname?: string, cert?: Uint8Array): ContactRecord {
     const c = this.contactBook.add(now, address, petname, cert);
+    this.releaseRequest(now, c.fingerprint);
     this.settle(now);
     return { ...c };
+  }
+
+  /**
+   * Accept a message request: add the stranger `fp` as a contact (at the peer its messages came
+   * from) and send the receipts withheld until now. Returns the new contact.
+   */
+  acceptRequest(now: number, fp: string, petname?: string): ContactRecord {
+    const known = this.ctx.s.contacts.find((c) => c.fingerprint === fp);
+    if (known) return { ...known };
+    const from = this.history({ contact: fp, dir: 'in', limit: 1 })[0];
+    if (!from?.fromPeer) throw new UsageError('PEERPOST_NO_REQUEST', `no message request from ${fp.slice(0, 12)}`);
+    return this.addContact(now, `${fp}@${from.fromPeer}`, petname);
+  }
+
+  /** Drop every further message from `fp` silently (acknowledged to our peer, counted `blocked_sender`). */
+  block(now: number, fp: string): void {
+    this.requests.block(fp);
+    this.pump(now);
+  }
+
+  unblock(now: number, fp: string): void {
+    this.requests.unblock(fp);
+    this.pump(now);
+  }
+
+  blocked(): string[] {
+    return this.requests.blocked();
+  }
+
+  private releaseRequest(now: number, fp: string): void {
+    const w = this.requests.release(fp);
+    if (w && w.ids.length > 0) this.receipts.add(now, fp, w.peer, w.ids);
   }
 
   /** Accept a contact flagged `changed`. */
@@ -385,7 +423,7 @@ export class Client {
     if (!(body instanceof Uint8Array) || body.length > VERIFY_BODY_MAX_BYTES) {
       throw new UsageError('PEERPOST_VERIFY_BODY', `verify body must be at most ${VERIFY_BODY_MAX_BYTES} bytes`);
     }
-    const t = this.contactBook.resolve(contact);
+    const t = this.contactBook.resolve(contact, true);
     this.outgoing.checkRoom(1);
     const id = this.outgoing.enqueue(now, t, ContentKind.VERIFY, encodeVerify(body));
     this.settle(now);

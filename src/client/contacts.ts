@@ -66,7 +66,12 @@ export class ContactBook {
   }
 
   /** A recipient (petname, contact fingerprint or `fp@host:port`) as fingerprint and peer. */
-  resolve(r: string): { fp: string; peer: string } {
+  /**
+   * The recipient `r` names. A contact recorded as a mismatch takes no messages, except the VERIFY
+   * messages of a live check (`forVerify`), so that the check can be run again and both sides learn
+   * each other's answer.
+   */
+  resolve(r: string, forVerify = false): { fp: string; peer: string } {
     if (typeof r !== 'string') throw new UsageError('PEERPOST_RECIPIENT', 'recipient must be a string');
     const contacts = this.ctx.s.contacts;
     let c = contacts.find((x) => x.petname === r || x.fingerprint === r);
@@ -79,7 +84,7 @@ export class ContactBook {
     }
     if (!c) throw new UsageError('PEERPOST_UNKNOWN_CONTACT', `no contact "${r}" (add it with fp@host:port)`);
     if (c.changed) throw new UsageError('PEERPOST_CONTACT_CHANGED', `contact "${c.petname}" changed identity; confirm it before sending`);
-    if (c.verification === 'mismatch') throw new UsageError('PEERPOST_CONTACT_MISMATCH', `contact "${c.petname}" failed verification`);
+    if (c.verification === 'mismatch' && !forVerify) throw new UsageError('PEERPOST_CONTACT_MISMATCH', `contact "${c.petname}" failed verification`);
     return { fp: c.fingerprint, peer: peer ?? c.peer };
   }
 

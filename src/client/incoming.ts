@@ -24,6 +24,7 @@ import type { GroupBook } from './groups.js';
 import type { CertLookups } from './lookups.js';
 import type { Outgoing } from './outgoing.js';
 import type { ReceiptBatch } from './receipts.js';
+import type { MessageRequests } from './requests.js';
 
 /** Senders remembered as not (yet) known by their peer. */
 export const UNKNOWN_SENDERS_MAX = 1024;
@@ -47,6 +48,7 @@ export class Incoming {
     private readonly outgoing: Outgoing,
     private readonly receipts: ReceiptBatch,
     private readonly groupBook: GroupBook,
+    private readonly requests: MessageRequests,
   ) {
     this.reassembler = new Reassembler(ctx.o, (reason) => ctx.drops.add(reason));
   }
@@ -66,6 +68,11 @@ export class Incoming {
     if (!r.ok) return this.reject(pushId, `open_${r.reason}`);
     const opened = r.opened;
     if (!Buffer.from(opened.id).equals(pushId)) return this.reject(pushId, 'id_mismatch', opened.fromHex);
+    if (this.requests.isBlocked(opened.fromHex)) {
+      // Blocked: gone from our peer's mailbox, nothing shown, nothing sent to the sender's peer.
+      this.ctx.drops.add('blocked_sender');
+      return this.ctx.send(this.ctx.peerAddr, { type: MsgType.ACK, ids: [pushId] });
+    }
     const certHex = this.ctx.certOf(opened.fromHex);
     if (!certHex) {
       if (this.pendingCount >= this.ctx.o.pendingVerifyMax) return void this.ctx.drops.add('pending_verify_full');
@@ -176,7 +183,7 @@ export class Incoming {
           if (!this.consume(now, opened, opened.kind, opened.body, idHex)) return this.reject(pushId, 'bad_body', from);
           this.markSeen(now, `${from}:${idHex}`);
         }
-        this.receipts.add(now, from, opened.fromPeer, [idHex]);
+        this.receipt(now, from, opened.fromPeer, [idHex]);
         break;
       }
       case ContentKind.CHUNK: {
@@ -204,16 +211,21 @@ export class Incoming {
     const t = decodeText(body);
     if (!t) return false;
     if (t.group && !t.group.members.some((m) => m.fingerprint === from)) return false;
-    const contact = this.ctx.s.contacts.find((c) => c.fingerprint === from && !c.changed);
+    const s = this.ctx.s;
+    const contact = s.contacts.find((c) => c.fingerprint === from && !c.changed);
+    // A stranger's message is a request: shown, but its group is not learned (no group appears).
+    const request = !s.contacts.some((c) => c.fingerprint === from);
+    if (request && t.group) this.ctx.drops.add('group_from_stranger');
+    const group = request ? undefined : t.group;
     this.ctx.addHistory({
       id: idHex, contact: from, dir: 'in', atMs: now, sentAtMs: opened.sentAtMs, text: t.text,
       ...(contact ? { fromName: contact.petname } : {}), fromPeer: opened.fromPeer,
-      ...(t.group ? { group: { id: t.group.id, name: t.group.name, members: t.group.members.map((m) => ({ ...m })) } } : {}),
+      ...(group ? { group: { id: group.id, name: group.name, members: group.members.map((m) => ({ ...m })) } } : {}),
     });
-    if (t.group) this.groupBook.learn(t.group);
+    if (group) this.groupBook.learn(group);
     this.ctx.emit({
       type: 'message', from, ...(contact ? { fromName: contact.petname } : {}), fromPeer: opened.fromPeer, id: idHex,
-      text: t.text, sentAt: opened.sentAtMs, ...(t.group ? { group: t.group } : {}),
+      text: t.text, sentAt: opened.sentAtMs, ...(group ? { group } : {}), ...(request ? { request: true } : {}),
     });
     return true;
   }
@@ -222,7 +234,7 @@ export class Incoming {
   private addChunk(now: number, opened: Opened, msgId: string, chunkId: string, c: ChunkIn): void {
     const from = opened.fromHex;
     const key = `${from}:${msgId}`;
-    if (this.ctx.dedupe.has(key)) return this.receipts.add(now, from, opened.fromPeer, [chunkId]);
+    if (this.ctx.dedupe.has(key)) return this.receipt(now, from, opened.fromPeer, [chunkId]);
     const r = this.reassembler.add(now, key, chunkId, c, { fromPeer: opened.fromPeer, sentAtMs: opened.sentAtMs });
     if (r.status === 'mismatch') return void this.ctx.drops.add('chunk_mismatch');
     if (r.status !== 'complete') return;
@@ -230,7 +242,13 @@ export class Incoming {
     const whole = { ...opened, sentAtMs: m.sentAtMs, fromPeer: m.fromPeer };
     if (!this.consume(now, whole, m.innerKind, m.body, msgId)) return void this.ctx.drops.add('bad_chunked_body');
     this.markSeen(now, key);
-    this.receipts.add(now, from, m.fromPeer, m.chunkIds);
+    this.receipt(now, from, m.fromPeer, m.chunkIds);
+  }
+
+  /** Receipts go to contacts; a stranger's wait until the stranger is accepted (requests.ts). */
+  private receipt(now: number, from: string, fromPeer: string, ids: string[]): void {
+    if (this.ctx.s.contacts.some((c) => c.fingerprint === from)) this.receipts.add(now, from, fromPeer, ids);
+    else this.requests.withhold(from, fromPeer, ids);
   }
 
   private markSeen(now: number, key: string): void {

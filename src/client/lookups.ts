@@ -9,7 +9,11 @@
  * fresh cookie after BAD_COOKIE); after certLookupTriesMax tries without an answer, another ERROR
  * (NOT_FOUND, BAD_CERT, ...) or a certificate that fails the checks, the lookup gives up (waiting
  * pushes and messages are told why) and, while a message or a contact still needs the
- * certificate, starts over after certRetryMs.
+ * certificate, starts over after certRetryMs. A contact waiting for the certificate is told why
+ * (`contact-cert` with ok false and the reason). When the answer says the certificate can never
+ * come (certificate-not-found, fingerprint-mismatch, bad-certificate) for longer than
+ * unknownSenderGraceMs since the first such answer, the messages waiting for it fail with that
+ * reason instead of waiting for messageTtlMs (bound: one timestamp per running lookup).
  */
 import { MsgType, WireError } from '../protocol/constants.js';
 import { checkCertificate, fingerprintOf } from '../identity/certificate.js';
@@ -26,7 +30,12 @@ interface Lookup {
   deadline: number;
   /** Pushes from this fingerprint wait for its certificate. */
   forIncoming: boolean;
+  /** When the peer first answered that this certificate cannot come (not found, mismatch, bad). */
+  hopelessSince?: number;
 }
+
+/** Reasons that no retry will change. */
+const HOPELESS = new Set(['certificate-not-found', 'fingerprint-mismatch', 'bad-certificate']);
 
 /** What the rest of the client does with the outcome of a lookup. */
 export interface LookupHooks {
@@ -36,6 +45,8 @@ export interface LookupHooks {
   senderMissing(now: number, fp: string, reason: string): void;
   /** The lookup for the recipient of `m` gave up with `reason` while `m` waited for it. */
   recipientMissing(m: OutboxMessage, reason: string): void;
+  /** The certificate of `fp` cannot come (`reason`): fail the messages waiting for it. */
+  recipientFailed(fp: string, reason: string): void;
 }
 
 export class CertLookups {
@@ -93,7 +104,7 @@ export class CertLookups {
       const reason = actual !== fp ? 'fingerprint-mismatch' : `bad-certificate-${check.ok ? '' : check.reason}`;
       this.ctx.emit({ type: 'contact-cert', fingerprint: fp, ok: false, reason });
       this.ctx.drops.add('cert_mismatch');
-      this.gaveUp(now, l, reason);
+      this.gaveUp(now, l, reason, true);
       return;
     }
     this.lookups.delete(fp);
@@ -121,12 +132,19 @@ export class CertLookups {
   }
 
   /** The lookup got no certificate: tell the waiting pushes and messages, try again later. */
-  private gaveUp(now: number, l: Lookup, reason: string): void {
+  private gaveUp(now: number, l: Lookup, reason: string, told = false): void {
     if (l.forIncoming) this.hooks.senderMissing(now, l.fp, reason);
     l.forIncoming = false;
     const s = this.ctx.s;
-    const waiting = s.outbox.filter((m) => m.to === l.fp && m.body !== undefined && (m.state === 'queued' || m.state === 'held'));
     const contact = s.contacts.some((c) => c.fingerprint === l.fp && !c.cert);
+    if (contact && !told) this.ctx.emit({ type: 'contact-cert', fingerprint: l.fp, ok: false, reason });
+    if (HOPELESS.has(reason)) {
+      l.hopelessSince ??= now;
+      if (now - l.hopelessSince >= this.ctx.o.unknownSenderGraceMs) this.hooks.recipientFailed(l.fp, reason);
+    } else {
+      delete l.hopelessSince;
+    }
+    const waiting = s.outbox.filter((m) => m.to === l.fp && m.body !== undefined && (m.state === 'queued' || m.state === 'held'));
     if (waiting.length === 0 && !contact) {
       this.lookups.delete(l.fp);
       return;

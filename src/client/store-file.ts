@@ -11,6 +11,7 @@
  */
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { PeerpostError } from '../core/errors.js';
 import { snapshotProblem, type ClientSnapshot, type ClientStore, type HistoryDeletion, type HistoryEntry, type HistoryQuery, type InboxEntry, type StoreBatch } from './store.js';
 import { MemoryClientStore } from './store-memory.js';
@@ -105,8 +106,9 @@ export class FileClientStore implements ClientStore {
 
   private save(snapshot: ClientSnapshot): void {
     mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
-    const tmp = `${this.path}.tmp-${process.pid}`;
-    const fd = openSync(tmp, 'w', 0o600);
+    // A random name created exclusively (O_EXCL): a symlink planted at the name is never followed.
+    const tmp = `${this.path}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
+    const fd = openSync(tmp, 'wx', 0o600);
     try {
       writeSync(fd, JSON.stringify(snapshot));
       fsyncSync(fd);

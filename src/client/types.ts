@@ -100,6 +100,8 @@ export type ClientEvent =
       text: string;
       sentAt: number;
       group?: GroupInfo;
+      /** The sender is not a contact: a message request (its receipt waits for acceptRequest). */
+      request?: boolean;
     }
   | { type: 'delivery'; id: string; to: string; state: DeliveryState; reason?: string }
   | { type: 'contact-changed'; petname: string; fingerprint: string; previous: string }

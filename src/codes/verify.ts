@@ -8,6 +8,9 @@
  *   responder -> initiator  NONCE  [2, sessionId, nR(32)]
  *   initiator -> responder  OPEN   [3, sessionId, nI(32)]
  *   code = 6 digits of SHA-256("peerpost/1 verify-code" || nI || nR || fpI || fpR)
+ *   either  -> other         ANSWER [4, sessionId, 1 if the user said the codes match, else 0]
+ * Each side sends its user's ANSWER, so the check is two-sided: a "no" on either side is a
+ * mismatch on both (a side that said yes first learns the other's no and records a mismatch).
  * The initiator is bound to nI before it sees nR, and the responder sends nR before it sees nI, so
  * a man in the middle running one session with each side cannot steer the two codes to be equal:
  * each attempt succeeds with probability 1e-6, and a failed one shows different codes.
@@ -19,7 +22,7 @@ import type { Random } from '../core/types.js';
 import { cborDecodeChecked, cborEncode } from '../protocol/cbor.js';
 import { FINGERPRINT_BYTES } from '../protocol/constants.js';
 
-export const VerifyKind = { COMMIT: 1, NONCE: 2, OPEN: 3 } as const;
+export const VerifyKind = { COMMIT: 1, NONCE: 2, OPEN: 3, ANSWER: 4 } as const;
 export type VerifyKind = (typeof VerifyKind)[keyof typeof VerifyKind];
 
 export const VERIFY_SESSION_ID_BYTES = 16;
@@ -32,7 +35,8 @@ export const LABEL_VERIFY_CODE = 'peerpost/1 verify-code';
 export type VerifyMessage =
   | { kind: typeof VerifyKind.COMMIT; sessionId: Uint8Array; commit: Uint8Array }
   | { kind: typeof VerifyKind.NONCE; sessionId: Uint8Array; nonce: Uint8Array }
-  | { kind: typeof VerifyKind.OPEN; sessionId: Uint8Array; nonce: Uint8Array };
+  | { kind: typeof VerifyKind.OPEN; sessionId: Uint8Array; nonce: Uint8Array }
+  | { kind: typeof VerifyKind.ANSWER; sessionId: Uint8Array; match: boolean };
 
 export type VerifyDecodeReason = 'bad_cbor' | 'bad_shape' | 'unknown_kind';
 
@@ -49,6 +53,10 @@ const CODE_LABEL = Buffer.from(LABEL_VERIFY_CODE, 'ascii');
 const CODE_MODULUS = 10n ** BigInt(VERIFY_CODE_DIGITS);
 
 export function encodeVerifyMessage(m: VerifyMessage): Uint8Array {
+  if (m.kind === VerifyKind.ANSWER) {
+    if (m.sessionId.length !== VERIFY_SESSION_ID_BYTES || typeof m.match !== 'boolean') throw new RangeError('verify answer of the wrong shape');
+    return cborEncode([m.kind, m.sessionId, m.match ? 1 : 0]);
+  }
   const value = m.kind === VerifyKind.COMMIT ? m.commit : m.nonce;
   const want = m.kind === VerifyKind.COMMIT ? VERIFY_COMMIT_BYTES : VERIFY_NONCE_BYTES;
   if (m.sessionId.length !== VERIFY_SESSION_ID_BYTES || value.length !== want) throw new RangeError('verify message field of the wrong length');
@@ -64,6 +72,10 @@ export function decodeVerifyMessage(bytes: Uint8Array): { ok: true; msg: VerifyM
   const [kind, sessionId, value] = d.value as unknown[];
   if (typeof kind !== 'number') return { ok: false, reason: 'bad_shape' };
   if (!(sessionId instanceof Uint8Array) || sessionId.length !== VERIFY_SESSION_ID_BYTES) return { ok: false, reason: 'bad_shape' };
+  if (kind === VerifyKind.ANSWER) {
+    if (value !== 0 && value !== 1) return { ok: false, reason: 'bad_shape' };
+    return { ok: true, msg: { kind, sessionId: new Uint8Array(sessionId), match: value === 1 } };
+  }
   if (!(value instanceof Uint8Array) || value.length !== 32) return { ok: false, reason: 'bad_shape' };
   const sid = new Uint8Array(sessionId);
   const v = new Uint8Array(value);
@@ -89,7 +101,7 @@ export function verifyCode(initiatorNonce: Uint8Array, responderNonce: Uint8Arra
   return (h.readBigUInt64BE(0) % CODE_MODULUS).toString().padStart(VERIFY_CODE_DIGITS, '0');
 }
 
-export type VerifyReceive = { ok: true; reply?: Uint8Array; code?: string } | { ok: false; reason: VerifyRefusal };
+export type VerifyReceive = { ok: true; reply?: Uint8Array; code?: string; answer?: boolean } | { ok: false; reason: VerifyRefusal };
 
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b);
@@ -103,6 +115,8 @@ export class VerifySession {
   private theirCommit: Uint8Array | undefined;
   private shown: string | undefined;
   private why: VerifyRefusal | 'codes_differ' | undefined;
+  private mine: boolean | undefined;
+  private theirs: boolean | undefined;
   /** Bodies accepted so far (at most two), to tell a duplicate from an attack. */
   private readonly accepted: Uint8Array[] = [];
 
@@ -129,6 +143,14 @@ export class VerifySession {
   }
   get sessionId(): Uint8Array | undefined {
     return this.sid;
+  }
+  /** What this side's user answered (confirm()), if they did. */
+  get myAnswer(): boolean | undefined {
+    return this.mine;
+  }
+  /** What the other side's user answered (their ANSWER), if it arrived. */
+  get theirAnswer(): boolean | undefined {
+    return this.theirs;
   }
   /** Why the session failed, if it did. */
   get failure(): VerifyRefusal | 'codes_differ' | undefined {
@@ -166,6 +188,8 @@ export class VerifySession {
 
   /** Take a body from the other side. Never throws. */
   receive(body: Uint8Array): VerifyReceive {
+    const answer = body instanceof Uint8Array ? decodeVerifyMessage(body) : undefined;
+    if (answer?.ok && answer.msg.kind === VerifyKind.ANSWER) return this.receiveAnswer(answer.msg.sessionId, answer.msg.match);
     if (this.st === 'failed') return { ok: false, reason: 'session_failed' };
     if (this.accepted.some((a) => body instanceof Uint8Array && equalBytes(a, body))) return { ok: false, reason: 'replayed' };
     if (this.st === 'confirmed') return { ok: false, reason: 'finished' };
@@ -198,10 +222,35 @@ export class VerifySession {
     return { ok: true, code: this.shown };
   }
 
-  /** Record what the users said after comparing codes: equal (confirmed) or different (failed). */
-  confirm(codesMatch: boolean): void {
+  /**
+   * The other side's ANSWER: accepted once the codes are shown (state compare, or after this side's
+   * own answer). It does not fail the session (the codes were shown); the caller records the pair
+   * as a mismatch when either answer is no.
+   */
+  private receiveAnswer(sid: Uint8Array, match: boolean): VerifyReceive {
+    const shown = this.st === 'compare' || this.st === 'confirmed' || (this.st === 'failed' && this.why === 'codes_differ');
+    if (!shown) return this.st === 'failed' ? { ok: false, reason: 'session_failed' } : this.fail('out_of_order');
+    if (!this.sid || !equalBytes(this.sid, sid)) return { ok: false, reason: 'wrong_session' };
+    if (this.theirs !== undefined) return { ok: false, reason: this.theirs === match ? 'replayed' : 'finished' };
+    this.theirs = match;
+    return { ok: true, answer: match };
+  }
+
+  /**
+   * Record what this side's user said after comparing codes: equal (confirmed) or different
+   * (failed). Returns the ANSWER body to send to the other side.
+   */
+  confirm(codesMatch: boolean): Uint8Array {
     if (this.st !== 'compare') throw new PeerpostError('PEERPOST_VERIFY_STATE', `nothing to confirm in state ${this.st}`);
+    this.mine = codesMatch;
     if (codesMatch) this.st = 'confirmed';
     else this.fail('codes_differ');
+    return encodeVerifyMessage({ kind: VerifyKind.ANSWER, sessionId: this.sid!, match: codesMatch });
+  }
+
+  /** Both answers combined: 'mismatch' when either side said no, 'verified' when this side said yes and the other did not say no. */
+  get outcome(): 'verified' | 'mismatch' | undefined {
+    if (this.mine === false || this.theirs === false) return 'mismatch';
+    return this.mine === true ? 'verified' : undefined;
   }
 }

@@ -2,9 +2,14 @@
  * The home folder of a node: where its identity (cert.pem, key.pem) and its settings
  * (config.json) live. Resolution order: an explicit option, then $PEERPOST_HOME, then
  * $XDG_CONFIG_HOME/peerpost, then ~/.config/peerpost. The folder is created with mode 0700.
- * Every file is written atomically: a temporary file in the same folder, fsync, then rename.
+ * Every file is written atomically: a temporary file in the same folder (a random name, created
+ * with O_EXCL, so a symlink planted there is never followed), fsync, then rename.
+ *
+ * A folder that exists is used only when it is this user's and nobody else can write to it
+ * (checkHome): otherwise another local user could plant a contact marked verified, or a symlink.
  */
 import { randomBytes } from 'node:crypto';
+import { statSync } from 'node:fs';
 import { link, mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -34,7 +39,7 @@ export function resolveHome(opt?: string, env: NodeJS.ProcessEnv = process.env):
   return resolve(base, 'peerpost');
 }
 
-/** Create the home folder (mode 0700) if needed; refuse a path that is not a folder. */
+/** Create the home folder (mode 0700) if needed; refuse a path that is not a folder, or one that is not safe (checkHome). */
 export async function ensureHome(home: string): Promise<void> {
   try {
     await mkdir(home, { recursive: true, mode: HOME_DIR_MODE });
@@ -42,6 +47,32 @@ export async function ensureHome(home: string): Promise<void> {
     if (!st.isDirectory()) throw Object.assign(new Error('not a folder'), { code: 'ENOTDIR' });
   } catch (e) {
     throw homeError(home, e);
+  }
+  checkHome(home);
+}
+
+/**
+ * Refuse an existing home folder that another user owns or that group or others may write to
+ * (PEERPOST_HOME_UNSAFE, saying how to fix it). A folder that does not exist yet passes (it is
+ * created with mode 0700). `uid` defaults to this process's; on a system without uids nothing is checked.
+ */
+export function checkHome(home: string, uid: number | undefined = process.getuid?.()): void {
+  let st;
+  try {
+    st = statSync(home);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw homeError(home, e);
+  }
+  if (!st.isDirectory()) throw homeError(home, Object.assign(new Error('not a folder'), { code: 'ENOTDIR' }));
+  if (uid === undefined) return;
+  if (st.uid !== uid) {
+    throw new PeerpostError('PEERPOST_HOME_UNSAFE',
+      `refusing the home folder ${home}: it belongs to another user (uid ${st.uid}; you are uid ${uid}), who could change your contacts; use a folder of your own with --home DIR or PEERPOST_HOME`);
+  }
+  if ((st.mode & 0o022) !== 0) {
+    throw new PeerpostError('PEERPOST_HOME_UNSAFE',
+      `refusing the home folder ${home}: other users can write to it (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}); fix it with: chmod go-w ${home}`);
   }
 }
 

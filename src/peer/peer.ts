@@ -245,7 +245,6 @@ export class Peer {
     this.challengeBytes = encode({
       type: MsgType.CHALLENGE, cookie: new Uint8Array(20), peerCert: this.identity.cert, sig: new Uint8Array(64),
     }).length;
-    this.log.info({ fingerprint: this.identity.fingerprintHex, directory: o.directory }, 'peer started');
   }
 
   // -------------------------------------------------------------------------------------------

@@ -275,8 +275,15 @@ class Scenario {
     const others = this.clients.filter((x) => x !== c);
     for (const o of topo.sample(others, topo.int(2, 6))) {
       const cert = topo.chance(0.4) ? o.identity.cert : undefined;
-      this.net.call<Client>(c.ep, (m) => m.addContact(this.net.now, `${o.fp}@${o.home.key}`, o.name, cert));
-      c.contacts.push(o.idx);
+      if (!c.contacts.includes(o.idx)) {
+        this.net.call<Client>(c.ep, (m) => m.addContact(this.net.now, `${o.fp}@${o.home.key}`, o.name, cert));
+        c.contacts.push(o.idx);
+      }
+      // Contacts are mutual: a client withholds receipts from strangers until it accepts them.
+      if (!o.contacts.includes(c.idx)) {
+        this.net.call<Client>(o.ep, (m) => m.addContact(this.net.now, `${c.fp}@${c.home.key}`, c.name));
+        o.contacts.push(c.idx);
+      }
     }
     this.ghosts.forEach((g, k) => {
       if (!topo.chance(0.2)) return;

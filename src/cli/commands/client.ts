@@ -3,7 +3,7 @@ import type { CommandModule } from 'yargs';
 import { Client } from '../../api/client.js';
 import { cliContext, type GlobalArgs } from '../context.js';
 import { runChat } from '../chat.js';
-import { peerFor, portOption, clientTuning, untilSignal, quietChatLogs, RETAIN_DAYS_OPTION } from '../session.js';
+import { peerFor, portOption, clientTuning, untilSignal, savePeer, RETAIN_DAYS_OPTION } from '../session.js';
 
 interface Args extends GlobalArgs {
   peer?: string;
@@ -24,19 +24,26 @@ export const clientCommand: CommandModule<GlobalArgs, Args> = {
       .option('keepalive', { type: 'number', describe: 'seconds between keepalives (default 25; 0 turns them off)', requiresArg: true })
       .option('retain-days', RETAIN_DAYS_OPTION) as never,
   handler: async (argv) => {
-    const ctx = cliContext(quietChatLogs(argv));
+    const ctx = cliContext(argv);
     const peer = await peerFor(ctx.home, argv.peer);
     const tuning = clientTuning(argv);
     const sig = untilSignal();
-    const client = await Client.start({
-      peer, home: ctx.home, host: argv.host, port: portOption(argv.port), logger: ctx.log,
-      options: tuning,
-    });
     try {
-      await runChat(client, { io: ctx.io, json: ctx.json, title: `peerpost client of ${peer}` }, sig.promise);
+      const client = await Client.start({
+        peer, home: ctx.home, host: argv.host, port: portOption(argv.port), logger: ctx.log,
+        options: tuning,
+      });
+      // A --peer is saved once it answered (a peer that never answers is not kept for next time).
+      const onRegistered = (): void => void savePeer(ctx.home, peer).catch((e: Error) => ctx.note(`peerpost: could not save the peer: ${e.message}`));
+      if (argv.peer !== undefined) client.once('registered', onRegistered);
+      try {
+        await runChat(client, { io: ctx.io, json: ctx.json, title: `peerpost client of ${peer}`, home: ctx.home }, sig.promise);
+      } finally {
+        client.off('registered', onRegistered);
+        await client.close();
+      }
     } finally {
       sig.dispose();
-      await client.close();
     }
   },
 };

@@ -6,7 +6,9 @@ import { openStore } from '../../store/index.js';
 import { findContact, withReadStore } from '../read-store.js';
 import { PeerpostError, UsageError } from '../../core/errors.js';
 import { cliContext, table, type GlobalArgs } from '../context.js';
-import { oneShotOptions, waitFor, withClient, type OneShotArgs } from '../session.js';
+import { oneShotOptions, resolveContactAddress, waitFor, withClient, type OneShotArgs } from '../session.js';
+import { progress } from '../progress.js';
+import { explainReason } from '../format.js';
 
 function flags(c: ContactRecord): string {
   if (c.changed) return 'CHANGED: confirm or remove';
@@ -26,16 +28,30 @@ const add: CommandModule<GlobalArgs, AddArgs> = {
   handler: async (argv) => {
     const ctx = cliContext(argv);
     parseContactAddress(argv.address);
+    const address = await resolveContactAddress(argv.address);
     if (argv.name !== undefined) checkPetname(argv.name);
     const r = await withClient(ctx.home, argv, ctx.log, async (c, timeoutMs) => {
-      const rec = c.addContact(argv.address, argv.name);
+      const before = c.contacts().find((x) => x.petname === (argv.name ?? '') || `${x.fingerprint}@${x.peer}` === address);
+      const rec = c.addContact(address, argv.name);
       if (rec.cert) return rec;
-      const got = await waitFor(c, 'contact-cert', (e) => e.fingerprint === rec.fingerprint, timeoutMs, `the certificate of ${rec.petname} from ${rec.peer}`);
-      if (!got.ok) {
-        c.removeContact(rec.petname);
-        throw new PeerpostError('PEERPOST_CONTACT_CERT', `cannot add ${rec.petname}: ${got.reason ?? 'certificate not available'} (at ${rec.peer})`);
+      // A failed add saves nothing: the contact is removed again whatever the failure.
+      const undo = (): void => {
+        if (!before) c.removeContact(rec.petname);
+      };
+      const p = progress(ctx, `fetching the certificate of ${rec.petname} from ${rec.peer}`, timeoutMs);
+      try {
+        const got = await waitFor(c, 'contact-cert', (e) => e.fingerprint === rec.fingerprint, timeoutMs,
+          `the certificate of ${rec.petname} from ${rec.peer} (their peer does not answer, or drops our requests)`);
+        if (!got.ok) {
+          throw new PeerpostError('PEERPOST_CONTACT_CERT', `cannot add ${rec.petname}: ${explainReason(got.reason ?? 'certificate-unreachable')} (at ${rec.peer})`);
+        }
+        return c.contacts().find((x) => x.fingerprint === rec.fingerprint)!;
+      } catch (e) {
+        undo();
+        throw e;
+      } finally {
+        p.done();
       }
-      return c.contacts().find((x) => x.fingerprint === rec.fingerprint)!;
     });
     const out = { petname: r.petname, fingerprint: r.fingerprint, peer: r.peer, verification: r.verification, changed: r.changed };
     ctx.result(out, [`added ${r.petname}: ${r.fingerprint}@${r.peer} (certificate checked)${r.changed ? ' WARNING: this name had another identity before' : ''}`]);

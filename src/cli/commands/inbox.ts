@@ -4,16 +4,20 @@ import { readConfig, updateConfig } from '../../identity/home.js';
 import type { InboxEntry } from '../../client/index.js';
 import { cliContext, type GlobalArgs } from '../context.js';
 import { oneShotOptions, withClient, type OneShotArgs } from '../session.js';
+import { safeLines, safeText } from '../safe-text.js';
+import { isoLocal, lateMark, localTime } from '../format.js';
 
 interface Args extends GlobalArgs, OneShotArgs {
   all: boolean;
   quiet: number;
 }
 
-function line(m: InboxEntry): string {
-  const t = new Date(m.sentAtMs).toISOString().replace('T', ' ').slice(0, 19);
-  const group = m.group ? ` [${m.group.name}]` : '';
-  return `${t} ${m.fromName ?? m.from.slice(0, 12)}${group}: ${m.text}`;
+/** One message as text: local time (with the date when not today), network text made safe. */
+export function inboxLine(m: InboxEntry, isContact: boolean, nowMs: number): string {
+  const t = localTime(m.sentAtMs, nowMs);
+  const group = m.group ? ` [${safeText(m.group.name)}]` : '';
+  const from = isContact && m.fromName ? safeText(m.fromName) : `REQUEST from ?${m.from.slice(0, 12)}`;
+  return `${t} ${from}${group}${lateMark(m.sentAtMs, m.receivedAtMs, nowMs)}: ${safeLines(m.text, '    ')}`;
 }
 
 export const inboxCommand: CommandModule<GlobalArgs, Args> = {
@@ -26,6 +30,7 @@ export const inboxCommand: CommandModule<GlobalArgs, Args> = {
   handler: async (argv) => {
     const ctx = cliContext(argv);
     const quietMs = Math.max(0.2, Number(argv.quiet) || 1.5) * 1000;
+    let contacts = new Set<string>();
     const list = await withClient(ctx.home, argv, ctx.log, (c, timeoutMs) =>
       new Promise<InboxEntry[]>((resolve) => {
         const stopAt = Date.now() + timeoutMs;
@@ -33,6 +38,7 @@ export const inboxCommand: CommandModule<GlobalArgs, Args> = {
         const done = (): void => {
           c.off('message', onMessage);
           clearTimeout(quiet);
+          contacts = new Set(c.contacts().map((x) => x.fingerprint));
           resolve(c.inbox());
         };
         const arm = (): void => {
@@ -51,10 +57,14 @@ export const inboxCommand: CommandModule<GlobalArgs, Args> = {
     if (list.length) await updateConfig(ctx.home, { inboxShownUpToMs: Math.max(shownUpTo, ...list.map((m) => m.receivedAtMs)) });
     if (ctx.json) {
       for (const m of show) {
-        ctx.io.stdout.write(`${JSON.stringify({ from: m.from, fromName: m.fromName, fromPeer: m.fromPeer, text: m.text, id: m.id, sentAt: m.sentAtMs, receivedAt: m.receivedAtMs, ...(m.group ? { group: m.group } : {}) })}\n`);
+        ctx.io.stdout.write(`${JSON.stringify({
+          from: m.from, fromName: m.fromName, fromPeer: m.fromPeer, text: m.text, id: m.id, sentAt: m.sentAtMs, receivedAt: m.receivedAtMs,
+          sentAtIso: isoLocal(m.sentAtMs), receivedAtIso: isoLocal(m.receivedAtMs), ...(m.group ? { group: m.group } : {}), ...(contacts.has(m.from) ? {} : { request: true }),
+        })}\n`);
       }
     } else {
-      for (const m of show) ctx.io.stdout.write(`${line(m)}\n`);
+      const now = Date.now();
+      for (const m of show) ctx.io.stdout.write(`${inboxLine(m, contacts.has(m.from), now)}\n`);
       ctx.note(`${show.length} ${argv.all ? '' : 'new '}message${show.length === 1 ? '' : 's'}`);
     }
   },

@@ -1,10 +1,10 @@
 /** `peerpost node`: a peer and a client on one UDP socket, with the interactive chat. */
 import type { CommandModule } from 'yargs';
 import { Node } from '../../api/node.js';
-import { updateConfig } from '../../identity/home.js';
+import { readConfig, updateConfig } from '../../identity/home.js';
 import { cliContext, type GlobalArgs } from '../context.js';
 import { runChat } from '../chat.js';
-import { portOption, clientTuning, untilSignal, quietChatLogs, RETAIN_DAYS_OPTION } from '../session.js';
+import { portOption, clientTuning, untilSignal, RETAIN_DAYS_OPTION } from '../session.js';
 
 interface Args extends GlobalArgs {
   host: string;
@@ -27,22 +27,27 @@ export const nodeCommand: CommandModule<GlobalArgs, Args> = {
       .option('keepalive', { type: 'number', describe: 'seconds between keepalives (default 25; 0 turns them off)', requiresArg: true })
       .option('retain-days', RETAIN_DAYS_OPTION) as never,
   handler: async (argv) => {
-    const ctx = cliContext(quietChatLogs(argv));
+    const ctx = cliContext(argv);
     const port = portOption(argv.port);
     const tuning = clientTuning(argv);
+    // A damaged config.json stops here, before the port and the home folder's lock are taken.
+    await readConfig(ctx.home);
     const sig = untilSignal();
-    const node = await Node.start({
-      host: argv.host, port, advertise: argv.advertise, home: ctx.home, logger: ctx.log,
-      peerOptions: { directory: argv.directory },
-      clientOptions: tuning,
-    });
-    // A node is its own peer: `id` and one-shot commands use this address.
-    await updateConfig(ctx.home, { peer: node.address.slice(node.fingerprint.length + 1) });
     try {
-      await runChat(node, { io: ctx.io, json: ctx.json, title: `peerpost node on ${node.boundAddress}` }, sig.promise);
+      const node = await Node.start({
+        host: argv.host, port, advertise: argv.advertise, home: ctx.home, logger: ctx.log,
+        peerOptions: { directory: argv.directory },
+        clientOptions: tuning,
+      });
+      try {
+        // A node is its own peer: `id` and one-shot commands use this address.
+        await updateConfig(ctx.home, { peer: node.address.slice(node.fingerprint.length + 1) });
+        await runChat(node, { io: ctx.io, json: ctx.json, title: `peerpost node on ${node.boundAddress}`, home: ctx.home }, sig.promise);
+      } finally {
+        await node.close();
+      }
     } finally {
       sig.dispose();
-      await node.close();
     }
   },
 };
