@@ -45,7 +45,7 @@ t.test('a new store: WAL, schema version, small state and outbox round-trip by k
     contacts: [['bob', contact('bob', FP('b'))], ['eve', contact('eve', FP('e'))]],
     certs: [[FP('d'), '3082']],
     outbox: [[out.id, out]],
-    dedupe: [[`${FP('b')}:${ID(1)}`, 10]],
+    dedupe: [[`${FP('b')}:${ID(1)}`, { atMs: 10, sentAtMs: 8 }]],
   });
   s.commit({ ...emptyBatch(), contacts: [['eve', undefined], ['bob', { ...contact('bob', FP('b')), verification: 'verified' }]] });
   s.close();
@@ -56,7 +56,7 @@ t.test('a new store: WAL, schema version, small state and outbox round-trip by k
   t.same(snap.contacts.map((c) => [c.petname, c.verification]), [['bob', 'verified']]);
   t.same(snap.certs, { [FP('d')]: '3082' });
   t.same(snap.outbox, [out]);
-  t.same(snap.dedupe, [{ key: `${FP('b')}:${ID(1)}`, atMs: 10 }]);
+  t.same(snap.dedupe, [{ key: `${FP('b')}:${ID(1)}`, atMs: 10, sentAtMs: 8 }]);
   again.close();
 });
 
