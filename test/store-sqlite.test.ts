@@ -248,3 +248,20 @@ t.test('the peer stays RAM-only: a peer writes no store, and the store has only 
   t.same(tables, ['certs', 'chat_groups', 'contacts', 'dedupe', 'messages', 'meta', 'outbox', 'store_info']);
   s.close();
 });
+
+t.test('a database of schema version 1 is migrated to the current version, keeping its rows', async (t) => {
+  const h = home();
+  openStore(h).close();
+  // Make it what version 1 was: no sending time in the dedupe entries.
+  const db = new Database(storePath(h));
+  db.exec('ALTER TABLE dedupe DROP COLUMN sent_at_ms');
+  db.pragma('user_version = 1');
+  db.prepare('INSERT INTO dedupe (key, at_ms) VALUES (?, ?)').run(`${FP('b')}:${ID(1)}`, 10);
+  db.close();
+  const s = openStore(h);
+  t.equal(s.db.pragma('user_version', { simple: true }), SCHEMA_VERSION, 'migrated');
+  t.same(s.load()!.dedupe, [{ key: `${FP('b')}:${ID(1)}`, atMs: 10 }], 'the old row kept');
+  s.commit({ ...emptyBatch(), dedupe: [[`${FP('b')}:${ID(2)}`, { atMs: 11, sentAtMs: 9 }]] });
+  t.same(s.load()!.dedupe.at(-1), { key: `${FP('b')}:${ID(2)}`, atMs: 11, sentAtMs: 9 }, 'the new column is used');
+  s.close();
+});
