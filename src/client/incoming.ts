@@ -125,7 +125,7 @@ export class Incoming {
         this.ctx.dirty = true;
       }
     }
-    this.receipts.add(now, from, opened.fromPeer, [hex(opened.id)]);
+    this.receipt(now, from, opened.fromPeer, [hex(opened.id)]);
     this.ctx.sendToPeer({ type: MsgType.ACK, ids: [pushId] });
     this.certificateKnown(now, from);
   }
