@@ -18,6 +18,9 @@
  *               over UDP to a peer in a child process with 1,000,000 clients in its registry, at
  *               40,000/s (one per client per 25 s), a quarter asking for an answer: the peer's
  *               CPU as a share of one core
+ *   store       the client's persistence cost per message with 100 / 10,000 / 100,000 messages
+ *               stored, JSON file against SQLite; one node's burst of 1,000 messages to another
+ *               with 100,000 stored in each (scripts/bench/store.ts). `--store-only` runs just this.
  * See docs/BENCHMARKS.md for the method and the figures.
  */
 import { fork, type ChildProcess } from 'node:child_process';
@@ -36,10 +39,12 @@ import { registerInProcess } from './bench/register-inproc.js';
 import { relayInProcess } from './bench/relay-inproc.js';
 import { BASELINE_COMMIT, prepareBaseline, type Baseline } from './bench/baseline.js';
 import { keepaliveOverUdp, type KeepaliveResult } from './bench/keepalive.js';
+import { burst, persistenceCost, type BurstResult, type PersistencePoint } from './bench/store.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
+const storeOnly = args.includes('--store-only');
 const outAt = args.indexOf('--out');
 const outFile = outAt >= 0 ? args[outAt + 1] : './bench-results.json';
 if (!outFile) throw new Error('--out needs a file name');
@@ -224,8 +229,40 @@ function memory(): Promise<MemoryResult> {
   });
 }
 
+/** The client's store: persistence cost by size, JSON against SQLite, and the end-to-end burst. */
+async function store(): Promise<StoreResults> {
+  log('client persistence per message (JSON file rewritten whole vs SQLite)');
+  const persistence = persistenceCost(quick ? [100, 10_000] : [100, 10_000, 100_000], quick ? 50 : 200, log);
+  log('end-to-end burst between two nodes on loopback');
+  const stored = quick ? 10_000 : 100_000;
+  const burstEmpty = await burst(0, 1000, log);
+  const burstStored = await burst(stored, 1000, log);
+  return { persistence, burstEmpty, burstStored };
+}
+
+type StoreResults = { persistence: PersistencePoint[]; burstEmpty: BurstResult; burstStored: BurstResult };
+
+function storeRows(r: StoreResults): Array<[string, string, string]> {
+  const rows: Array<[string, string, string]> = [];
+  for (const p of r.persistence) {
+    rows.push([`client persistence per message, ${p.stored.toLocaleString('en')} stored`, `JSON ${p.jsonUsPerMessage} us, SQLite ${p.sqliteUsPerMessage} us`, 'flat in size']);
+  }
+  for (const b of [r.burstEmpty, r.burstStored]) {
+    rows.push([`burst of ${b.messages} node to node, ${b.stored.toLocaleString('en')} stored`, `${b.shownPerS} msg/s shown, ${b.deliveredPerS} msg/s delivered`, b.stored ? '>= 500 msg/s' : '']);
+    rows.push([`  sender CPU per message (peer + client, one process)`, `${b.senderCpuUsPerMessage} us; ${b.senderCommits} commits for ${b.messages} messages`, '']);
+  }
+  return rows;
+}
+
 async function main(): Promise<void> {
   const started = performance.now();
+  if (storeOnly) {
+    const r = await store();
+    writeFileSync(outFile!, JSON.stringify({ quick, store: r }, null, 2));
+    printRows(storeRows(r));
+    log(`results written to ${outFile}`);
+    return;
+  }
   const machine = { cpus: cpus().length, model: cpus()[0]?.model, node: process.version, loadavgAtStart: loadavg().map((x) => Math.round(x * 100) / 100) };
   log(`peerpost bench${quick ? ' (quick)' : ''}: ${machine.cpus} cores, node ${machine.node}, load average ${machine.loadavgAtStart.join(' ')}`);
   const certs = await loadCerts(P.regCerts, 2, log);
@@ -277,6 +314,7 @@ async function main(): Promise<void> {
   log(`  ${JSON.stringify(keepalive)}`);
   const kd = keepalive.drops;
   if (kd.bad_session_tag || kd.session_replay || kd.path_probe || kd.not_in_session) throw new Error(`the peer refused keepalives: ${JSON.stringify(kd)}`);
+  const storeResults = await store();
   const results = {
     quick,
     machine: { ...machine, loadavgAtEnd: loadavg().map((x) => Math.round(x * 100) / 100) },
@@ -284,6 +322,7 @@ async function main(): Promise<void> {
     registration: { breakdownUs: breakdown, inProcess, ...reg },
     memory: mem,
     keepalive,
+    store: storeResults,
     runtimeS: Math.round((performance.now() - started) / 1000),
   };
   writeFileSync(outFile!, JSON.stringify(results, null, 2));
@@ -299,6 +338,7 @@ type Results = {
   keepalive: KeepaliveResult;
   registration: { first: RegistrationRun; again: RegistrationRun; inProcess: { firstPerS: number; againPerS: number }; serverCpuPct: { first: number; again: number } };
   memory: MemoryResult;
+  store: StoreResults;
   machine: { cpus: number; loadavgAtStart: number[]; loadavgAtEnd: number[] };
   runtimeS: number;
 };
@@ -357,12 +397,17 @@ function printTable(r: Results): void {
   const share = Math.round((k.peerUsPerKeepalive * k.offeredPerS) / 1e4);
   rows.push([`keepalives over UDP, ${k.clients.toLocaleString('en')} clients`, `peer ${k.peerUsPerKeepalive} us each: ${share}% of a core at ${k.offeredPerS.toLocaleString('en')}/s`, '<= 50%']);
   rows.push([`  over the window`, `peer CPU ${k.peerCpuPct}%, ${k.received} of ${k.sent} received, ${k.answers} of ${k.askedForAnswer} asked answered`, '']);
+  rows.push(...storeRows(r.store));
+  printRows(rows);
+  console.log(`\nload average ${r.machine.loadavgAtStart.join(' ')} at start, ${r.machine.loadavgAtEnd.join(' ')} at end; ${r.runtimeS} s`);
+}
+
+function printRows(rows: Array<[string, string, string]>): void {
   const w0 = Math.max(...rows.map((x) => x[0].length));
   const w1 = Math.max(...rows.map((x) => x[1].length));
   console.log(`\n${'measure'.padEnd(w0)} | ${'result'.padEnd(w1)} | target`);
   console.log(`${'-'.repeat(w0)}-|-${'-'.repeat(w1)}-|-------`);
   for (const [a, b, c] of rows) console.log(`${a.padEnd(w0)} | ${b.padEnd(w1)} | ${c}`);
-  console.log(`\nload average ${r.machine.loadavgAtStart.join(' ')} at start, ${r.machine.loadavgAtEnd.join(' ')} at end; ${r.runtimeS} s`);
 }
 
 await main();

@@ -4,7 +4,7 @@
  */
 import t, { type Test } from 'tap';
 import { Peer } from '../src/peer/index.js';
-import { CLIENT_DEFAULTS, Client, MemoryClientStore, type ClientEvent, type ClientOptions } from '../src/client/index.js';
+import { CLIENT_DEFAULTS, Client, MemoryClientStore, RETENTION_INTERVAL_MS, emptyBatch, type ClientEvent, type ClientOptions } from '../src/client/index.js';
 import { randomBytes } from 'node:crypto';
 import { Identity, fingerprintFromHex, generateIdentity } from '../src/identity/certificate.js';
 import { seal } from '../src/crypto/seal.js';
@@ -140,7 +140,8 @@ t.test('two clients on two peers exchange messages both ways', async (t) => {
   const m = messages(w.events.a)[0]!;
   t.match(m, { from: ids.b.fingerprintHex, fromName: 'bob', fromPeer: '10.0.0.2:7000', text: 'hi alice' });
   t.equal(w.b().inbox().length, 5, 'inbox persisted');
-  t.equal(w.storeB.load()!.inbox.length, 5, 'inbox in the store');
+  t.equal(w.storeB.history({ dir: 'in', limit: 100 }).length, 5, 'received messages in the store');
+  t.same(w.storeA.history({ dir: 'out', limit: 100 }).map((e) => [e.text, e.state]), [...sent.values()].map((x) => [x, 'delivered']), 'sent messages in the history, delivered');
   const states = w.events.a.filter((e) => e.type === 'delivery' && e.id === [...sent.keys()][0]).map((e) => (e as { state: string }).state);
   t.same(states.at(-1), 'delivered', 'delivery events end in delivered');
 });
@@ -637,6 +638,7 @@ t.test('VERIFY bodies reach the contact as a verify event, once', async (t) => {
   t.same([...(v[0] as { body: Uint8Array }).body], [...body]);
   t.equal(messages(w.events.b).length, 0, 'not shown as a text message');
   w.b().setVerification(w.net.now, 'alice', 'verified');
+  w.net.flushAll(); // what a driver does after a user call: the change is committed then
   t.equal(w.storeB.load()!.contacts[0]!.verification, 'verified', 'verification state persisted');
   t.throws(() => w.a().sendVerify(w.net.now, 'bob', new Uint8Array(513)), { code: 'PEERPOST_VERIFY_BODY' });
 });
@@ -646,9 +648,7 @@ t.test('a window larger than the peer allows: a refused message goes again as so
   // A holds no capability of B's here (so the per-address bound applies): it forgets the one it got.
   const w = world('slots', { delayMs: 5, jitterMs: 2 }, { unackedPerRecipientMax: 40 });
   connect(w, t);
-  const snap = w.storeA.load()!;
-  delete snap.caps;
-  w.storeA.save(snap);
+  w.storeA.commit({ ...emptyBatch(), meta: [['caps', undefined]] });
   w.net.replace(A, w.newClient('a'));
   const sent = new Map<string, string>();
   for (let i = 0; i < 100; i++) {
@@ -662,6 +662,89 @@ t.test('a window larger than the peer allows: a refused message goes again as so
   t.ok(refused > 0, `the peer refused ${refused} DELIVERs for too many unacknowledged messages`);
   const took = w.net.now - started;
   t.ok(took < CLIENT_DEFAULTS.busyBackoffInitialMs, `100 messages in ${took} ms of virtual time, less than one busy backoff (${CLIENT_DEFAULTS.busyBackoffInitialMs} ms)`);
+});
+
+/**
+ * Bob's client behind a driver that has not drained yet (`held`), then drains: what it handled
+ * meanwhile is committed once, and nothing (no ACK, no event) leaves before that commit.
+ */
+class HeldDriver {
+  held = true;
+  constructor(readonly c: Client) {}
+  handle(now: number, from: Addr, data: Uint8Array): void {
+    this.c.handle(now, from, data);
+  }
+  pollTransmit() {
+    return this.held ? undefined : this.c.pollTransmit();
+  }
+  pollEvent() {
+    return this.held ? undefined : this.c.pollEvent();
+  }
+  pollTimeout() {
+    return this.c.pollTimeout();
+  }
+  handleTimeout(now: number): void {
+    this.c.handleTimeout(now);
+  }
+}
+
+t.test('pushes handled together are committed once, before any ACK leaves; a refused commit keeps the ACKs', async (t) => {
+  const w = world('batch');
+  connect(w, t);
+  w.net.run(5000); // what connecting put on the wire (CARDs and their ACKs) arrives first
+  const acks: number[] = [];
+  let pushes = 0;
+  w.net.onDeliver = (d) => {
+    const r = decode(d.data);
+    const type = r.ok ? (r.msg.type === MsgType.SESSION ? r.msg.inner.type : r.msg.type) : -1;
+    if (d.from.host === B.host && d.from.port === B.port && type === MsgType.ACK) acks.push(w.net.now);
+    if (d.to.host === B.host && d.to.port === B.port && type === MsgType.PUSH) pushes++;
+  };
+  let refuse = true;
+  const commit = w.storeB.commit.bind(w.storeB);
+  w.storeB.commit = (b) => {
+    if (refuse) throw new Error('disk full');
+    commit(b);
+  };
+  const bob = new HeldDriver(w.b());
+  w.net.replace(B, bob as never);
+  const sent = new Map<string, string>();
+  for (let i = 0; i < 5; i++) sent.set(w.a().send(w.net.now, ['bob'], `batched ${i}`)[0]!, `batched ${i}`);
+  const inBefore = w.storeB.historyCount('in');
+  const commitsBefore = w.storeB.commits;
+  t.ok(w.net.runUntil(() => pushes >= 5, 60_000), 'five pushes handled');
+  t.equal(w.storeB.commits, commitsBefore, 'nothing committed while the driver has not drained');
+  t.equal(acks.length, 0, 'no ACK left');
+  bob.held = false;
+  t.throws(() => bob.pollTransmit(), /disk full/, 'the refused commit reaches the driver');
+  t.equal(acks.length, 0, 'still no ACK after the refused commit');
+  t.equal(w.storeB.historyCount('in'), inBefore, 'nothing in the history');
+  refuse = false;
+  w.net.flushAll();
+  t.equal(w.storeB.commits, commitsBefore + 1, 'one commit for the five pushes');
+  t.equal(w.storeB.historyCount('in'), inBefore + 5, 'all five in the history');
+  t.ok(w.net.runUntil(() => allDelivered(w.a(), [...sent.keys()]), 120_000), 'delivered');
+  t.ok(acks.length >= 5, 'the ACKs left after the commit');
+});
+
+
+t.test('historyRetainMs: history older than that is deleted, at start and then every RETENTION_INTERVAL_MS', async (t) => {
+  const dayMs = 24 * 3600_000;
+  const w = world('retain', {}, { historyRetainMs: dayMs });
+  connect(w, t);
+  const [id] = w.a().send(w.net.now, ['bob'], 'old news');
+  t.ok(w.net.runUntil(() => allDelivered(w.a(), [id!]), 60_000), 'delivered');
+  t.equal(w.storeB.historyCount('in'), 1);
+  t.equal(w.storeA.historyCount('out'), 1);
+  t.ok(w.b().deadlines().retention! <= w.net.now + RETENTION_INTERVAL_MS, 'the retention timer is armed');
+  w.net.run(dayMs - 2 * RETENTION_INTERVAL_MS);
+  t.equal(w.storeB.historyCount('in'), 1, 'kept while younger than a day');
+  w.net.run(3 * RETENTION_INTERVAL_MS);
+  t.equal(w.storeB.historyCount('in'), 0, 'deleted once older than a day');
+  t.equal(w.storeA.historyCount('out'), 0);
+  const [id2] = w.a().send(w.net.now, ['bob'], 'fresh');
+  t.ok(w.net.runUntil(() => allDelivered(w.a(), [id2!]), 60_000));
+  t.same(w.b().history({ limit: 5 }).map((e) => e.text), ['fresh'], 'new messages are kept');
 });
 
 t.test('keepalives: every interval 80 to 100% of keepaliveIntervalMs (below a 30 s NAT timeout), every 4th asks for an answer', async (t) => {

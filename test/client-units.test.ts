@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, writeFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  RttEstimator, RTO_INITIAL_MS, RTO_MAX_MS, RTO_MIN_MS, parseContactAddress, checkPetname, MemoryClientStore, FileClientStore,
+  RttEstimator, RTO_INITIAL_MS, RTO_MAX_MS, RTO_MIN_MS, parseContactAddress, checkPetname, MemoryClientStore, FileClientStore, emptyBatch,
   emptySnapshot, encodeText, decodeText, encodeReceipt, decodeReceipt, encodeChunk, decodeChunk, encodeVerify, decodeVerify,
   splitBody, ContentKind, CHUNK_DATA_MAX_BYTES, RECEIPT_IDS_MAX, TEXT_MAX_BYTES, CHUNK_COUNT_MAX,
 } from '../src/client/index.js';
@@ -88,32 +88,30 @@ t.test('contact addresses are parsed strictly', async (t) => {
 t.test('memory store keeps a copy, not the live object', async (t) => {
   const s = new MemoryClientStore();
   t.equal(s.load(), undefined);
-  const snap = emptySnapshot();
-  s.save(snap);
-  snap.contacts.push({ petname: 'x', fingerprint: 'a'.repeat(64), peer: '1.2.3.4:5', verification: 'unverified', changed: false, addedAtMs: 0 });
-  t.equal(s.load()!.contacts.length, 0);
-  t.equal(s.saves, 1);
+  const c = { petname: 'x', fingerprint: 'a'.repeat(64), peer: '1.2.3.4:5', verification: 'unverified' as const, changed: false, addedAtMs: 0 };
+  s.commit({ ...emptyBatch(), contacts: [['x', c]] });
+  c.petname = 'changed';
+  t.equal(s.load()!.contacts[0]!.petname, 'x');
+  t.equal(s.commits, 1);
 });
 
-t.test('file store: atomic save, clear error on a broken file, the good file kept', async (t) => {
+t.test('file store: atomic rewrite, clear error on a broken file, the good file kept', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'peerpost-client-'));
   const path = join(dir, 'sub', 'client.json');
   const s = new FileClientStore(path);
   t.equal(s.load(), undefined, 'nothing yet');
-  const snap = emptySnapshot();
-  snap.peerFingerprint = 'b'.repeat(64);
-  s.save(snap);
-  t.same(s.load(), snap);
+  s.commit({ ...emptyBatch(), meta: [['peerFingerprint', 'b'.repeat(64)]] });
+  t.equal(s.load()!.peerFingerprint, 'b'.repeat(64));
   t.same(readdirSync(join(dir, 'sub')), ['client.json'], 'no temporary file left');
+  t.equal(new FileClientStore(path).load()!.peerFingerprint, 'b'.repeat(64), 'read back from the file');
+  const good = readFileSync(path, 'utf8');
   writeFileSync(path, '{"version":1,"contacts":[');
-  t.throws(() => s.load(), { code: 'PEERPOST_CLIENT_STATE_BROKEN', message: new RegExp(path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')) });
+  t.throws(() => new FileClientStore(path), { code: 'PEERPOST_CLIENT_STATE_BROKEN', message: new RegExp(path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')) });
   t.equal(readFileSync(path, 'utf8'), '{"version":1,"contacts":[', 'the broken file is left untouched');
-  writeFileSync(path, JSON.stringify({ ...snap, version: 9 }));
-  t.throws(() => s.load(), { code: 'PEERPOST_CLIENT_STATE_BROKEN', message: /unknown version/ });
-  writeFileSync(path, JSON.stringify({ ...snap, outbox: {} }));
-  t.throws(() => s.load(), { code: 'PEERPOST_CLIENT_STATE_BROKEN', message: /outbox/ });
-  s.save(snap);
-  t.same(s.load(), snap, 'a save replaces it');
+  writeFileSync(path, JSON.stringify({ ...JSON.parse(good), version: 9 }));
+  t.throws(() => new FileClientStore(path), { code: 'PEERPOST_CLIENT_STATE_BROKEN', message: /unknown version/ });
+  writeFileSync(path, JSON.stringify({ ...JSON.parse(good), outbox: {} }));
+  t.throws(() => new FileClientStore(path), { code: 'PEERPOST_CLIENT_STATE_BROKEN', message: /outbox/ });
 });
 
 /** Echoes every datagram back after `delayMs`, with a timer of its own. */

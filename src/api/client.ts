@@ -1,6 +1,6 @@
 /**
  * The embedding Client: a client of a peer elsewhere, on its own UDP socket, with its identity and
- * its state (contacts, outbox, inbox) in a home folder.
+ * its state (contacts, outbox, history) in a home folder (src/store/: client.db).
  *
  *   const alice = await Client.start({ peer: '127.0.0.1:7777', home: '/tmp/alice' });
  *   alice.on('message', (m) => console.log(m.fromName ?? m.from, m.text));
@@ -9,8 +9,7 @@
  *   alice.on('delivery', (d) => console.log(d.id, d.state));
  *   await alice.close();
  */
-import { join } from 'node:path';
-import { Client as ClientMachine, FileClientStore, type ClientEvent, type ClientOptions } from '../client/index.js';
+import { Client as ClientMachine, type ClientEvent, type ClientOptions } from '../client/index.js';
 import { UdpDriver } from '../net/udp-driver.js';
 import { parseAddr, silentLogger, type Logger } from '../core/types.js';
 import { UsageError } from '../core/errors.js';
@@ -18,15 +17,14 @@ import { loadOrCreateIdentity, resolveHome } from '../identity/store.js';
 import { EventedMachine, cryptoRandom } from './host.js';
 import { lockHome } from './home-lock.js';
 import { Messenger } from './messenger.js';
-
-export const CLIENT_STATE_FILE_NAME = 'client-state.json';
+import { openHomeStore, storeRelease } from './home-store.js';
 
 export type ClientTuning = Omit<ClientOptions, 'identity' | 'peer' | 'store' | 'random' | 'logger'>;
 
 export interface ClientStartOptions {
   /** Our own peer, `host:port` (literal IP). */
   peer: string;
-  /** Home folder: identity, contacts, outbox, inbox. Default $PEERPOST_HOME or ~/.config/peerpost. */
+  /** Home folder: identity, contacts, outbox, history. Default $PEERPOST_HOME or ~/.config/peerpost. */
   home?: string;
   /** Local bind address; default 0.0.0.0 (:: when the peer is IPv6). */
   host?: string;
@@ -49,18 +47,20 @@ export class Client extends Messenger {
     const home = resolveHome(opts.home);
     const { identity } = await loadOrCreateIdentity(home);
     const lock = lockHome(home);
+    const logger = opts.logger ?? silentLogger;
+    let store: ReturnType<typeof openHomeStore> | undefined;
     try {
-      const logger = opts.logger ?? silentLogger;
-      const store = new FileClientStore(join(home, CLIENT_STATE_FILE_NAME));
+      store = openHomeStore(home);
       const machine = new ClientMachine({ ...opts.options, identity, peer, store, random: cryptoRandom, logger }, Date.now());
       let self: Client | undefined;
       const evented = new EventedMachine<ClientEvent>(machine, (e) => self?.dispatchEvent(e));
       const host = opts.host ?? (peer.host.includes(':') ? '::' : '0.0.0.0');
       const driver = await UdpDriver.bind(evented, { host, port: opts.port ?? 0, logger });
-      self = new Client(identity, machine, evented, driver, lock, Date.now);
+      self = new Client(identity, machine, evented, driver, storeRelease(lock, store, machine, logger), Date.now);
       evented.schedule();
       return self;
     } catch (e) {
+      store?.close();
       lock.release();
       throw e;
     }

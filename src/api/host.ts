@@ -1,7 +1,7 @@
 /**
  * The I/O host shared by the embedding classes: it owns one UdpDriver for a sans-I/O machine,
- * takes the machine's events out after every step, and hands them to a callback on the next
- * microtask (so listeners never run inside the machine).
+ * takes the machine's events out after every step, and hands them to a callback in the next
+ * turn of the event loop (so listeners never run inside the machine).
  */
 import { randomBytes } from 'node:crypto';
 import type { Random } from '../core/types.js';
@@ -38,7 +38,9 @@ export class EventedMachine<E> implements DatagramMachine {
   schedule(): void {
     if (this.scheduled) return;
     this.scheduled = true;
-    queueMicrotask(() => {
+    // After the datagrams of this turn were handled (the driver handles a whole read before it
+    // drains), so that the client's commit before its first event covers all of them.
+    setImmediate(() => {
       this.scheduled = false;
       for (let e = this.inner.pollEvent(); e; e = this.inner.pollEvent()) this.onEvent(e);
     });

@@ -20,7 +20,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { networkInterfaces } from 'node:os';
-import type { Client as ClientMachine, ClientEvent, ContactRecord, DeliveryState, InboxEntry } from '../client/index.js';
+import type { Client as ClientMachine, ClientEvent, ContactRecord, DeliveryState, HistoryEntry, InboxEntry } from '../client/index.js';
 import type { GroupInfo } from '../client/content.js';
 import { identityCodeAsync } from '../codes/identity-code.js';
 import { formatSafetyNumber, safetyNumber } from '../codes/safety-number.js';
@@ -105,10 +105,21 @@ export class Messenger extends EventEmitter<MessengerEvents> {
     queueMicrotask(() => (this.emit as (t: string, v: unknown) => boolean)(type, rest));
   }
 
-  /** @internal Let the driver send what a user call queued, and collect events. */
+  private wakeQueued = false;
+
+  /**
+   * @internal Let the driver send what user calls queued, and collect events: once, in a
+   * microtask after the current synchronous code, so that a burst of calls (a loop of send())
+   * is committed to the store in one transaction before its datagrams leave.
+   */
   protected wake(): void {
     this.evented.schedule();
-    this.driver.wake();
+    if (this.wakeQueued) return;
+    this.wakeQueued = true;
+    queueMicrotask(() => {
+      this.wakeQueued = false;
+      this.driver.wake();
+    });
   }
 
   private call<T>(f: (now: number) => T): T {
@@ -192,6 +203,28 @@ export class Messenger extends EventEmitter<MessengerEvents> {
     return this.machine.inbox();
   }
 
+  /**
+   * Messages sent and received, with one contact (petname, fingerprint or fp@host:port) or with
+   * everyone: the newest `limit` (default HISTORY_LIMIT_DEFAULT), oldest first; `before` a message
+   * id pages back; `search` keeps the messages whose text has those words.
+   */
+  history(contact?: string, opts: HistoryOptions = {}): HistoryEntry[] {
+    const limit = opts.limit ?? HISTORY_LIMIT_DEFAULT;
+    if (!Number.isInteger(limit) || limit < 1) throw new UsageError('PEERPOST_BAD_LIMIT', 'limit must be an integer >= 1');
+    return this.machine.history({
+      limit,
+      ...(contact !== undefined ? { contact: this.resolveFingerprint(contact) } : {}),
+      ...(opts.before !== undefined ? { beforeId: checkMessageId(opts.before) } : {}),
+      ...(opts.search !== undefined ? { search: opts.search } : {}),
+    });
+  }
+
+  /** Delete a contact's messages, or one message by id, from the history; returns how many. */
+  deleteHistory(what: { contact: string } | { id: string }): number {
+    if ('contact' in what) return this.machine.deleteHistory({ contact: this.resolveFingerprint(what.contact) });
+    return this.machine.deleteHistory({ id: checkMessageId(what.id) });
+  }
+
   outbox(): ReturnType<ClientMachine['outbox']> {
     return this.machine.outbox();
   }
@@ -261,8 +294,25 @@ export class Messenger extends EventEmitter<MessengerEvents> {
   /** @internal */
   protected async shutdown(): Promise<void> {
     if (this.netTimer) clearInterval(this.netTimer);
+    this.driver.wake(); // what the last calls queued goes out before the socket closes
     await this.driver.close();
   }
+}
+
+export interface HistoryOptions {
+  limit?: number;
+  /** A message id: only messages before it. */
+  before?: string;
+  search?: string;
+}
+
+/** Messages history() returns when no limit is given. */
+export const HISTORY_LIMIT_DEFAULT = 50;
+
+/** A message id is 32 lowercase hex digits. */
+export function checkMessageId(id: string): string {
+  if (typeof id !== 'string' || !/^[0-9a-f]{32}$/.test(id)) throw new UsageError('PEERPOST_BAD_MESSAGE_ID', `a message id is 32 lowercase hex digits, not "${String(id).slice(0, 40)}"`);
+  return id;
 }
 
 /** How often the local addresses are compared with the last ones seen. */

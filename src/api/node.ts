@@ -7,8 +7,7 @@
  *   console.log(node.address);           // give this to your contacts
  *   node.on('message', (m) => ...);
  */
-import { join } from 'node:path';
-import { Client as ClientMachine, FileClientStore, type ClientEvent } from '../client/index.js';
+import { Client as ClientMachine, type ClientEvent } from '../client/index.js';
 import { Peer as PeerMachine, type PeerOptions, type PeerStats } from '../peer/index.js';
 import { NodeMachine } from '../node/node-machine.js';
 import { UdpDriver } from '../net/udp-driver.js';
@@ -18,7 +17,8 @@ import { loadOrCreateIdentity, resolveHome } from '../identity/store.js';
 import { EventedMachine, cryptoRandom } from './host.js';
 import { lockHome } from './home-lock.js';
 import { Messenger } from './messenger.js';
-import { CLIENT_STATE_FILE_NAME, parsePeerAddress, type ClientTuning } from './client.js';
+import { parsePeerAddress, type ClientTuning } from './client.js';
+import { openHomeStore, storeRelease } from './home-store.js';
 import { SUMMARY_INTERVAL_MS_DEFAULT, logPeerSummary } from './peer.js';
 
 export interface NodeStartOptions {
@@ -50,8 +50,10 @@ export class Node extends Messenger {
     const home = resolveHome(opts.home);
     const { identity } = await loadOrCreateIdentity(home);
     const lock = lockHome(home);
+    const logger = opts.logger ?? silentLogger;
+    let store: ReturnType<typeof openHomeStore> | undefined;
     try {
-      const logger = opts.logger ?? silentLogger;
+      store = openHomeStore(home);
       const peer = new PeerMachine({ ...opts.peerOptions, identity, random: cryptoRandom, logger: logger }, Date.now());
       let self: Node | undefined;
       // The real port is known only after binding, so the client machine is made after the bind.
@@ -75,7 +77,6 @@ export class Node extends Messenger {
       const bound = driver.address();
       logger.info({ fingerprint: identity.fingerprintHex, directory: opts.peerOptions?.directory === true }, 'peer started');
       const selfAddr = opts.advertise ? parsePeerAddress(opts.advertise, '--advertise') : bound;
-      const store = new FileClientStore(join(home, CLIENT_STATE_FILE_NAME));
       let client: ClientMachine;
       try {
         client = new ClientMachine({ ...opts.clientOptions, identity, peer: selfAddr, store, random: cryptoRandom, logger }, Date.now());
@@ -84,7 +85,7 @@ export class Node extends Messenger {
         throw e;
       }
       nodeMachine = new NodeMachine(peer, client, selfAddr);
-      self = new Node(identity, client, evented, driver, lock, Date.now);
+      self = new Node(identity, client, evented, driver, storeRelease(lock, store, client, logger), Date.now);
       self.peerMachine = peer;
       self.log = logger;
       const every = opts.summaryIntervalMs ?? SUMMARY_INTERVAL_MS_DEFAULT;
@@ -97,6 +98,7 @@ export class Node extends Messenger {
       evented.schedule();
       return self;
     } catch (e) {
+      store?.close();
       lock.release();
       throw e;
     }

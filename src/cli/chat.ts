@@ -5,6 +5,8 @@
  * given before the node is ready are kept and run once it is); with --json every event is printed
  * as one JSON object per line instead of text.
  *
+ * Commands: see HELP (/history and /search read the message store, src/cli/chat-history.ts); a
+ * line without a leading slash goes to the current recipient (/to).
  * Everything from the network (message text, names, group names, directory entries) goes through
  * safeText()/safeLines() before a terminal sees it; --json keeps the exact text. A message from a
  * stranger (not a contact) is a request: shown with the sender's 6-digit code, answered with
@@ -20,12 +22,15 @@ import type { CliIo } from './context.js';
 import { ChatInput } from './chat-input.js';
 import { colourWanted, deliveryLabel, isoLocal, lateMark, localTime, palette } from './format.js';
 import { safeLines, safeText } from './safe-text.js';
+import { historyCommand, searchCommand, showRecent, type HistoryView } from './chat-history.js';
 
 export const HELP = [
   '/add FP@HOST:PORT [name]     add a contact (its certificate is fetched and checked)',
   '/contacts                    list contacts with their verification state',
   '/to NAME                     send the lines you type to NAME (a contact or group; remembered)',
   '/msg NAME TEXT               send one message to a contact or a group',
+  '/history [N]                 the last N messages (default 20) with the current recipient',
+  '/search TEXT                 messages with these words (with the current recipient, else all)',
   '/requests                    list message requests (messages from people who are not contacts)',
   '/accept ID [name]            accept a request: add the sender as a contact (ID: its first hex digits)',
   '/block ID | /unblock ID      drop every message from a sender silently, or stop doing so',
@@ -107,6 +112,8 @@ export async function runChat(m: Messenger, opts: ChatOptions, stop: Promise<voi
     else if (text !== undefined) say(text);
   };
 
+  const view: HistoryView = { say, event: (type, data) => event(type, data, undefined), json: opts.json, nameOf };
+
   const complete = (line: string): [string[], string] => {
     const parts = line.split(' ');
     if (parts.length === 1) {
@@ -122,9 +129,10 @@ export async function runChat(m: Messenger, opts: ChatOptions, stop: Promise<voi
     return [[], line];
   };
 
-  const saveConfig = (patch: Record<string, unknown>): void => {
-    if (!opts.home) return;
-    updateConfig(opts.home, patch).catch((e: Error) => say(`error: could not save ${Object.keys(patch).join(', ')}: ${e.message}`));
+  /** Save to config.json; resolves once written (or the failure said). */
+  const saveConfig = (patch: Record<string, unknown>): Promise<void> => {
+    if (!opts.home) return Promise.resolve();
+    return updateConfig(opts.home, patch).then(() => undefined, (e: Error) => say(`error: could not save ${Object.keys(patch).join(', ')}: ${e.message}`));
   };
 
   /** A request's fingerprint from the first hex digits (at least 4) or the whole fingerprint; else undefined. */
@@ -236,7 +244,7 @@ export async function runChat(m: Messenger, opts: ChatOptions, stop: Promise<voi
     target = name;
     unread.delete(name);
     input.rl.setPrompt(prompt());
-    saveConfig({ chatTo: name });
+    void saveConfig({ chatTo: name });
   };
 
   const commands: Record<string, (args: string[], rest: string) => Promise<boolean | void> | boolean | void> = {
@@ -275,28 +283,32 @@ export async function runChat(m: Messenger, opts: ChatOptions, stop: Promise<voi
       if (!fp) return void say(a[0] ? `no message request matches "${safeText(a[0])}"; /requests lists them` : 'usage: /accept ID [name]');
       accept(fp, a[1]);
     },
-    block: (a) => {
+    block: async (a) => {
       if (!a[0]) return void say('usage: /block ID');
       const fp = requestFp(a[0]) ?? m.contacts().find((c) => c.petname === a[0])?.fingerprint;
       if (!fp) return void say(`no message request or contact matches "${safeText(a[0])}"`);
       m.block(fp);
       requests.delete(fp);
-      saveConfig({ blocked: m.blocked() });
+      // 'blocked' once the block is saved for next time.
+      await saveConfig({ blocked: m.blocked() });
       event('blocked', { fingerprint: fp }, `blocked ${fp.slice(0, 12)}: their messages are dropped silently (/unblock ${fp.slice(0, 12)} to undo)`);
     },
-    unblock: (a) => {
+    unblock: async (a) => {
       const r = (a[0] ?? '').replace(/^\?/, '');
       const fp = m.blocked().find((x) => r.length >= 4 && x.startsWith(r));
       if (!fp) return void say(a[0] ? `"${safeText(a[0])}" is not blocked` : 'usage: /unblock ID');
       m.unblock(fp);
-      saveConfig({ blocked: m.blocked() });
+      await saveConfig({ blocked: m.blocked() });
       event('unblocked', { fingerprint: fp }, `unblocked ${fp.slice(0, 12)}`);
     },
     to: (a) => {
       if (!a[0]) return void say('usage: /to NAME');
       setTarget(recipient(a[0]));
       say(`talking to ${safeText(target!)}`);
+      showRecent(m, view, target);
     },
+    history: (a) => historyCommand(m, view, target, a[0]),
+    search: (_a, rest) => searchCommand(m, view, target, rest),
     msg: (a, rest) => {
       const name = a[0];
       const text = rest.slice((name ?? '').length).trim();
@@ -375,6 +387,7 @@ export async function runChat(m: Messenger, opts: ChatOptions, stop: Promise<voi
   const code = await identityCodeAsync(m.identity.fingerprint);
   event('ready', { address: m.address, fingerprint: m.fingerprint, code, ...(target ? { to: target } : {}) },
     `${opts.title}\nyour address  ${m.address}\nyour code     ${code}${target ? `\ntalking to    ${safeText(target)}` : ''}\ntype /help for commands (Tab completes)`);
+  showRecent(m, view, target);
   ready = true;
   input.rl.setPrompt(prompt());
   if (interactive) input.rl.prompt();

@@ -13,6 +13,9 @@ import { inboxCommand } from './commands/inbox.js';
 import { contactsCommand } from './commands/contacts.js';
 import { codeCommand } from './commands/code.js';
 import { verifyCommand } from './commands/verify.js';
+import { historyCommand } from './commands/history.js';
+import { deleteCommand } from './commands/delete.js';
+import { backupCommand } from './commands/backup.js';
 import { exitQuietlyOnEpipe, runCli, type AnyCommand } from './run.js';
 
 const commands: AnyCommand[] = [
@@ -25,6 +28,9 @@ const commands: AnyCommand[] = [
   contactsCommand,
   codeCommand,
   verifyCommand,
+  historyCommand,
+  deleteCommand,
+  backupCommand,
 ];
 
 exitQuietlyOnEpipe();

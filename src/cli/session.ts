@@ -114,6 +114,23 @@ export function keepaliveOption(v: unknown): number | undefined {
   return n * 1000;
 }
 
+/** --retain-days N: history older than N days is deleted (ms; undefined keeps it forever). */
+export function retainOption(v: unknown): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError('PEERPOST_BAD_OPTION', `--retain-days must be a whole number of days >= 1, not ${String(v)}`);
+  return n * 24 * 3600_000;
+}
+
+/** The client options of --keepalive and --retain-days. */
+export function clientTuning(argv: { keepalive?: number; 'retain-days'?: number }): { keepaliveIntervalMs?: number; historyRetainMs?: number } {
+  const keepaliveIntervalMs = keepaliveOption(argv.keepalive);
+  const historyRetainMs = retainOption(argv['retain-days']);
+  return { ...(keepaliveIntervalMs !== undefined ? { keepaliveIntervalMs } : {}), ...(historyRetainMs !== undefined ? { historyRetainMs } : {}) };
+}
+
+export const RETAIN_DAYS_OPTION = { type: 'number', describe: 'delete history older than N days (default: keep it until deleted)', requiresArg: true } as const;
+
 export function portOption(v: unknown): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError('PEERPOST_BAD_PORT', `--port must be an integer from 0 to 65535, not ${String(v)}`);

@@ -19,9 +19,13 @@
  *   directory.ts     DIR_LIST / DIR_JOIN
  *   requests.ts      message requests: strangers' receipts withheld until accepted, blocked senders
  *
- * Persistence: every call that changes the persisted state saves the whole snapshot through the
- * ClientStore before it returns, so before any datagram it queued (an ACK in particular) can be
- * taken with pollTransmit.
+ * Persistence (src/client/changes.ts): what a datagram or a timeout changed is committed to the
+ * ClientStore, as one batch, by the first pollTransmit() or pollEvent() after it, so a driver that
+ * handles several datagrams (or user calls) before it drains commits once for all of them, and no
+ * datagram (an ACK in particular) or event leaves before what it depends on is committed. Reads
+ * of the history (history(), inbox()) and commit() commit first. The history (every text message
+ * sent and received) is only in the store: history(), inbox() and deleteHistory() read and change
+ * it there.
  *
  * Timers (closed set, see deadlines(); each part's doc has the details): register
  * (REGISTER/REGISTER_PROOF retry, exponential from registerInitialMs to registerRetryMaxMs),
@@ -39,7 +43,8 @@
  *   unackedPerRecipientMax (8)    parts in flight per recipient not yet acked by it; others wait `queued`
  *                                 (a quarter of the peer's unackedPerSenderMax, which counts this
  *                                 client's receipts to that recipient too)
- *   inboxMessagesMax (1000)       received messages kept; the oldest is dropped
+ *   inboxMessagesMax (1000)       received messages inbox() returns (the newest); the history keeps all
+ *   historyRetainMs (0: forever)  history older than this is deleted at start and every RETENTION_INTERVAL_MS
  *   dedupeEntriesMax (8192), dedupeTtlMs (8 days)   (sender, id) seen; oldest/expired forgotten
  *   partialMessagesMax (16), partialBytesMax (2 MiB), partialAgeMaxMs (30 min)   chunk buffers; the
  *                                 oldest is dropped (no receipt was sent for its chunks, so the sender
@@ -72,7 +77,7 @@ import type { CookieMsg, ErrorMsg, Message, SessionInner } from '../protocol/mes
 import { addrKey, silentLogger, type Addr, type Logger, type Transmit } from '../core/types.js';
 import { UsageError } from '../core/errors.js';
 import { ContentKind, TEXT_MAX_BYTES, VERIFY_BODY_MAX_BYTES, encodeText, encodeVerify, utf8Length, type GroupInfo } from './content.js';
-import type { ContactRecord, DeliveryState, InboxEntry } from './store.js';
+import type { ContactRecord, DeliveryState, HistoryDeletion, HistoryEntry, HistoryQuery, InboxEntry } from './store.js';
 import type { ClientEvent, ClientOptions, ClientStats, ClientTimer } from './types.js';
 import { ClientContext, earlier } from './context.js';
 import { PeerLinks } from './peer-links.js';
@@ -90,6 +95,9 @@ import { MessageRequests } from './requests.js';
 export { HELLO_TRIES_MAX } from './peer-links.js';
 export { DIRECTORY_REQUESTS_MAX } from './directory.js';
 export { RECEIPT_TRIES_MAX } from './outgoing.js';
+
+/** How often old history is deleted when historyRetainMs is set. */
+export const RETENTION_INTERVAL_MS = 3600_000;
 
 export class Client {
   readonly fingerprint: string;
@@ -109,6 +117,7 @@ export class Client {
   private readonly requests = new MessageRequests();
   private datagramsIn = 0;
   private datagramsOut = 0;
+  private retentionAt: number | undefined;
 
   constructor(opts: ClientOptions, now: number) {
     const ctx = new ClientContext(opts, now);
@@ -137,6 +146,7 @@ export class Client {
     this.directory = new DirectoryRequests(ctx, this.links);
     for (const m of ctx.s.outbox) this.outgoing.restore(now, m);
     this.registration.start(now);
+    if (ctx.o.historyRetainMs > 0) this.retain(now);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -156,14 +166,23 @@ export class Client {
     this.pump(now);
   }
 
+  /** The next datagram to send; commits what changed first (throws what the store throws, keeping the datagrams). */
   pollTransmit(): Transmit | undefined {
+    if (this.ctx.uncommitted) this.ctx.persist();
     const t = this.ctx.out.shift();
     if (t) this.datagramsOut++;
     return t;
   }
 
+  /** The next event for the user; commits what changed first. */
   pollEvent(): ClientEvent | undefined {
+    if (this.ctx.uncommitted && this.ctx.events.length > 0) this.ctx.persist();
     return this.ctx.events.shift();
+  }
+
+  /** Commit what changed now (a driver calls this when it has nothing to send). */
+  commit(): void {
+    this.ctx.persist();
   }
 
   pollTimeout(): number | undefined {
@@ -178,6 +197,7 @@ export class Client {
     this.receipts.handleTimeout(now);
     this.outgoing.expire(now);
     this.incoming.expire(now);
+    if (this.retentionAt !== undefined && now >= this.retentionAt) this.retain(now);
     this.pump(now);
   }
 
@@ -197,6 +217,7 @@ export class Client {
       transfer: this.outgoing.deadline(),
       receiptFlush: this.receipts.deadline,
       expiry,
+      retention: this.retentionAt,
     };
   }
 
@@ -206,7 +227,7 @@ export class Client {
       registered: this.registration.registered,
       outboxUnfinished: s.outbox.filter((m) => m.state === 'queued' || m.state === 'held').length,
       transfers: this.outgoing.size,
-      inbox: s.inbox.length,
+      inbox: this.ctx.store.historyCount('in'),
       partials: this.incoming.partials,
       datagramsIn: this.datagramsIn,
       datagramsOut: this.datagramsOut,
@@ -230,13 +251,13 @@ export class Client {
   networkChanged(now: number): void {
     this.registration.start(now);
     this.links.forgetCookies();
-    this.pump(now);
+    this.settle(now);
   }
 
   /** Ask our peer for waiting messages. */
   poll(now: number): void {
     if (this.registration.registered) this.ctx.sendToPeer({ type: MsgType.POLL });
-    this.pump(now);
+    this.settle(now);
   }
 
   /** Whether a SESSION datagram with this id is ours (from our peer), for a node routing datagrams. */
@@ -247,7 +268,7 @@ export class Client {
   /** Accept the new identity of our own peer after a `peer-identity-changed` event. */
   acceptPeerIdentity(now: number): void {
     this.registration.acceptPeerIdentity(now);
-    this.pump(now);
+    this.settle(now);
   }
 
   get pinnedPeerFingerprint(): string | undefined {
@@ -262,7 +283,7 @@ export class Client {
   addContact(now: number, address: string, petname?: string, cert?: Uint8Array): ContactRecord {
     const c = this.contactBook.add(now, address, petname, cert);
     this.releaseRequest(now, c.fingerprint);
-    this.pump(now);
+    this.settle(now);
     return { ...c };
   }
 
@@ -273,8 +294,8 @@ export class Client {
   acceptRequest(now: number, fp: string, petname?: string): ContactRecord {
     const known = this.ctx.s.contacts.find((c) => c.fingerprint === fp);
     if (known) return { ...known };
-    const from = [...this.ctx.s.inbox].reverse().find((m) => m.from === fp);
-    if (!from) throw new UsageError('PEERPOST_NO_REQUEST', `no message request from ${fp.slice(0, 12)}`);
+    const from = this.history({ contact: fp, dir: 'in', limit: 1 })[0];
+    if (!from?.fromPeer) throw new UsageError('PEERPOST_NO_REQUEST', `no message request from ${fp.slice(0, 12)}`);
     return this.addContact(now, `${fp}@${from.fromPeer}`, petname);
   }
 
@@ -301,18 +322,18 @@ export class Client {
   /** Accept a contact flagged `changed`. */
   confirmContact(now: number, petname: string): void {
     this.contactBook.confirm(petname);
-    this.pump(now);
+    this.settle(now);
   }
 
   /** Set a contact's verification state (the safety-code exchange uses this). */
   setVerification(now: number, petnameOrFp: string, state: ContactRecord['verification']): void {
     this.contactBook.setVerification(petnameOrFp, state);
-    this.pump(now);
+    this.settle(now);
   }
 
   removeContact(now: number, petname: string): void {
     this.contactBook.remove(petname);
-    this.pump(now);
+    this.settle(now);
   }
 
   contacts(): ContactRecord[] {
@@ -323,8 +344,25 @@ export class Client {
     return this.groupBook.list();
   }
 
+  /** The newest inboxMessagesMax received messages, oldest first. */
   inbox(): InboxEntry[] {
-    return this.ctx.s.inbox.map((m) => ({ ...m }));
+    return this.history({ dir: 'in', limit: this.ctx.o.inboxMessagesMax }).map((m) => ({
+      id: m.id, from: m.contact, ...(m.fromName !== undefined ? { fromName: m.fromName } : {}), fromPeer: m.fromPeer ?? '',
+      text: m.text, sentAtMs: m.sentAtMs, receivedAtMs: m.atMs, ...(m.group ? { group: m.group } : {}),
+    }));
+  }
+
+  /** Messages of the history (sent and received), the newest `q.limit`, oldest first. */
+  history(q: HistoryQuery): HistoryEntry[] {
+    if (!q || !Number.isInteger(q.limit) || q.limit < 1) throw new UsageError('PEERPOST_BAD_LIMIT', 'limit must be an integer >= 1');
+    this.ctx.persist();
+    return this.ctx.store.history(q);
+  }
+
+  /** Delete messages from the history (a contact's, one message, or those before a time); returns how many. */
+  deleteHistory(what: HistoryDeletion): number {
+    this.ctx.persist();
+    return this.ctx.store.deleteHistory(what);
   }
 
   /** Outgoing messages (unfinished and recent finished ones), without their blobs and without internal CARDs. */
@@ -352,21 +390,21 @@ export class Client {
     this.outgoing.checkRoom(targets.length);
     const body = encodeText({ text });
     const ids = targets.map((t) => this.outgoing.enqueue(now, t, ContentKind.TEXT, body));
-    this.pump(now);
+    this.settle(now);
     return ids;
   }
 
   /** Create a group of contacts (and `fp@host:port` addresses); this client is a member. Returns its id. */
   createGroup(now: number, name: string, members: readonly string[]): string {
     const id = this.groupBook.create(name, members);
-    this.pump(now);
+    this.settle(now);
     return id;
   }
 
   /** Send `text` to every member of a group (by id or name). Returns one id per other member. */
   sendGroup(now: number, group: string, text: string): string[] {
     const ids = this.groupBook.send(now, group, text);
-    this.pump(now);
+    this.settle(now);
     return ids;
   }
 
@@ -377,14 +415,14 @@ export class Client {
    */
   listDirectory(now: number, peer?: string, page = 0): void {
     this.directory.list(now, peer, page);
-    this.pump(now);
+    this.settle(now);
   }
 
   /** List this client in its own peer's directory under `name` (empty: leave it). */
   joinDirectory(now: number, name: string): void {
     if (!this.registration.registered) throw new UsageError('PEERPOST_NOT_REGISTERED', 'not registered with the peer yet; try again in a moment');
     this.directory.join(name);
-    this.pump(now);
+    this.settle(now);
   }
 
   /** Send an opaque VERIFY body (safety-code exchange) to a contact. Returns the message id. */
@@ -395,7 +433,7 @@ export class Client {
     const t = this.contactBook.resolve(contact, true);
     this.outgoing.checkRoom(1);
     const id = this.outgoing.enqueue(now, t, ContentKind.VERIFY, encodeVerify(body));
-    this.pump(now);
+    this.settle(now);
     return id;
   }
 
@@ -479,10 +517,21 @@ export class Client {
     this.outgoing.onError(now, fromKey, e);
   }
 
-  /** Act on every transfer and lookup whose time has come, then save if anything changed. */
+  /** Act on every transfer and lookup whose time has come (committed by the next pollTransmit). */
   private pump(now: number): void {
     this.outgoing.pump(now);
     this.lookups.pump(now);
-    if (this.ctx.dirty) this.ctx.persist();
+  }
+
+  /** After a user call: pump (its changes are committed by the next pollTransmit, before its datagrams leave). */
+  private settle(now: number): void {
+    this.pump(now);
+  }
+
+  /** Delete history older than historyRetainMs; next time in RETENTION_INTERVAL_MS. */
+  private retain(now: number): void {
+    this.ctx.persist();
+    this.ctx.store.deleteHistory({ beforeMs: now - this.ctx.o.historyRetainMs });
+    this.retentionAt = now + RETENTION_INTERVAL_MS;
   }
 }

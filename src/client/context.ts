@@ -1,14 +1,20 @@
 /**
  * The state every part of the client shares: settings, identity and addresses, the injected
- * randomness and store, the persisted snapshot, the transmit and event queues and the drop
- * counters. Nothing here reads a clock or a socket.
+ * randomness and store, the persisted snapshot and its change tracker, the transmit and event
+ * queues and the drop counters. Nothing here reads a clock or a socket.
+ *
+ * Changing persisted state: set `dirty` after changing the small state in `s` (contacts, groups,
+ * certificates, top-level fields); call putOutbox() / dropOutbox() for an outbox message,
+ * seen() / forgetSeen() for a dedupe entry, and addHistory() / historyState() for the history.
+ * persist() commits all of it in one batch.
  */
 import { DropCounter, encode } from '../protocol/codec.js';
 import type { Message, SessionInner } from '../protocol/messages.js';
 import { sealSession, type ReplayWindow } from '../crypto/session.js';
 import { toHex, type Identity } from '../identity/certificate.js';
 import { addrKey, parseAddr, type Addr, type Random, type Transmit } from '../core/types.js';
-import { emptySnapshot, type ClientSnapshot, type ClientStore } from './store.js';
+import { emptySnapshot, type ClientSnapshot, type ClientStore, type DeliveryState, type HistoryEntry, type OutboxMessage } from './store.js';
+import { ChangeTracker } from './changes.js';
 import { CLIENT_DEFAULTS, type ClientEvent, type ClientOptions, type ClientSettings } from './types.js';
 
 export const hex = toHex;
@@ -53,12 +59,13 @@ export class ClientContext {
   readonly senderPeer: string;
   readonly random: Random;
   readonly s: ClientSnapshot;
-  /** The snapshot's dedupe list as a map, in insertion order: `sender:id` -> when it was seen. */
+  /** The dedupe entries as a map, in insertion order: `sender:id` -> when it was seen (`s.dedupe` is left empty). */
   readonly dedupe = new Map<string, number>();
   /** `sender:id` -> the message's sending time, for the entries of `dedupe` that have one. */
   readonly sentAt = new Map<string, number>();
-  /** The persisted state changed since it was last saved. */
+  /** The small state in `s` may have changed since the last commit. */
   dirty = false;
+  readonly changes: ChangeTracker;
   /** Datagrams queued for pollTransmit. */
   readonly out: Transmit[] = [];
   /** Events queued for pollEvent, at most eventsMax. */
@@ -66,7 +73,7 @@ export class ClientContext {
   readonly drops = new DropCounter();
   /** Our current session with our own peer, while registered. */
   session: ClientSession | undefined;
-  private readonly store: ClientStore;
+  readonly store: ClientStore;
 
   /** Checks the options (throwing TypeError) and loads the persisted state. */
   constructor(opts: ClientOptions, now: number) {
@@ -85,6 +92,8 @@ export class ClientContext {
       this.dedupe.set(d.key, d.atMs);
       if (d.sentAtMs !== undefined) this.sentAt.set(d.key, d.sentAtMs);
     }
+    this.s.dedupe = [];
+    this.changes = new ChangeTracker(this.s);
   }
 
   send(to: Addr, m: Message): void {
@@ -117,14 +126,52 @@ export class ClientContext {
     }
   }
 
-  /** Save the whole snapshot through the store. */
+  /** Something waits to be committed. */
+  get uncommitted(): boolean {
+    return this.dirty || this.changes.pending;
+  }
+
+  /** Commit what changed since the last commit, in one batch (throws what the store throws; nothing is lost then). */
   persist(): void {
-    this.s.dedupe = [...this.dedupe].map(([key, atMs]) => {
-      const sentAtMs = this.sentAt.get(key);
-      return sentAtMs === undefined ? { key, atMs } : { key, atMs, sentAtMs };
-    });
-    this.store.save(this.s);
+    if (!this.uncommitted) return;
+    const batch = this.changes.take(this.s, this.dirty);
+    try {
+      this.store.commit(batch);
+    } catch (e) {
+      this.changes.failed();
+      throw e;
+    }
+    this.changes.committed();
     this.dirty = false;
+  }
+
+  putOutbox(m: OutboxMessage): void {
+    this.changes.putOutbox(m);
+  }
+
+  dropOutbox(id: string): void {
+    this.changes.dropOutbox(id);
+  }
+
+  /** Remember (sender, id) as seen at `atMs`, sent at `sentAtMs` (the sender's clock). */
+  seen(key: string, atMs: number, sentAtMs?: number): void {
+    this.dedupe.set(key, atMs);
+    if (sentAtMs !== undefined) this.sentAt.set(key, sentAtMs);
+    this.changes.setDedupe(key, { atMs, ...(sentAtMs !== undefined ? { sentAtMs } : {}) });
+  }
+
+  forgetSeen(key: string): void {
+    this.dedupe.delete(key);
+    this.sentAt.delete(key);
+    this.changes.forgetDedupe(key);
+  }
+
+  addHistory(entry: HistoryEntry): void {
+    this.changes.addHistory(entry);
+  }
+
+  historyState(id: string, contact: string, state: DeliveryState, reason: string | undefined): void {
+    this.changes.historyState(id, contact, state, reason);
   }
 
   /** The certificate (hex) known for `fp`: our own, a contact's, or a remembered stranger's. */
@@ -138,7 +185,7 @@ function checkOptions(opts: ClientOptions, now: number): void {
   if (!opts || typeof opts !== 'object') throw new TypeError('client options are required');
   if (!opts.identity || !(opts.identity.cert instanceof Uint8Array)) throw new TypeError('opts.identity must be an Identity');
   if (!opts.peer || typeof opts.peer.host !== 'string' || !Number.isInteger(opts.peer.port)) throw new TypeError('opts.peer must be an Addr');
-  if (!opts.store || typeof opts.store.load !== 'function') throw new TypeError('opts.store must be a ClientStore');
+  if (!opts.store || typeof opts.store.load !== 'function' || typeof opts.store.commit !== 'function') throw new TypeError('opts.store must be a ClientStore');
   if (typeof opts.random !== 'function') throw new TypeError('opts.random must be a function');
   if (!Number.isFinite(now)) throw new TypeError('now must be a finite number of milliseconds');
 }
@@ -149,7 +196,7 @@ function settingsFrom(opts: ClientOptions): ClientSettings {
   for (const k of Object.keys(o) as Array<keyof ClientSettings>) {
     const v = opts[k];
     if (v === undefined) continue;
-    const min = k === 'keepaliveIntervalMs' || k === 'receiptBatchDelayMs' ? 0 : 1;
+    const min = k === 'keepaliveIntervalMs' || k === 'receiptBatchDelayMs' || k === 'historyRetainMs' ? 0 : 1;
     if (!(typeof v === 'number' && Number.isInteger(v) && v >= min)) throw new TypeError(`opts.${k} must be an integer >= ${min}`);
     o[k] = v;
   }

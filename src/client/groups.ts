@@ -63,12 +63,14 @@ export class GroupBook {
       if (JSON.stringify(existing) === JSON.stringify(rec)) return;
       existing.name = rec.name;
       existing.members = rec.members;
+      this.ctx.dirty = true;
     } else {
       if (s.groups.length >= this.ctx.o.groupsMax) return void this.ctx.drops.add('groups_full');
       let name = rec.name;
       for (let i = 2; s.groups.some((x) => x.name === name); i++) name = `${rec.name} (${i})`;
       rec.name = name;
       s.groups.push(rec);
+      this.ctx.dirty = true;
     }
     this.ctx.emit({ type: 'group', group: g });
   }

@@ -1,9 +1,9 @@
 /**
  * Messages our peer pushes. Each PUSH carries a sealed blob (src/crypto/seal.ts): it is opened,
  * its sender checked against the sender's certificate, deduplicated by (sender, id), checked for
- * freshness, reassembled when chunked (src/client/reassembly.ts), stored in the inbox and shown as
+ * freshness, reassembled when chunked (src/client/reassembly.ts), added to the history and shown as
  * an event (a group message updates the group, src/client/groups.ts); its receipt is queued and
- * the PUSH acknowledged after the state is saved. What does not authenticate or cannot be
+ * the PUSH acknowledged (the ACK leaves only after the commit, src/client/client.ts). What does not authenticate or cannot be
  * processed is rejected: counted, shown as a `rejected` event and acknowledged, so it leaves the
  * peer's mailbox. Nothing a push carries can make the client hold it at its peer for long.
  *
@@ -27,7 +27,6 @@
  *                                 rises to the forgotten message's sending time when it goes early)
  *   dedupeFloorsMax               senders with a floor; beyond, the oldest floor is forgotten and
  *                                 the floor of every sender without one rises to it
- *   inboxMessagesMax              received messages kept; the oldest is dropped
  */
 import { MsgType } from '../protocol/constants.js';
 import { openSealed, verifySender, type Opened } from '../crypto/seal.js';
@@ -35,7 +34,6 @@ import { RATCHET_VERSION } from '../crypto/ratchet.js';
 import { ContentKind, decodeCard, decodeChunk, decodeReceipt, decodeText, decodeVerify } from './content.js';
 import { fingerprintOf } from '../identity/certificate.js';
 import { Reassembler, type ChunkIn } from './reassembly.js';
-import type { InboxEntry } from './store.js';
 import { hex, unhex, type ClientContext } from './context.js';
 import type { GroupBook } from './groups.js';
 import type { CertLookups } from './lookups.js';
@@ -167,7 +165,6 @@ export class Incoming {
       }
     }
     this.receipt(now, from, opened.fromPeer, [hex(opened.id)]);
-    if (this.ctx.dirty) this.ctx.persist();
     this.ctx.sendToPeer({ type: MsgType.ACK, ids: [pushId] });
     this.certificateKnown(now, from);
   }
@@ -204,9 +201,7 @@ export class Incoming {
     }
     for (const [k, at] of this.ctx.dedupe) {
       if (at + this.ctx.o.dedupeTtlMs > now) break;
-      this.ctx.dedupe.delete(k);
-      this.ctx.sentAt.delete(k);
-      this.ctx.dirty = true;
+      this.ctx.forgetSeen(k);
     }
   }
 
@@ -262,7 +257,7 @@ export class Incoming {
       default:
         return this.reject(pushId, 'unknown_kind', from);
     }
-    if (this.ctx.dirty) this.ctx.persist();
+    // The ACK is queued here and leaves only through pollTransmit, which commits first.
     this.ctx.sendToPeer({ type: MsgType.ACK, ids: [pushId] });
   }
 
@@ -284,15 +279,12 @@ export class Incoming {
     const request = !s.contacts.some((c) => c.fingerprint === from);
     if (request && t.group) this.ctx.drops.add('group_from_stranger');
     const group = request ? undefined : t.group;
-    const entry: InboxEntry = {
-      id: idHex, from, ...(contact ? { fromName: contact.petname } : {}), fromPeer: opened.fromPeer, text: t.text,
-      sentAtMs: opened.sentAtMs, receivedAtMs: now,
-      ...(group ? { group: { id: group.id, name: group.name, members: [...group.members] } } : {}),
-    };
-    s.inbox.push(entry);
-    if (s.inbox.length > this.ctx.o.inboxMessagesMax) s.inbox.splice(0, s.inbox.length - this.ctx.o.inboxMessagesMax);
+    this.ctx.addHistory({
+      id: idHex, contact: from, dir: 'in', atMs: now, sentAtMs: opened.sentAtMs, text: t.text,
+      ...(contact ? { fromName: contact.petname } : {}), fromPeer: opened.fromPeer,
+      ...(group ? { group: { id: group.id, name: group.name, members: group.members.map((m) => ({ ...m })) } } : {}),
+    });
     if (group) this.groupBook.learn(group);
-    this.ctx.dirty = true;
     this.ctx.emit({
       type: 'message', from, ...(contact ? { fromName: contact.petname } : {}), fromPeer: opened.fromPeer, id: idHex,
       text: t.text, sentAt: opened.sentAtMs, ...(group ? { group } : {}), ...(request ? { request: true } : {}),
@@ -337,18 +329,15 @@ export class Incoming {
 
   private markSeen(now: number, key: string, sentAtMs: number): void {
     const dedupe = this.ctx.dedupe;
-    dedupe.set(key, now);
-    this.ctx.sentAt.set(key, sentAtMs);
+    this.ctx.seen(key, now, sentAtMs);
     while (dedupe.size > this.ctx.o.dedupeEntriesMax) {
       const first = dedupe.keys().next();
       if (first.done) break;
-      dedupe.delete(first.value);
       // Forgotten before its time: its sender's older messages can no longer be told apart.
       const sent = this.ctx.sentAt.get(first.value);
-      this.ctx.sentAt.delete(first.value);
+      this.ctx.forgetSeen(first.value);
       if (sent !== undefined) this.raiseFloor(first.value.slice(0, first.value.indexOf(':')), sent);
     }
-    this.ctx.dirty = true;
   }
 
   /** The sender's floor rises to `sentAtMs` (dedupeFloorsMax senders; '*' holds the floor of the forgotten ones). */
@@ -362,5 +351,6 @@ export class Incoming {
       floors['*'] = Math.max(floors['*'] ?? 0, floors[keys[i]!]!);
       delete floors[keys[i]!];
     }
+    this.ctx.dirty = true;
   }
 }

@@ -29,7 +29,8 @@
  * chose). A CARD is internal: no delivery events.
  *
  * Bounds: outboxMessagesMax unfinished messages (send() throws PEERPOST_OUTBOX_FULL); the last
- * sentHistoryMax finished ones are kept for their status; an unfinished message fails `expired`
+ * sentHistoryMax finished ones are kept in the outbox for their status (every text message stays
+ * in the history, with its last state); an unfinished message fails `expired`
  * messageTtlMs after it was sent.
  */
 import { DeliveryStatus, MsgType, WireError, WIRE_ERROR_NAMES } from '../protocol/constants.js';
@@ -37,7 +38,7 @@ import type { ErrorMsg } from '../protocol/messages.js';
 import { UsageError } from '../core/errors.js';
 import { SEAL_BODY_MAX_BYTES } from '../crypto/seal.js';
 import { capabilityField, capabilityId, capabilityKey } from '../crypto/session.js';
-import { ContentKind, decodeCard, encodeCard, encodeChunk, splitBody } from './content.js';
+import { ContentKind, decodeCard, decodeText, encodeCard, encodeChunk, splitBody } from './content.js';
 import type { DeliveryState, OutboxMessage, OutboxPart } from './store.js';
 import { dueOnCookie, earlier, earliestDeadline, hex, unhex, type ClientContext } from './context.js';
 import type { PeerLinks } from './peer-links.js';
@@ -111,7 +112,14 @@ export class Outgoing {
     const id = hex(this.ctx.random(16));
     const m: OutboxMessage = { id, to: t.fp, toPeer: t.peer, kind, createdAtMs: Math.floor(now), state: 'queued', body: hex(body), parts: [] };
     this.ctx.s.outbox.push(m);
-    this.ctx.dirty = true;
+    this.ctx.putOutbox(m);
+    const t0 = kind === ContentKind.TEXT ? decodeText(body) : undefined;
+    if (t0) {
+      this.ctx.addHistory({
+        id, contact: m.to, dir: 'out', atMs: m.createdAtMs, sentAtMs: m.createdAtMs, text: t0.text, state: 'queued',
+        ...(t0.group ? { group: { id: t0.group.id, name: t0.group.name, members: t0.group.members.map((x) => ({ ...x })) } } : {}),
+      });
+    }
     this.prepare(now, m);
     this.emitDelivery(m);
     return id;
@@ -125,7 +133,10 @@ export class Outgoing {
     const s = this.ctx.s;
     if (!force && s.cardsAcked?.[t.fp] !== undefined) return;
     if (s.outbox.some((m) => m.to === t.fp && m.kind === ContentKind.CARD && unfinished(m))) return;
-    if (force && s.cardsAcked) delete s.cardsAcked[t.fp];
+    if (force && s.cardsAcked?.[t.fp] !== undefined) {
+      delete s.cardsAcked[t.fp];
+      this.ctx.dirty = true;
+    }
     this.enqueue(now, t, ContentKind.CARD, this.cardFor(t.fp));
   }
 
@@ -248,7 +259,7 @@ export class Outgoing {
     const p = t.part;
     const was = p.peerStatus;
     if (status === DeliveryStatus.DELIVERED || was === 'none') p.peerStatus = status === DeliveryStatus.DELIVERED ? 'acked' : 'held';
-    if (p.peerStatus !== was) this.ctx.dirty = true;
+    if (p.peerStatus !== was) this.ctx.putOutbox(t.msg);
     if (p.peerStatus === 'acked') this.wake(now, t.to, 1, fromKey);
     if (!t.awaiting) {
       // A late answer to an earlier transmission: note the state, keep the schedule.
@@ -296,7 +307,7 @@ export class Outgoing {
       t.part.receipt = true;
       this.transfers.delete(id);
       touched.add(t.msg);
-      this.ctx.dirty = true;
+      this.ctx.putOutbox(t.msg);
     }
     for (const m of touched) this.updateState(m);
     if (touched.size > 0) this.wake(now, fromFp, touched.size);
@@ -309,13 +320,14 @@ export class Outgoing {
     acked[fp] = at;
     const keys = Object.keys(acked);
     for (let i = 0; i < keys.length - this.ctx.o.certsMax; i++) delete acked[keys[i]!];
+    this.ctx.dirty = true;
   }
 
   /** Show why a message waits. */
   setReason(m: OutboxMessage, reason: string): void {
     if (m.reason === reason) return;
     m.reason = reason;
-    this.ctx.dirty = true;
+    this.ctx.putOutbox(m);
     this.emitDelivery(m);
   }
 
@@ -369,7 +381,7 @@ export class Outgoing {
     }
     delete m.body;
     if (m.reason === 'certificate-pending' || m.reason === 'certificate-not-found') delete m.reason;
-    this.ctx.dirty = true;
+    this.ctx.putOutbox(m);
     this.restore(now, m);
   }
 
@@ -435,7 +447,7 @@ export class Outgoing {
       m.state = state;
       if (reason === undefined) delete m.reason;
       else m.reason = reason;
-      this.ctx.dirty = true;
+      this.ctx.putOutbox(m);
       this.emitDelivery(m);
     }
   }
@@ -449,18 +461,21 @@ export class Outgoing {
     // Blobs are not needed any more; the part ids stay for the record.
     m.parts = m.parts.map((p) => ({ ...p, blob: '' }));
     delete m.body;
-    this.ctx.dirty = true;
+    this.ctx.putOutbox(m);
     this.emitDelivery(m);
     const s = this.ctx.s;
     const finished = s.outbox.filter((x) => x.state === 'delivered' || x.state === 'failed');
     if (finished.length > this.ctx.o.sentHistoryMax) {
       const drop = new Set(finished.slice(0, finished.length - this.ctx.o.sentHistoryMax));
+      for (const x of drop) this.ctx.dropOutbox(x.id);
       s.outbox = s.outbox.filter((x) => !drop.has(x));
     }
   }
 
+  /** Tell the user, and the history, the message's state. */
   private emitDelivery(m: OutboxMessage): void {
     if (m.kind === ContentKind.CARD) return; // internal
+    if (m.kind === ContentKind.TEXT) this.ctx.historyState(m.id, m.to, m.state, m.reason);
     this.ctx.emit({ type: 'delivery', id: m.id, to: m.to, state: m.state, ...(m.reason ? { reason: m.reason } : {}) });
   }
 }

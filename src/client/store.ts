@@ -1,8 +1,11 @@
 /**
- * What a client persists, and the synchronous store interface that keeps it. The client hands the
- * whole snapshot to save() at the end of every call that changed it (before any datagram of that
- * call can be sent, so an ACK never leaves before the message it acknowledges is on disk). All
- * bytes are lowercase hex so a snapshot is plain JSON.
+ * What a client persists, and the synchronous store interface that keeps it. The client keeps its
+ * small state (contacts, groups, certificates, outbox, dedupe entries, pinned fingerprints) in
+ * memory as a snapshot and hands the store only the rows that changed, plus the history changes,
+ * in one commit (src/client/changes.ts); the commit happens before any datagram that depends on it
+ * can be taken with pollTransmit, so an ACK never leaves before what it acknowledges is on disk.
+ * The history (every message sent and received) lives only in the store. All bytes are lowercase
+ * hex so every record is plain JSON.
  */
 import type { GroupMember } from './content.js';
 
@@ -90,6 +93,11 @@ export interface RatchetRecord {
   start: string;
 }
 
+/**
+ * The small state the client works on in memory: everything but the history. Top-level fields
+ * other than the keyed collections below are kept as they are (one JSON value each), so a new
+ * optional field needs no change of the stores.
+ */
 export interface ClientSnapshot {
   version: typeof CLIENT_STATE_VERSION;
   /**
@@ -104,7 +112,6 @@ export interface ClientSnapshot {
   /** Certificates (hex) of senders and group members that are not contacts, by fingerprint. */
   certs: Record<string, string>;
   outbox: OutboxMessage[];
-  inbox: InboxEntry[];
   dedupe: DedupeEntry[];
   /**
    * Capabilities others gave us (capId || capKey, 72 hex) by their fingerprint: DELIVERs to them
@@ -125,14 +132,95 @@ export interface ClientSnapshot {
   ratchetSeen?: Record<string, string>;
 }
 
+/** The snapshot fields kept as keyed rows; every other top-level field is one JSON value. */
+export const SNAPSHOT_COLLECTIONS: ReadonlySet<string> = new Set(['version', 'contacts', 'groups', 'certs', 'outbox', 'dedupe', 'inbox']);
+
 export function emptySnapshot(): ClientSnapshot {
-  return { version: CLIENT_STATE_VERSION, contacts: [], groups: [], certs: {}, outbox: [], inbox: [], dedupe: [] };
+  return { version: CLIENT_STATE_VERSION, contacts: [], groups: [], certs: {}, outbox: [], dedupe: [] };
 }
 
-/** Synchronous persistence. load() returns undefined when nothing was saved yet. */
+/** One message of the history, sent ('out') or received ('in'). */
+export interface HistoryEntry {
+  /** Message id, 32 hex. */
+  id: string;
+  /** The other side: the recipient of a sent message, the sender of a received one (64 hex). */
+  contact: string;
+  dir: 'in' | 'out';
+  /** When it was stored: sent (out) or received (in), ms since the epoch. */
+  atMs: number;
+  /** The sender's time. */
+  sentAtMs: number;
+  text: string;
+  /** Sent messages: the delivery state, and why it waits or failed. */
+  state?: DeliveryState;
+  reason?: string;
+  /** Received messages: the sender's petname then, and its peer. */
+  fromName?: string;
+  fromPeer?: string;
+  group?: { id: string; name: string; members: GroupMember[] };
+}
+
+/** A dedupe entry's values: when it was seen, and when the message was sent (the sender's clock). */
+export interface DedupeValue {
+  atMs: number;
+  sentAtMs?: number;
+}
+
+/** A change of the history in a commit. */
+export type HistoryOp =
+  | { op: 'add'; entry: HistoryEntry }
+  | { op: 'state'; id: string; contact: string; state: DeliveryState; reason?: string };
+
+/**
+ * One commit: the rows that changed since the last one. `undefined` as a value deletes the row.
+ * Keys: meta by field name, contacts by petname, groups by id, certs by fingerprint, outbox by
+ * message id, dedupe by `sender:id`.
+ */
+export interface StoreBatch {
+  meta: Array<[string, unknown]>;
+  contacts: Array<[string, ContactRecord | undefined]>;
+  groups: Array<[string, GroupRecord | undefined]>;
+  certs: Array<[string, string | undefined]>;
+  outbox: Array<[string, OutboxMessage | undefined]>;
+  dedupe: Array<[string, DedupeValue | undefined]>;
+  history: HistoryOp[];
+}
+
+/** A batch that changes nothing (to fill in). */
+export function emptyBatch(): StoreBatch {
+  return { meta: [], contacts: [], groups: [], certs: [], outbox: [], dedupe: [], history: [] };
+}
+
+export interface HistoryQuery {
+  /** Only messages with this contact (fingerprint). */
+  contact?: string;
+  /** Only sent or received ones. */
+  dir?: 'in' | 'out';
+  /** At most this many: the newest ones, returned oldest first. */
+  limit: number;
+  /** Only messages stored before the message with this id. */
+  beforeId?: string;
+  /** Only messages whose text contains these words (full-text search where the store has it). */
+  search?: string;
+}
+
+/** What to delete from the history. */
+export type HistoryDeletion = { contact: string } | { id: string } | { beforeMs: number };
+
+/**
+ * Synchronous persistence. load() returns undefined when nothing was saved yet. commit() applies
+ * one batch atomically (all of it or, when it throws, none of it); the client calls it before any
+ * datagram that depends on the batch can leave (an ACK in particular). The history is read and
+ * deleted through the store, never held whole in memory.
+ */
 export interface ClientStore {
   load(): ClientSnapshot | undefined;
-  save(snapshot: ClientSnapshot): void;
+  commit(batch: StoreBatch): void;
+  history(q: HistoryQuery): HistoryEntry[];
+  /** Deletes messages from the history; returns how many. */
+  deleteHistory(what: HistoryDeletion): number;
+  /** How many messages the history holds (received ones with dir 'in'). */
+  historyCount(dir?: 'in' | 'out'): number;
 }
 
 /** Structural check of a parsed snapshot; returns a reason or null. */
@@ -140,7 +228,7 @@ export function snapshotProblem(v: unknown): string | null {
   if (typeof v !== 'object' || v === null) return 'not an object';
   const s = v as Partial<ClientSnapshot>;
   if (s.version !== CLIENT_STATE_VERSION) return `unknown version ${String(s.version)}`;
-  for (const k of ['contacts', 'groups', 'outbox', 'inbox', 'dedupe'] as const) {
+  for (const k of ['contacts', 'groups', 'outbox', 'dedupe'] as const) {
     if (!Array.isArray(s[k])) return `field ${k} is not a list`;
   }
   if (typeof s.certs !== 'object' || s.certs === null || Array.isArray(s.certs)) return 'field certs is not an object';

@@ -41,6 +41,8 @@ export interface ClientOptions {
   outboxMessagesMax?: number;
   sentHistoryMax?: number;
   inboxMessagesMax?: number;
+  /** History older than this is deleted (at start and every hour); 0 keeps it forever. */
+  historyRetainMs?: number;
   dedupeEntriesMax?: number;
   dedupeTtlMs?: number;
   dedupeFloorsMax?: number;
@@ -79,6 +81,7 @@ export const CLIENT_DEFAULTS = {
   outboxMessagesMax: 1000,
   sentHistoryMax: 500,
   inboxMessagesMax: 1000,
+  historyRetainMs: 0,
   dedupeEntriesMax: 8192,
   dedupeTtlMs: 8 * 24 * 3600_000,
   dedupeFloorsMax: 10_000,
@@ -128,7 +131,7 @@ export type ClientEvent =
 
 /** The closed set of client timers. */
 export type ClientTimer =
-  | 'register' | 'keepalive' | 'hello' | 'lookup' | 'transfer' | 'receiptFlush' | 'expiry';
+  | 'register' | 'keepalive' | 'hello' | 'lookup' | 'transfer' | 'receiptFlush' | 'expiry' | 'retention';
 
 export interface ClientStats {
   registered: boolean;

@@ -5,8 +5,12 @@
  *
  * - Clock: `now` is Date.now() (Unix epoch milliseconds) unless `clock` is given. The machines read
  *   certificate validity and cookie epochs from it, so it must be wall-clock time.
- * - Receive: every datagram goes to machine.handle(now, from, bytes); afterwards the driver drains
- *   pollTransmit() into a send batch and re-arms its single timer at pollTimeout().
+ * - Receive: every datagram goes to machine.handle(now, from, bytes). The driver drains
+ *   pollTransmit() into a send batch and re-arms its single timer at pollTimeout() once per turn
+ *   of the event loop (setImmediate), after all the datagrams that one read of the socket
+ *   delivered were handled, so a machine that commits state before its first transmit (the
+ *   client) commits once per batch of datagrams, not once per datagram. A machine that throws
+ *   from pollTransmit (its store refused a commit) keeps its datagrams; the next drain tries again.
  * - Send: the batch is flushed in one setImmediate (several answers to a burst of datagrams leave
  *   together, off the receive path). Hosts are literal IPs and the socket's `lookup` is
  *   synchronous, so send() never waits for DNS. The batch is bounded by sendQueueMax datagrams;
@@ -68,6 +72,7 @@ export class UdpDriver {
   private readonly sendQueueMax: number;
   private batch: Transmit[] = [];
   private flushScheduled = false;
+  private wakeScheduled = false;
   private timer: NodeJS.Timeout | undefined;
   private timerAt: number | undefined;
   private closed: Promise<void> | undefined;
@@ -155,7 +160,12 @@ export class UdpDriver {
       this.stats.machineErrors++;
       this.log.error({ err: (e as Error).message, stack: (e as Error).stack }, 'machine failed on a datagram');
     }
-    this.wake();
+    if (this.wakeScheduled) return;
+    this.wakeScheduled = true;
+    setImmediate(() => {
+      this.wakeScheduled = false;
+      this.wake();
+    });
   }
 
   private onTimer(): void {
@@ -172,12 +182,17 @@ export class UdpDriver {
   }
 
   private drain(): void {
-    for (let t = this.machine.pollTransmit(); t; t = this.machine.pollTransmit()) {
-      if (this.batch.length >= this.sendQueueMax) {
-        this.stats.sendQueueDrops++;
-        continue;
+    try {
+      for (let t = this.machine.pollTransmit(); t; t = this.machine.pollTransmit()) {
+        if (this.batch.length >= this.sendQueueMax) {
+          this.stats.sendQueueDrops++;
+          continue;
+        }
+        this.batch.push(t);
       }
-      this.batch.push(t);
+    } catch (e) {
+      this.stats.machineErrors++;
+      this.log.error({ err: (e as Error).message }, 'machine failed to give its datagrams');
     }
     if (this.batch.length && !this.flushScheduled) {
       this.flushScheduled = true;

@@ -32,6 +32,8 @@ export class NodeMachine {
   private readonly out: Transmit[] = [];
   private outHead = 0;
   private readonly selfKey: string;
+  /** When datagrams were handled and not yet routed (pollTransmit routes them). */
+  private unpumpedAt: number | undefined;
 
   /**
    * @param self the node's address as its client and other clients reach it (the client's peer
@@ -45,7 +47,9 @@ export class NodeMachine {
     const type = data.length >= 2 ? data[1]! : -1;
     if (CLIENT_BOUND_TYPES.has(type) || (type === MsgType.SESSION && this.clientSession(data))) this.client.handle(now, from, data);
     else this.peer.handle(now, from, data);
-    this.pump(now);
+    // Routed at the next pollTransmit, so that a batch of datagrams is handled as one (the
+    // client commits once for all of them).
+    this.unpumpedAt = now;
   }
 
   /** A SESSION datagram in our client's own session comes from a peer of ours; any other goes to our peer. */
@@ -63,6 +67,7 @@ export class NodeMachine {
 
   /** Call after a client API call (send, addContact ...) so its datagrams are routed. */
   pump(now: number): void {
+    this.unpumpedAt = undefined;
     for (let steps = 0; steps < LOOPBACK_STEPS_MAX; steps++) {
       const fromPeer = this.peer.pollTransmit();
       const fromClient = fromPeer ? undefined : this.client.pollTransmit();
@@ -79,6 +84,7 @@ export class NodeMachine {
   }
 
   pollTransmit(): Transmit | undefined {
+    if (this.unpumpedAt !== undefined) this.pump(this.unpumpedAt);
     if (this.outHead >= this.out.length) {
       this.out.length = 0;
       this.outHead = 0;
@@ -97,7 +103,9 @@ export class NodeMachine {
     return Math.min(p, c);
   }
 
+  /** The client's next event; datagrams handled and not yet routed are routed first, so none is left behind. */
   pollEvent(): ClientEvent | undefined {
+    if (this.unpumpedAt !== undefined) this.pump(this.unpumpedAt);
     return this.client.pollEvent();
   }
 }

@@ -595,7 +595,6 @@ class Scenario {
     const bad = (what: string): void => this.ledger.violation('bound', `${c.name}: ${what}`, this.net.now);
     if (s.outboxUnfinished > 1000) bad(`${s.outboxUnfinished} unfinished messages`);
     if (s.partials > o.partialMessagesMax!) bad(`${s.partials} partial messages, partialMessagesMax ${o.partialMessagesMax}`);
-    if (s.inbox > 1000) bad(`${s.inbox} inbox entries`);
     if (s.transfers > s.outboxUnfinished * CHUNK_COUNT_MAX + o.receiptTransfersMax!) bad(`${s.transfers} transfers for ${s.outboxUnfinished} messages`);
   }
 

@@ -3,13 +3,14 @@ import type { CommandModule } from 'yargs';
 import { Client } from '../../api/client.js';
 import { cliContext, type GlobalArgs } from '../context.js';
 import { runChat } from '../chat.js';
-import { peerFor, portOption, keepaliveOption, untilSignal, savePeer } from '../session.js';
+import { peerFor, portOption, clientTuning, untilSignal, savePeer, RETAIN_DAYS_OPTION } from '../session.js';
 
 interface Args extends GlobalArgs {
   peer?: string;
   host?: string;
   port: number;
   keepalive?: number;
+  'retain-days'?: number;
 }
 
 export const clientCommand: CommandModule<GlobalArgs, Args> = {
@@ -20,16 +21,17 @@ export const clientCommand: CommandModule<GlobalArgs, Args> = {
       .option('peer', { type: 'string', describe: 'your peer, HOST:PORT (saved for next time)', requiresArg: true })
       .option('host', { type: 'string', describe: 'local address to send from (default all)', requiresArg: true })
       .option('port', { type: 'number', default: 0, describe: 'local UDP port (default any)', requiresArg: true })
-      .option('keepalive', { type: 'number', describe: 'seconds between keepalives (default 25; 0 turns them off)', requiresArg: true }) as never,
+      .option('keepalive', { type: 'number', describe: 'seconds between keepalives (default 25; 0 turns them off)', requiresArg: true })
+      .option('retain-days', RETAIN_DAYS_OPTION) as never,
   handler: async (argv) => {
     const ctx = cliContext(argv);
     const peer = await peerFor(ctx.home, argv.peer);
-    const keepaliveIntervalMs = keepaliveOption(argv.keepalive);
+    const tuning = clientTuning(argv);
     const sig = untilSignal();
     try {
       const client = await Client.start({
         peer, home: ctx.home, host: argv.host, port: portOption(argv.port), logger: ctx.log,
-        options: keepaliveIntervalMs !== undefined ? { keepaliveIntervalMs } : {},
+        options: tuning,
       });
       // A --peer is saved once it answered (a peer that never answers is not kept for next time).
       const onRegistered = (): void => void savePeer(ctx.home, peer).catch((e: Error) => ctx.note(`peerpost: could not save the peer: ${e.message}`));

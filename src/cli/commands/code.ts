@@ -1,13 +1,11 @@
 /** `peerpost code <contact>`: both 6-digit identity codes and the 60-digit safety number (no network). */
-import { join } from 'node:path';
 import type { CommandModule } from 'yargs';
-import { FileClientStore } from '../../client/index.js';
-import { CLIENT_STATE_FILE_NAME } from '../../api/client.js';
 import { codesFor } from '../../api/messenger.js';
 import { UsageError } from '../../core/errors.js';
 import { loadOrCreateIdentity } from '../../identity/store.js';
 import { fingerprintFromHex } from '../../identity/certificate.js';
 import { cliContext, table, type GlobalArgs } from '../context.js';
+import { findContact, withReadStore } from '../read-store.js';
 
 interface Args extends GlobalArgs {
   contact: string;
@@ -20,8 +18,7 @@ export const codeCommand: CommandModule<GlobalArgs, Args> = {
   handler: async (argv) => {
     const ctx = cliContext(argv);
     const { identity } = await loadOrCreateIdentity(ctx.home);
-    const snap = new FileClientStore(join(ctx.home, CLIENT_STATE_FILE_NAME)).load();
-    const c = snap?.contacts.find((x) => x.petname === argv.contact || x.fingerprint === argv.contact);
+    const c = withReadStore(ctx, (_store, snap) => findContact(snap, argv.contact));
     const fp = c?.fingerprint ?? argv.contact.split('@')[0] ?? '';
     if (!fingerprintFromHex(fp)) {
       throw new UsageError('PEERPOST_UNKNOWN_CONTACT', `no contact "${argv.contact}" (give a petname, or FP@HOST:PORT with a 64-hex fingerprint)`);

@@ -1,9 +1,9 @@
 /** `peerpost contacts add|list|remove`. */
-import { join } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
-import { FileClientStore, checkPetname, parseContactAddress, type ContactRecord } from '../../client/index.js';
-import { CLIENT_STATE_FILE_NAME } from '../../api/client.js';
+import { checkPetname, emptyBatch, parseContactAddress, type ContactRecord } from '../../client/index.js';
 import { lockHome } from '../../api/home-lock.js';
+import { openStore } from '../../store/index.js';
+import { findContact, withReadStore } from '../read-store.js';
 import { PeerpostError, UsageError } from '../../core/errors.js';
 import { cliContext, table, type GlobalArgs } from '../context.js';
 import { oneShotOptions, resolveContactAddress, waitFor, withClient, type OneShotArgs } from '../session.js';
@@ -64,8 +64,7 @@ const list: CommandModule<GlobalArgs, GlobalArgs> = {
   describe: 'list contacts',
   handler: async (argv) => {
     const ctx = cliContext(argv);
-    const snap = new FileClientStore(join(ctx.home, CLIENT_STATE_FILE_NAME)).load();
-    const cs = snap?.contacts ?? [];
+    const cs = withReadStore(ctx, (_store, snap) => snap?.contacts ?? []);
     if (ctx.json) {
       ctx.result({ contacts: cs.map((c) => ({ petname: c.petname, fingerprint: c.fingerprint, peer: c.peer, verification: c.verification, changed: c.changed, certificate: Boolean(c.cert) })) }, []);
       return;
@@ -87,13 +86,15 @@ const remove: CommandModule<GlobalArgs, RemoveArgs> = {
     const ctx = cliContext(argv);
     const lock = lockHome(ctx.home);
     try {
-      const store = new FileClientStore(join(ctx.home, CLIENT_STATE_FILE_NAME));
-      const snap = store.load();
-      const c = snap?.contacts.find((x) => x.petname === argv.name || x.fingerprint === argv.name);
-      if (!snap || !c) throw new UsageError('PEERPOST_UNKNOWN_CONTACT', `no contact "${argv.name}"`);
-      snap.contacts = snap.contacts.filter((x) => x !== c);
-      store.save(snap);
-      ctx.result({ removed: c.petname, fingerprint: c.fingerprint }, [`removed ${c.petname}`]);
+      const store = openStore(ctx.home);
+      try {
+        const c = findContact(store.load(), argv.name);
+        if (!c) throw new UsageError('PEERPOST_UNKNOWN_CONTACT', `no contact "${argv.name}"`);
+        store.commit({ ...emptyBatch(), contacts: [[c.petname, undefined]] });
+        ctx.result({ removed: c.petname, fingerprint: c.fingerprint }, [`removed ${c.petname} (its messages stay in the history: peerpost delete ${c.fingerprint})`]);
+      } finally {
+        store.close();
+      }
     } finally {
       lock.release();
     }

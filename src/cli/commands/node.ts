@@ -4,7 +4,7 @@ import { Node } from '../../api/node.js';
 import { readConfig, updateConfig } from '../../identity/home.js';
 import { cliContext, type GlobalArgs } from '../context.js';
 import { runChat } from '../chat.js';
-import { portOption, keepaliveOption, untilSignal } from '../session.js';
+import { portOption, clientTuning, untilSignal, RETAIN_DAYS_OPTION } from '../session.js';
 
 interface Args extends GlobalArgs {
   host: string;
@@ -12,6 +12,7 @@ interface Args extends GlobalArgs {
   advertise?: string;
   directory: boolean;
   keepalive?: number;
+  'retain-days'?: number;
 }
 
 export const nodeCommand: CommandModule<GlobalArgs, Args> = {
@@ -23,11 +24,12 @@ export const nodeCommand: CommandModule<GlobalArgs, Args> = {
       .option('port', { type: 'number', default: 7777, describe: 'UDP port', requiresArg: true })
       .option('advertise', { type: 'string', describe: 'HOST:PORT others reach this node at (default: --host:--port)', requiresArg: true })
       .option('directory', { type: 'boolean', default: false, describe: 'keep a directory of clients that opt in' })
-      .option('keepalive', { type: 'number', describe: 'seconds between keepalives (default 25; 0 turns them off)', requiresArg: true }) as never,
+      .option('keepalive', { type: 'number', describe: 'seconds between keepalives (default 25; 0 turns them off)', requiresArg: true })
+      .option('retain-days', RETAIN_DAYS_OPTION) as never,
   handler: async (argv) => {
     const ctx = cliContext(argv);
     const port = portOption(argv.port);
-    const keepaliveIntervalMs = keepaliveOption(argv.keepalive);
+    const tuning = clientTuning(argv);
     // A damaged config.json stops here, before the port and the home folder's lock are taken.
     await readConfig(ctx.home);
     const sig = untilSignal();
@@ -35,7 +37,7 @@ export const nodeCommand: CommandModule<GlobalArgs, Args> = {
       const node = await Node.start({
         host: argv.host, port, advertise: argv.advertise, home: ctx.home, logger: ctx.log,
         peerOptions: { directory: argv.directory },
-        clientOptions: keepaliveIntervalMs !== undefined ? { keepaliveIntervalMs } : {},
+        clientOptions: tuning,
       });
       try {
         // A node is its own peer: `id` and one-shot commands use this address.

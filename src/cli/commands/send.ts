@@ -1,19 +1,18 @@
 /** `peerpost send <contact> <text>`: send one message and wait until the recipient's peer has it. */
-import { join } from 'node:path';
 import type { CommandModule } from 'yargs';
 import { PeerpostError, UsageError } from '../../core/errors.js';
-import { cliContext, type GlobalArgs } from '../context.js';
-import { FileClientStore, parseContactAddress } from '../../client/index.js';
-import { CLIENT_STATE_FILE_NAME } from '../../api/client.js';
+import { cliContext, type CliContext, type GlobalArgs } from '../context.js';
+import { parseContactAddress } from '../../client/index.js';
+import { withReadStore } from '../read-store.js';
 import { explainReason } from '../format.js';
 
 /** Refuse an unknown recipient before touching the network. */
-function knownRecipient(home: string, ref: string): void {
+function knownRecipient(ctx: CliContext, ref: string): void {
   if (ref.includes('@')) {
     parseContactAddress(ref);
     return;
   }
-  const snap = new FileClientStore(join(home, CLIENT_STATE_FILE_NAME)).load();
+  const snap = withReadStore(ctx, (_store, s) => s);
   if (!snap?.contacts.some((c) => c.petname === ref || c.fingerprint === ref) && !snap?.groups.some((g) => g.name === ref || g.id === ref)) {
     throw new UsageError('PEERPOST_UNKNOWN_CONTACT', `no contact "${ref}"; add it with: peerpost contacts add FP@HOST:PORT ${ref}`);
   }
@@ -44,7 +43,7 @@ export const sendCommand: CommandModule<GlobalArgs, Args> = {
     const ctx = cliContext(argv);
     if (typeof argv.text !== 'string' || argv.text.length === 0) throw new UsageError('PEERPOST_TEXT', 'the message text is empty');
     positiveSeconds(argv.timeout, 'timeout');
-    knownRecipient(ctx.home, argv.contact);
+    knownRecipient(ctx, argv.contact);
     const r = await withClient(ctx.home, argv, ctx.log, (c, timeoutMs) =>
       new Promise<{ id: string; status: string; reason?: string }>((resolve, reject) => {
         let id = '';
