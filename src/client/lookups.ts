@@ -32,6 +32,8 @@ interface Lookup {
   forIncoming: boolean;
   /** When the peer first answered that this certificate cannot come (not found, mismatch, bad). */
   hopelessSince?: number;
+  /** Why the last try gave up, until the next try (a message that comes meanwhile is told at once). */
+  lastFailure?: string;
 }
 
 /** Reasons that no retry will change. */
@@ -53,6 +55,11 @@ export class CertLookups {
   private readonly lookups = new Map<string, Lookup>();
 
   constructor(private readonly ctx: ClientContext, private readonly links: PeerLinks, private readonly hooks: LookupHooks) {}
+
+  /** Why the lookup of `fp` last gave up, while it waits to try again; undefined otherwise. */
+  failureOf(fp: string): string | undefined {
+    return this.lookups.get(fp)?.lastFailure;
+  }
 
   /** Look up `fp`'s certificate at the peer `peerKey`, unless a lookup for it runs already. */
   start(now: number, fp: string, peerKey: string, forIncoming: boolean): void {
@@ -144,6 +151,7 @@ export class CertLookups {
     } else {
       delete l.hopelessSince;
     }
+    l.lastFailure = reason;
     const waiting = s.outbox.filter((m) => m.to === l.fp && m.body !== undefined && (m.state === 'queued' || m.state === 'held'));
     if (waiting.length === 0 && !contact) {
       this.lookups.delete(l.fp);

@@ -352,6 +352,9 @@ export class Outgoing {
     if (!certHex) {
       if (!m.reason) m.reason = 'certificate-pending';
       this.lookups.start(now, m.to, m.toPeer, false);
+      // A lookup that gave up lately and waits to try again: this message learns why at once.
+      const failed = this.lookups.failureOf(m.to);
+      if (failed) m.reason = failed;
       return;
     }
     let body = unhex(m.body);
