@@ -93,7 +93,7 @@ function renderConvs() {
   },
   el('span', { class: 'name', dir: 'auto' }, safeText(c.name)),
   c.unread > 0 ? el('span', { class: 'unread', 'data-unread': c.unread }, String(c.unread)) : el('span', { class: 'kind' }, c.kind === 'contact' ? '' : c.kind),
-  el('span', { class: 'preview', dir: 'auto' }, c.last ? `${c.last.dir === 'out' ? 'you: ' : ''}${safeText(c.last.text)}` : 'no messages yet'))));
+  el('span', { class: 'preview', dir: 'auto' }, c.last ? `${c.last.dir === 'out' ? 'you: ' : ''}${safeText(c.last.text.replace(/\r?\n/g, ' '))}` : 'no messages yet'))));
 }
 
 async function openChat(key) {
