@@ -221,24 +221,24 @@ t.test('in a terminal: escapes made visible, indented lines, Tab, bell, unread, 
   t.notMatch(screen, /\x1b\]0;pwned|\x1b\]52|\x1b\[31mred/, 'no escape sequence from the message reaches the terminal');
   t.match(screen, /\n {4}second line<U\+202E>abc/, 'the second line is indented under the sender; the bidi override named');
   t.ok(shown);
-  await bob.waitFor(/\x07/, 'a bell for a message outside the current conversation', 5000, from);
-  await bob.waitFor(/\(1 unread: [0-9a-f]{12} 1\)/, 'the unread count in the prompt', 5000, from);
+  await bob.waitFor(/\x07/, 'a bell for a message outside the current conversation', 10_000, from);
+  await bob.waitFor(/\(1 unread: [0-9a-f]{12} 1\)/, 'the unread count in the prompt', 10_000, from);
 
   const typed = bob.output.length;
   bob.type(`/accept ${alice.fingerprint.slice(0, 6)}\t`);
-  await bob.waitFor(new RegExp(`/accept ${alice.fingerprint.slice(0, 12)} `), 'Tab completed the request id', 5000, typed);
+  await bob.waitFor(new RegExp(`/accept ${alice.fingerprint.slice(0, 12)} `), 'Tab completed the request id', 10_000, typed);
   bob.type('alice\r');
   await bob.waitFor(/accepted alice/, 'accepted');
   const typed2 = bob.output.length;
   bob.type('/to al\t');
-  await bob.waitFor(/\/to alice /, 'Tab completed the contact name', 5000, typed2);
+  await bob.waitFor(/\/to alice /, 'Tab completed the contact name', 10_000, typed2);
   bob.type('\r');
   await bob.waitFor(/talking to alice/, '/to');
   const at = bob.output.length;
   bob.type('/id\r');
-  await bob.waitFor(/your code +\d{6}\r?\n[\s\S]*[▄▀█]/, 'a QR code', 5000, at);
+  await bob.waitFor(/your code +\d{6}\r?\n[\s\S]*[▄▀█]/, 'a QR code', 10_000, at);
   bob.type('/contacts\r');
-  await bob.waitFor(/\x1b\[1m\x1b\[3\dmalice/, 'names in colour on a terminal', 5000, at);
+  await bob.waitFor(/\x1b\[1m\x1b\[3\dmalice/, 'names in colour on a terminal', 10_000, at);
   bob.type('/quit\r');
   t.equal(await bob.exit(), 0);
 
@@ -251,4 +251,24 @@ t.test('in a terminal: escapes made visible, indented lines, Tab, bell, unread, 
   t.notMatch(again.output.replace(/\x1b\[[0-9;]*[GKJ]|\x1b\[\?[0-9]+[hl]|\x1b\[\d*[ABCD]/g, ''), /\x1b\[[0-9;]*m/, 'no colour with NO_COLOR');
   again.type('/quit\r');
   t.equal(await again.exit(), 0);
+});
+
+t.test('in a terminal: progress while contacts add waits, its cause named; Ctrl-C stops the chat', { skip: !ptyAvailable() && 'util-linux script is not available' }, async (t) => {
+  const tmp = tempDir();
+  t.teardown(tmp.cleanup);
+  const peer = ChatProcess.start(['peer', '--home', join(tmp.dir, 'p'), '--port', '0', '--json']);
+  t.teardown(() => peer.stop());
+  const peerAddr = (await peer.waitFor((e) => e.event === 'listening', 'peer listening')).address as string;
+  const add = PtyProcess.start(['contacts', 'add', `${'ef'.repeat(32)}@127.0.0.1:9`, 'x', '--home', join(tmp.dir, 'h'), '--peer', peerAddr, '--timeout', '2']);
+  t.teardown(() => add.stop());
+  await add.waitFor(/fetching the certificate of x from 127\.0\.0\.1:9 \.\.\. \d s \(up to 2 s\)/, 'progress on the terminal');
+  t.equal(await add.exit(), 1);
+  t.match(add.output, /their peer does not answer/, 'the contact\'s peer is named as the cause');
+  t.notMatch(add.output, /your own peer/, 'not confused with our own peer');
+
+  const node = PtyProcess.start(['node', '--home', join(tmp.dir, 'n'), '--port', '0']);
+  t.teardown(() => node.stop());
+  await node.waitFor(/type \/help/, 'ready');
+  node.type('\x03');
+  t.equal(await node.exit(), 0, 'the first Ctrl-C stops the chat and the node');
 });

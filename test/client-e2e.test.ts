@@ -4,11 +4,12 @@
  */
 import t, { type Test } from 'tap';
 import { Peer } from '../src/peer/index.js';
-import { CLIENT_DEFAULTS, Client, MemoryClientStore, RETENTION_INTERVAL_MS, type ClientEvent, type ClientOptions } from '../src/client/index.js';
+import { CLIENT_DEFAULTS, Client, MemoryClientStore, RETENTION_INTERVAL_MS, emptyBatch, type ClientEvent, type ClientOptions } from '../src/client/index.js';
 import { randomBytes } from 'node:crypto';
 import { Identity, fingerprintFromHex, generateIdentity } from '../src/identity/certificate.js';
 import { seal } from '../src/crypto/seal.js';
-import { encode } from '../src/protocol/codec.js';
+import { decode, encode } from '../src/protocol/codec.js';
+import { capabilityField, capabilityId, capabilityKey } from '../src/crypto/session.js';
 import { MsgType, WireError } from '../src/protocol/constants.js';
 import { ContentKind, encodeText } from '../src/client/content.js';
 import type { Addr } from '../src/core/types.js';
@@ -95,6 +96,10 @@ function connect(w: World, t: Test): void {
   w.a().addContact(w.net.now, `${ids.b.fingerprintHex}@10.0.0.2:7000`, 'bob');
   w.b().addContact(w.net.now, `${ids.a.fingerprintHex}@10.0.0.1:7000`, 'alice');
   t.ok(w.net.runUntil(() => !!w.a().contacts()[0]?.cert && !!w.b().contacts()[0]?.cert, 300_000), 'certificates fetched');
+  const cardsDone = (): boolean =>
+    w.storeA.load()?.cardsAcked?.[ids.b.fingerprintHex] !== undefined && w.storeB.load()?.cardsAcked?.[ids.a.fingerprintHex] !== undefined;
+  t.ok(w.net.runUntil(cardsDone, 600_000), 'cards exchanged: each holds the other\'s capability');
+  t.ok(w.storeA.load()?.caps?.[ids.b.fingerprintHex] && w.storeB.load()?.caps?.[ids.a.fingerprintHex]);
 }
 
 function messages(evs: ClientEvent[]): Array<Extract<ClientEvent, { type: 'message' }>> {
@@ -217,7 +222,7 @@ for (const seed of FEW_SEEDS) t.test(`the sender restarts with a persisted outbo
     sent.set(id!, `persist ${i}`);
   }
   w.net.run(3_000);
-  t.equal(w.storeA.load()!.outbox.length, 5, 'outbox persisted');
+  t.equal(w.storeA.load()!.outbox.filter((m) => m.kind === ContentKind.TEXT).length, 5, 'outbox persisted');
   w.net.replace(A, w.newClient('a'));
   w.net.setUp(P2, true);
   // A long message, and a second restart in the middle of its chunks.
@@ -248,19 +253,21 @@ t.test('text over 64 KiB is refused', async (t) => {
   t.throws(() => w.a().send(w.net.now, ['bob'], 'x'.repeat(64 * 1024 + 1)), { code: 'PEERPOST_TEXT_TOO_LONG' });
 });
 
-t.test('the recipient offline for a while, then online', async (t) => {
+t.test('the recipient offline for a while, then online: a contact leaves capWindowMax messages at its peer', async (t) => {
   const w = world('offline', { loss: 0.05 });
   connect(w, t);
   w.net.setUp(B, false);
   const sent = new Map<string, string>();
-  const window = CLIENT_DEFAULTS.unackedPerRecipientMax;
+  const window = CLIENT_DEFAULTS.capWindowMax;
+  t.ok(window >= 100, 'at least 100 waiting per contact');
   for (let i = 0; i < window + 2; i++) {
     const [id] = w.a().send(w.net.now, ['bob'], `while away ${i}`);
     sent.set(id!, `while away ${i}`);
   }
   w.net.run(30 * 60_000);
   const states = [...sent.keys()].map((id) => w.a().messageState(id));
-  t.equal(states.filter((s) => s?.state === 'held').length, window, 'a window of them held (unackedPerRecipientMax)');
+  t.equal(states.filter((s) => s?.state === 'held').length, window, 'a window of them held at its peer (capWindowMax)');
+  t.equal(w.net.machine<Peer>(P2).stats().waitingMessages, window, 'they wait at the recipient\'s peer, not on the sender\'s disk');
   t.equal(states.filter((s) => s?.state === 'queued').length, 2, 'the rest queued');
   t.equal(messages(w.events.b).length, 0, 'nothing shown yet');
   w.net.setUp(B, true);
@@ -290,11 +297,32 @@ t.test('several recipients and a group', async (t) => {
 // ---------------------------------------------------------------------------------------------
 // authentication: what the peer pushes is checked end to end
 
+/**
+ * DELIVER `blob` to B's peer from a sender address of the test's own (with a capability of B's
+ * for alice, so that a repeated id is pushed again), and hand the peer's PUSH to B at once.
+ * Returns what B sends back (its ACK goes to the peer, inside its session).
+ */
 function pushTo(w: World, blob: Uint8Array, id: Uint8Array): Array<{ to: string; type: number }> {
+  const p2 = w.net.machine<Peer>(P2);
   const b = w.b();
-  b.handle(w.net.now, P2, encode({ type: MsgType.PUSH, id, blob }));
+  const now = w.net.now;
+  const X: Addr = { host: '10.0.9.9', port: 9000 };
+  p2.handle(now, X, encode({ type: MsgType.HELLO, nonce: randomBytes(16), padTo: 64 }));
+  const c = decode(p2.pollTransmit()!.data);
+  if (!c.ok || c.msg.type !== MsgType.COOKIE) throw new Error('no COOKIE from the peer');
+  const dk = Buffer.from(w.storeB.load()!.deliveryKey!, 'hex');
+  const capId = capabilityId(dk, ids.a.fingerprint);
+  const cap = capabilityField(capId, capabilityKey(dk, capId), ids.b.fingerprint, id);
+  p2.handle(now, X, encode({ type: MsgType.DELIVER, cookie: c.msg.cookie, to: ids.b.fingerprint, id, blob, cap }));
+  for (let x = p2.pollTransmit(); x; x = p2.pollTransmit()) {
+    if (x.to.host === B.host) b.handle(now, P2, x.data);
+  }
   const out: Array<{ to: string; type: number }> = [];
-  for (let x = b.pollTransmit(); x; x = b.pollTransmit()) out.push({ to: `${x.to.host}:${x.to.port}`, type: x.data[1]! });
+  for (let x = b.pollTransmit(); x; x = b.pollTransmit()) {
+    out.push({ to: `${x.to.host}:${x.to.port}`, type: x.data[1]! });
+    if (x.to.host === P2.host) p2.handle(now, B, x.data);
+  }
+  while (p2.pollTransmit()); // RESULTs to X
   w.drain();
   return out;
 }
@@ -312,8 +340,10 @@ t.test('a forged sender is rejected, and still acknowledged', async (t) => {
   // Claims alice's fingerprint and certificate, signs with another key.
   const forger = new Identity(ids.a.cert, ids.m.privateKey);
   const id = randomBytes(16);
+  const before = w.net.machine<Peer>(P2).stats().waitingMessages;
   const out = pushTo(w, sealFrom(forger, 'I am alice', id), id);
-  t.same(out, [{ to: '10.0.0.2:7000', type: MsgType.ACK }], 'ACKed so it leaves the mailbox');
+  t.same(out, [{ to: '10.0.0.2:7000', type: MsgType.SESSION }], 'ACKed (in its session) so it leaves the mailbox');
+  t.equal(w.net.machine<Peer>(P2).stats().waitingMessages, before, 'the peer let it go');
   t.equal(messages(w.events.b).length, 0, 'not shown');
   t.match(w.events.b.find((e) => e.type === 'rejected'), { reason: 'bad_sender', from: ids.a.fingerprintHex });
   t.equal(w.b().stats().drops.bad_sender, 1, 'counted');
@@ -326,8 +356,10 @@ t.test('a tampered blob is rejected, and still acknowledged', async (t) => {
   const id = randomBytes(16);
   const blob = sealFrom(ids.a, 'genuine', id);
   blob[100] = blob[100]! ^ 1;
+  const before = w.net.machine<Peer>(P2).stats().waitingMessages;
   const out = pushTo(w, blob, id);
-  t.same(out.map((x) => x.type), [MsgType.ACK]);
+  t.same(out.map((x) => x.type), [MsgType.SESSION], 'the ACK');
+  t.equal(w.net.machine<Peer>(P2).stats().waitingMessages, before, 'the peer let it go');
   t.equal(messages(w.events.b).length, 0);
   t.match(w.events.b.find((e) => e.type === 'rejected'), { reason: 'open_decrypt_failed' });
   // The same blob untouched is accepted: the test above fails for the right reason.
@@ -474,9 +506,13 @@ t.test("a change of the pinned peer's identity is reported and stops registratio
   t.equal(w.storeA.load()!.peerFingerprint, ids.p3.fingerprintHex, 'new pin persisted');
 });
 
-t.test('a message from a stranger: the certificate is fetched from its peer and checked', async (t) => {
+t.test('a message from a stranger: its certificate comes in its CARD, no lookup at an address it chose', async (t) => {
   const w = world('stranger', { loss: 0.2, duplicate: 0.1, reorder: 0.2, reorderMs: 200 });
   t.ok(w.net.runUntil(() => registered(w), 600_000));
+  let certRequestsFromB = 0;
+  w.net.onDeliver = (d) => {
+    if (d.from.host === B.host && d.data[1] === MsgType.CERT_REQUEST) certRequestsFromB++;
+  };
   w.a().addContact(w.net.now, `${ids.b.fingerprintHex}@10.0.0.2:7000`, 'bob');
   const [id] = w.a().send(w.net.now, ['bob'], 'who am I?');
   t.ok(w.net.runUntil(() => messages(w.events.b).length === 1, 3600_000), 'shown to bob');
@@ -489,13 +525,77 @@ t.test('a message from a stranger: the certificate is fetched from its peer and 
   t.equal(w.b().acceptRequest(w.net.now, ids.a.fingerprintHex, 'alice').petname, 'alice');
   t.ok(w.net.runUntil(() => allDelivered(w.a(), [id!]), 3600_000), 'delivered once accepted');
   t.equal(w.storeB.load()!.certs[ids.a.fingerprintHex], Buffer.from(ids.a.cert).toString('hex'), 'certificate kept');
+  t.equal(certRequestsFromB, 0, 'B never asked anyone for the stranger\'s certificate');
+  t.ok(w.storeB.load()!.caps?.[ids.a.fingerprintHex], 'A (who added B) handed B its capability');
+});
+
+t.test('pushes that cannot be processed never stay at the peer: no CARD, a full table', async (t) => {
+  const w = world('wedge', {}, { pendingVerifyMax: 4 });
+  t.ok(w.net.runUntil(() => registered(w), 600_000));
+  // Sealed to B by a sender B has no certificate for (and no CARD comes): the push waits for its
+  // CARD at most unknownSenderGraceMs, unacknowledged; beyond pendingVerifyMax, rejected at once.
+  const p2 = w.net.machine<Peer>(P2);
+  const before = p2.stats().waitingMessages;
+  const outs: Array<Array<{ to: string; type: number }>> = [];
+  for (let i = 0; i < 6; i++) {
+    const id = randomBytes(16);
+    outs.push(pushTo(w, sealFrom(ids.m, `wedge ${i}`, id), id));
+  }
+  t.same(outs.map((o) => o.length), [0, 0, 0, 0, 1, 1], 'four wait for a CARD, the fifth and sixth are refused at once');
+  t.equal(w.events.b.filter((e) => e.type === 'rejected' && e.reason === 'pending_full').length, 2);
+  t.equal(p2.stats().waitingMessages, before + 4, 'the four waiting ones are still at the peer');
+  w.net.run(CLIENT_DEFAULTS.unknownSenderGraceMs + 10_000);
+  t.equal(w.events.b.filter((e) => e.type === 'rejected' && e.reason === 'sender_unknown').length, 4, 'then rejected and acknowledged');
+  t.equal(p2.stats().waitingMessages, before, 'nothing of them is left at the peer');
+  t.equal(messages(w.events.b).length, 0);
+});
+
+t.test('freshness: a message sent outside the window in which its id is remembered is refused', async (t) => {
+  const w = world('fresh');
+  connect(w, t);
+  const old = randomBytes(16);
+  const blobOld = seal({
+    sender: ids.a, senderPeer: '10.0.0.1:7000', recipientCert: ids.b.cert,
+    content: { kind: ContentKind.TEXT, id: old, sentAtMs: w.net.now - 8 * 24 * 3600_000, body: encodeText({ text: 'eight days old' }) }, random: (n) => randomBytes(n),
+  });
+  pushTo(w, blobOld, old);
+  t.match(w.events.b.find((e) => e.type === 'rejected'), { reason: 'stale', from: ids.a.fingerprintHex });
+  const future = randomBytes(16);
+  pushTo(w, seal({
+    sender: ids.a, senderPeer: '10.0.0.1:7000', recipientCert: ids.b.cert,
+    content: { kind: ContentKind.TEXT, id: future, sentAtMs: w.net.now + 2 * 24 * 3600_000, body: encodeText({ text: 'from the future' }) }, random: (n) => randomBytes(n),
+  }), future);
+  t.ok(w.events.b.some((e) => e.type === 'rejected' && e.reason === 'stale_future'));
+  t.equal(messages(w.events.b).length, 0, 'neither shown');
+  t.ok(CLIENT_DEFAULTS.messageTtlMs <= CLIENT_DEFAULTS.dedupeTtlMs - CLIENT_DEFAULTS.clockSkewMaxMs, 'a sender gives up before the window ends');
+});
+
+t.test('freshness: when the dedupe window overflows, its sender\'s older messages are refused, not shown again', async (t) => {
+  const w = world('floor', {}, { dedupeEntriesMax: 3 });
+  connect(w, t);
+  const sentAt = w.net.now;
+  const blobs = Array.from({ length: 5 }, (_, i) => {
+    const id = randomBytes(16);
+    return { id, blob: seal({
+      sender: ids.a, senderPeer: '10.0.0.1:7000', recipientCert: ids.b.cert,
+      content: { kind: ContentKind.TEXT, id, sentAtMs: sentAt + i, body: encodeText({ text: `m${i}` }) }, random: (n) => randomBytes(n),
+    }) };
+  });
+  for (const b of blobs) pushTo(w, b.blob, b.id);
+  t.equal(messages(w.events.b).length, 5, 'five shown');
+  // The window (3) forgot the first two: replaying them must not show them again.
+  pushTo(w, blobs[0]!.blob, blobs[0]!.id);
+  pushTo(w, blobs[1]!.blob, blobs[1]!.id);
+  t.equal(messages(w.events.b).length, 5, 'still five: the replays are refused');
+  t.equal(w.events.b.filter((e) => e.type === 'rejected' && e.reason === 'stale_floor').length, 2);
+  t.equal(w.storeB.load()!.dedupeFloors?.[ids.a.fingerprintHex], sentAt + 1, 'the floor is persisted');
 });
 
 t.test('keepalives without an answer lead to a new registration', async (t) => {
   const w = world('keepalive-misses');
   t.ok(w.net.runUntil(() => registered(w), 60_000));
   let drop = true;
-  w.net.filter = (d) => !(drop && d.to.host === A.host && d.data[1] === MsgType.OK);
+  w.net.filter = (d) => !(drop && d.to.host === A.host && d.data[1] === MsgType.SESSION);
   let registers = 0;
   w.net.onDeliver = (d) => {
     if (d.from.host === A.host && d.data[1] === MsgType.REGISTER) registers++;
@@ -545,8 +645,11 @@ t.test('VERIFY bodies reach the contact as a verify event, once', async (t) => {
 
 t.test('a window larger than the peer allows: a refused message goes again as soon as a slot frees, not after its busy backoff', async (t) => {
   // 40 in flight per recipient against the peer's 32: the peer refuses some with TOO_MANY_UNACKED.
+  // A holds no capability of B's here (so the per-address bound applies): it forgets the one it got.
   const w = world('slots', { delayMs: 5, jitterMs: 2 }, { unackedPerRecipientMax: 40 });
   connect(w, t);
+  w.storeA.commit({ ...emptyBatch(), meta: [['caps', undefined]] });
+  w.net.replace(A, w.newClient('a'));
   const sent = new Map<string, string>();
   for (let i = 0; i < 100; i++) {
     const [id] = w.a().send(w.net.now, ['bob'], `slot ${i}`);
@@ -588,11 +691,14 @@ class HeldDriver {
 t.test('pushes handled together are committed once, before any ACK leaves; a refused commit keeps the ACKs', async (t) => {
   const w = world('batch');
   connect(w, t);
+  w.net.run(5000); // what connecting put on the wire (CARDs and their ACKs) arrives first
   const acks: number[] = [];
   let pushes = 0;
   w.net.onDeliver = (d) => {
-    if (d.from.host === B.host && d.from.port === B.port && d.data[1] === MsgType.ACK) acks.push(w.net.now);
-    if (d.to.host === B.host && d.to.port === B.port && d.data[1] === MsgType.PUSH) pushes++;
+    const r = decode(d.data);
+    const type = r.ok ? (r.msg.type === MsgType.SESSION ? r.msg.inner.type : r.msg.type) : -1;
+    if (d.from.host === B.host && d.from.port === B.port && type === MsgType.ACK) acks.push(w.net.now);
+    if (d.to.host === B.host && d.to.port === B.port && type === MsgType.PUSH) pushes++;
   };
   let refuse = true;
   const commit = w.storeB.commit.bind(w.storeB);
@@ -639,4 +745,49 @@ t.test('historyRetainMs: history older than that is deleted, at start and then e
   const [id2] = w.a().send(w.net.now, ['bob'], 'fresh');
   t.ok(w.net.runUntil(() => allDelivered(w.a(), [id2!]), 60_000));
   t.same(w.b().history({ limit: 5 }).map((e) => e.text), ['fresh'], 'new messages are kept');
+});
+
+t.test('keepalives: every interval 80 to 100% of keepaliveIntervalMs (below a 30 s NAT timeout), every 4th asks for an answer', async (t) => {
+  const w = world('keepalive-jitter');
+  t.ok(w.net.runUntil(() => registered(w), 60_000));
+  const at: number[] = [];
+  const answers: boolean[] = [];
+  w.net.onDeliver = (d) => {
+    if (d.from.host !== A.host || d.data[1] !== MsgType.SESSION) return;
+    const r = decode(d.data);
+    if (r.ok && r.msg.type === MsgType.SESSION && r.msg.inner.type === MsgType.KEEPALIVE) {
+      at.push(w.net.now);
+      answers.push(r.msg.inner.answer);
+    }
+  };
+  w.net.run(40 * CLIENT_DEFAULTS.keepaliveIntervalMs);
+  const gaps = at.slice(1).map((x, i) => x - at[i]!);
+  t.ok(gaps.length >= 35, `${gaps.length} intervals`);
+  t.ok(gaps.every((g) => g <= CLIENT_DEFAULTS.keepaliveIntervalMs && g >= 0.8 * CLIENT_DEFAULTS.keepaliveIntervalMs - 1), `all within [20 s, 25 s]: ${Math.min(...gaps)}..${Math.max(...gaps)} ms`);
+  t.ok(Math.max(...gaps) < 30_000, 'below the common 30 s NAT timeout');
+  const asked = answers.filter(Boolean).length;
+  t.ok(asked >= answers.length / 4 - 1 && asked <= answers.length / 4 + 2, `${asked} of ${answers.length} ask for an answer`);
+});
+
+t.test('a lost registration OK: the client sends the same proof again and the peer answers the same OK', async (t) => {
+  const w = world('ok-lost');
+  let dropped = 0;
+  let registers = 0;
+  let proofs = 0;
+  w.net.filter = (d) => {
+    if (d.to.host === A.host && d.data[1] === MsgType.SESSION && dropped === 0) {
+      dropped++;
+      return false;
+    }
+    return true;
+  };
+  w.net.onDeliver = (d) => {
+    if (d.from.host === A.host && d.data[1] === MsgType.REGISTER) registers++;
+    if (d.from.host === A.host && d.data[1] === MsgType.REGISTER_PROOF) proofs++;
+  };
+  t.ok(w.net.runUntil(() => w.a().registered, 60_000), 'registered');
+  t.equal(dropped, 1, 'the first OK was lost');
+  t.equal(registers, 1, 'one REGISTER only');
+  t.equal(proofs, 2, 'the same proof twice');
+  t.equal(w.net.machine<Peer>(P1).stats().errorsSent.REPLAY, undefined, 'never refused as a replay');
 });

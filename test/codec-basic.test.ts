@@ -30,10 +30,10 @@ t.test('REGISTER is padded to the datagram maximum and round trips', async (t) =
 t.test('refusals carry a reason and are counted', async (t) => {
   const drops = new DropCounter();
   t.same(decode(new Uint8Array(0), drops), { ok: false, reason: 'empty' });
-  t.same(decode(new Uint8Array([2, 1]), drops), { ok: false, reason: 'bad_version' });
-  t.same(decode(new Uint8Array([1, 200]), drops), { ok: false, reason: 'unknown_type' });
-  t.same(decode(new Uint8Array([1, 3, 0]), drops), { ok: false, reason: 'trailing_bytes' });
-  t.same(decode(new Uint8Array(1201).fill(1), drops), { ok: false, reason: 'too_large' });
+  t.same(decode(new Uint8Array([1, 1]), drops), { ok: false, reason: 'bad_version' });
+  t.same(decode(new Uint8Array([2, 200]), drops), { ok: false, reason: 'unknown_type' });
+  t.same(decode(new Uint8Array([2, 3, 0, 0]), drops), { ok: false, reason: 'trailing_bytes' });
+  t.same(decode(new Uint8Array(1201).fill(2), drops), { ok: false, reason: 'too_large' });
   t.equal(drops.total, 5);
   t.equal(drops.byReason.get('empty'), 1);
 });

@@ -1,7 +1,7 @@
 /**
  * The safety number and the identity code computed from the written spec alone (docs/SECURITY.md,
  * "Safety numbers and identity codes, byte-exact"), with node:crypto and no code from src/codes,
- * checked against the vectors in test/vectors/codes.json and against src/codes.
+ * checked against the vectors in test/vectors/codes-spec.json and against src/codes.
  */
 import t from 'tap';
 import { readFileSync } from 'node:fs';
@@ -19,7 +19,7 @@ interface Half {
   chunks: Array<{ bytes: string; value: number; mod: string }>;
   digits: string;
 }
-const V = JSON.parse(readFileSync(new URL('./vectors/codes.json', import.meta.url), 'utf8')) as {
+const V = JSON.parse(readFileSync(new URL('./vectors/codes-spec.json', import.meta.url), 'utf8')) as {
   safetyNumber: { a: Half; b: Half; number: string; formatted: string; sortedFirst: 'a' | 'b' };
   identityCode: Array<{ fingerprint: string; scryptOutput: string; uint64: string; code: string }>;
 };

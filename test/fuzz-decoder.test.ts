@@ -67,8 +67,11 @@ const extra: Message[] = [
   // the hand-read datagrams at the edges of their CBOR heads
   ...[1, 23, 24, 255, 256, 1100].flatMap((n): Message[] => [
     { type: MsgType.DELIVER, cookie: at(20, 1), to: at(32, 2), id: at(16, 3), blob: at(n, 4) },
+    { type: MsgType.DELIVER, cookie: at(20, 1), to: at(32, 2), id: at(16, 3), cap: at(16, 8), blob: at(Math.min(n, 1083), 4) },
     { type: MsgType.PUSH, id: at(16, 3), blob: at(n, 5) },
+    { type: MsgType.SESSION, sessionId: at(8, 1), counter: n, inner: { type: MsgType.PUSH, id: at(16, 3), blob: at(n, 5) }, tag: at(16, 9) },
   ]),
+  { type: MsgType.SESSION, sessionId: at(8, 1), counter: 2 ** 53 - 1, inner: { type: MsgType.KEEPALIVE, answer: true }, tag: at(16, 9) },
   ...[1, 2, 23, 24, 32].map((n): Message => ({ type: MsgType.ACK, ids: Array.from({ length: n }, (_, i) => at(16, i)) })),
   { type: MsgType.RESULT, id: at(16, 6), status: 200 },
   { type: MsgType.RESULT, id: at(16, 6), status: 300 },
@@ -129,8 +132,8 @@ function sameMessage(a: Message, b: Message): boolean {
   return Object.getPrototypeOf(a) === Object.getPrototypeOf(b) && norm(a) === norm(b);
 }
 
-const cborType = (): number => 6 + int(13);
-const envelope = (type: number, payload: Uint8Array): Uint8Array => cat([1, type], payload);
+const cborType = (): number => 6 + int(14);
+const envelope = (type: number, payload: Uint8Array): Uint8Array => cat([2, type], payload);
 
 function mutate(src: Uint8Array): Uint8Array {
   const b = Uint8Array.from(src);
@@ -169,8 +172,8 @@ function* datagrams(): Generator<[string, Uint8Array]> {
     for (let k = 0; k < 4; k++) {
       const b = randomBytes(n);
       if (k >= 2 && n >= 2) {
-        b[0] = 1;
-        b[1] = 1 + int(18);
+        b[0] = 2;
+        b[1] = 1 + int(20);
       }
       yield ['random', b];
     }
@@ -188,8 +191,8 @@ function* datagrams(): Generator<[string, Uint8Array]> {
     const len = pick([int(0x10000), 99, 100, 800, 801, 0xffff, int(1300)]);
     const body = randomBytes(int(1199));
     if (int(2)) body.fill(0, Math.min(body.length, len + 18));
-    yield ['register_length', cat([1, 2, len >> 8, len & 0xff], body).subarray(0, DATAGRAM_MAX_BYTES)];
-    yield ['hello_padding', cat([1, 5], randomBytes(16), new Uint8Array(int(1183)), int(3) ? [] : [int(256)])];
+    yield ['register_length', cat([2, 2, len >> 8, len & 0xff], body).subarray(0, DATAGRAM_MAX_BYTES)];
+    yield ['hello_padding', cat([2, 5], randomBytes(16), new Uint8Array(int(1183)), int(3) ? [] : [int(256)])];
   }
   // CBOR strings and arrays whose lengths lie, and huge 8-byte counts
   for (let k = 0; k < 8_000; k++) {

@@ -23,18 +23,25 @@ async function requests(): Promise<Array<[string, Uint8Array]>> {
     ['REGISTER unpadded', m({ type: MsgType.REGISTER, cert, nonce, padTo: 0 })],
     ['HELLO padded', m({ type: MsgType.HELLO, nonce })],
     ['HELLO unpadded', m({ type: MsgType.HELLO, nonce, padTo: 0 })],
-    ['KEEPALIVE', m({ type: MsgType.KEEPALIVE })],
-    ['POLL', m({ type: MsgType.POLL })],
-    ['ACK', m({ type: MsgType.ACK, ids: [id] })],
-    ['DIR_JOIN', m({ type: MsgType.DIR_JOIN, name: '' })],
+    ['KEEPALIVE outside a session', m({ type: MsgType.KEEPALIVE, answer: true })],
+    ['POLL outside a session', m({ type: MsgType.POLL })],
+    ['ACK outside a session', m({ type: MsgType.ACK, ids: [id] })],
+    ['DIR_JOIN outside a session', m({ type: MsgType.DIR_JOIN, name: '' })],
+    ['SESSION of an unknown session', m({ type: MsgType.SESSION, sessionId: new Uint8Array(8).fill(5), counter: 1, inner: { type: MsgType.POLL }, tag: new Uint8Array(16) })],
     ['DELIVER bad cookie', m({ type: MsgType.DELIVER, cookie, to: fp, id, blob: new Uint8Array(1) })],
     ['CERT_REQUEST bad cookie', m({ type: MsgType.CERT_REQUEST, cookie, fingerprint: fp })],
     ['DIR_LIST bad cookie', m({ type: MsgType.DIR_LIST, cookie, page: 0 })],
-    ['REGISTER_PROOF bad cookie', m({ type: MsgType.REGISTER_PROOF, cert, nonce, cookie, sig: new Uint8Array(64) })],
+    [
+      'REGISTER_PROOF bad cookie',
+      m({
+        type: MsgType.REGISTER_PROOF, cert, nonce, cookie, peerKey: new Uint8Array(32), clientKey: new Uint8Array(32),
+        wrappedKey: new Uint8Array(48), sig: new Uint8Array(64),
+      }),
+    ],
     ['garbage 1 byte', new Uint8Array([0x41])],
-    ['garbage 2 bytes', new Uint8Array([1, 99])],
+    ['garbage 2 bytes', new Uint8Array([2, 99])],
     ['garbage 600 bytes', new Uint8Array(600).fill(0x5a)],
-    ['garbage CBOR payload', new Uint8Array([1, MsgType.DELIVER, 0xff, 0x00])],
+    ['garbage CBOR payload', new Uint8Array([2, MsgType.DELIVER, 0xff, 0x00])],
   ];
 }
 
@@ -69,8 +76,13 @@ t.test('padding boundary: a REGISTER one byte shorter than the CHALLENGE is not 
   t.ok(challengeBytes > 0 && challengeBytes <= full.length);
   link.inject(VICTIM, PEER_ADDR, encode({ type: MsgType.REGISTER, cert, nonce, padTo: challengeBytes - 1 }));
   t.equal(link.sentTo(VICTIM), challengeBytes, 'not answered');
-  link.inject(VICTIM, PEER_ADDR, encode({ type: MsgType.HELLO, nonce, padTo: challengeBytes }));
+  link.inject(VICTIM, PEER_ADDR, encode({ type: MsgType.REGISTER, cert, nonce, padTo: challengeBytes }));
   t.equal(link.sentTo(VICTIM), 2 * challengeBytes, 'answered at exactly the CHALLENGE size');
+  // HELLO is answered by a COOKIE (a MAC, no certificate, no signature): 41 bytes.
+  link.inject(VICTIM, PEER_ADDR, encode({ type: MsgType.HELLO, nonce, padTo: 40 }));
+  t.equal(link.sentTo(VICTIM), 2 * challengeBytes, 'a HELLO one byte shorter than the COOKIE is not answered');
+  link.inject(VICTIM, PEER_ADDR, encode({ type: MsgType.HELLO, nonce, padTo: 41 }));
+  t.equal(link.sentTo(VICTIM), 2 * challengeBytes + 41, 'answered at exactly the COOKIE size');
 });
 
 t.test('RATE_LIMITED answers to unvalidated sources stay within the rule', async (t) => {
@@ -98,7 +110,7 @@ t.test('property: any datagram from an unvalidated source gets at most its size 
     fc.property(fc.constantFrom(...types), fc.uint8Array({ maxLength: 1198 }), fc.nat(65535), (type, body, port) => {
       const from = { host: '203.0.113.5', port: port + 1 };
       const data = new Uint8Array(2 + body.length);
-      data.set([1, type]);
+      data.set([2, type]);
       data.set(body, 2);
       const before = link.sentTo(from);
       link.inject(from, PEER_ADDR, data);

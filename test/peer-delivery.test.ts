@@ -168,9 +168,17 @@ t.test('duplicate DELIVER: stored once, every sender answered', async (t) => {
   link.flush();
   t.same(a.resultsOf(id), [200, 200], 'recently delivered: RESULT 200');
   t.equal(peer.stats().waitingMessages, 0, 'and not stored again');
-  t.equal(b.pushes.length, 2, 'but passed on once more, so the recipient can send its receipt again');
+  t.equal(b.pushes.length, 1, 'a stranger\'s copy (no capability) is not passed on again');
+  a.deliver(PEER_ADDR, b.fingerprint, blob(), id16(9), b.capabilityFor(a.fingerprint));
+  link.flush();
+  t.same(a.resultsOf(id), [200, 200, 200]);
+  t.equal(b.pushes.length, 2, 'a contact\'s copy is passed on once more, so the recipient can send its receipt again');
   t.same(b.pushes[1]!.id, id);
   t.same(b.pushes[1]!.blob, blob());
+  // The re-push bucket of the recipient bounds what an acknowledged id can bring it (issue: 500 of 500).
+  for (let i = 0; i < 200; i++) a.deliver(PEER_ADDR, b.fingerprint, blob(), id16(9), b.capabilityFor(a.fingerprint));
+  link.flush();
+  t.ok(b.pushes.length <= 2 + 32, `re-pushes bounded by the recipient's bucket (${b.pushes.length - 2} of 200)`);
 });
 
 t.test('recentDeliveredMax: the oldest acknowledged id is forgotten, and a late duplicate of it is stored again', async (t) => {
@@ -183,7 +191,7 @@ t.test('recentDeliveredMax: the oldest acknowledged id is forgotten, and a late 
   t.same(ids.map((id) => a.resultsOf(id)), [[200], [200], [200]]);
   t.equal(peer.stats().waitingMessages, 0);
   const pushes = b.pushes.length;
-  a.deliver(PEER_ADDR, b.fingerprint, blob(), id16(3));
+  a.deliver(PEER_ADDR, b.fingerprint, blob(), id16(3), b.capabilityFor(a.fingerprint));
   link.flush();
   t.same(a.resultsOf(ids[2]!), [200, 200], 'a remembered id: RESULT 200 again');
   t.equal(b.pushes.length, pushes + 1, 'passed on without storing');
@@ -393,7 +401,7 @@ async function directoryWorld(on: boolean): Promise<World & { a: RawClient; memb
 
 t.test('directory on: join, pages sorted by name, leave, bad names', async (t) => {
   const { link, a, members } = await directoryWorld(true);
-  members.forEach((m, i) => m.send(PEER_ADDR, { type: MsgType.DIR_JOIN, name: `user ${String(19 - i).padStart(2, '0')}` }));
+  members.forEach((m, i) => m.sendSession({ type: MsgType.DIR_JOIN, name: `user ${String(19 - i).padStart(2, '0')}` }));
   link.flush();
   t.ok(members.every((m) => m.lastOf(MsgType.OK)), 'every join answered OK');
   const cookie = a.cookies.get('10.0.0.1:7777')!;
@@ -410,9 +418,9 @@ t.test('directory on: join, pages sorted by name, leave, bad names', async (t) =
     t.equal(p0.entries.length, 16);
     t.equal(toHex(p0.entries[0]!.fingerprint), toHex(members[19]!.fingerprint));
   }
-  members[19]!.send(PEER_ADDR, { type: MsgType.DIR_JOIN, name: '' });
-  members[18]!.send(PEER_ADDR, { type: MsgType.DIR_JOIN, name: 'bad\u0007name' });
-  members[17]!.send(PEER_ADDR, { type: MsgType.DIR_JOIN, name: '   ' });
+  members[19]!.sendSession({ type: MsgType.DIR_JOIN, name: '' });
+  members[18]!.sendSession({ type: MsgType.DIR_JOIN, name: 'bad\u0007name' });
+  members[17]!.sendSession({ type: MsgType.DIR_JOIN, name: '   ' });
   a.send(PEER_ADDR, { type: MsgType.DIR_LIST, cookie, page: 5 });
   link.flush();
   t.same(errorCodes(members[18]!), [WireError.BAD_REQUEST]);
@@ -434,18 +442,19 @@ t.test('directory on: join, pages sorted by name, leave, bad names', async (t) =
 
 t.test('directory off: DIRECTORY_DISABLED', async (t) => {
   const { link, a, members } = await directoryWorld(false);
-  members[0]!.send(PEER_ADDR, { type: MsgType.DIR_JOIN, name: 'bob' });
+  members[0]!.sendSession({ type: MsgType.DIR_JOIN, name: 'bob' });
   a.send(PEER_ADDR, { type: MsgType.DIR_LIST, cookie: a.cookies.get('10.0.0.1:7777')!, page: 0 });
   link.flush();
   t.same(errorCodes(members[0]!), [WireError.DIRECTORY_DISABLED]);
   t.same(errorCodes(a), [WireError.DIRECTORY_DISABLED]);
 });
 
-t.test('DIR_JOIN from an unknown address: REGISTER_AGAIN', async (t) => {
-  const { link, clients } = await makeWorld(1, { directory: true });
+t.test('DIR_JOIN outside a session: dropped, never answered (an address is no credential)', async (t) => {
+  const { link, peer, clients } = await makeWorld(1, { directory: true });
   const c = clients[0]!;
   c.send(PEER_ADDR, { type: MsgType.DIR_JOIN, name: 'x' });
   link.flush();
-  t.equal(c.registerAgainCount, 1);
+  t.equal(c.inbox.length, 0);
+  t.equal(peer.stats().drops.not_in_session, 1);
   t.equal(clientAddr(0).port, 40000);
 });

@@ -53,8 +53,8 @@ t.test('flood: garbage, registration attempts, DELIVERs to random fingerprints',
   // 200,000 garbage datagrams: random bytes behind every type byte, from many addresses.
   const pool = Array.from({ length: 1024 }, (_, i) => {
     const d = rnd(1 + (i * 37) % 1200);
-    d[0] = i % 7 === 0 ? 2 : 1;
-    d[1] = i % 20;
+    d[0] = i % 7 === 0 ? 1 : 2;
+    d[1] = i % 22;
     return d;
   });
   let answered = 0;
@@ -72,7 +72,7 @@ t.test('flood: garbage, registration attempts, DELIVERs to random fingerprints',
   const registers = Array.from({ length: 64 }, () => encode({ type: MsgType.REGISTER, cert, nonce: rnd(16) }));
   const unpadded = Array.from({ length: 64 }, () => encode({ type: MsgType.REGISTER, cert, nonce: rnd(16), padTo: 0 }));
   const proofs = Array.from({ length: 64 }, () =>
-    encode({ type: MsgType.REGISTER_PROOF, cert, nonce: rnd(16), cookie: rnd(20), sig: rnd(64) }));
+    encode({ type: MsgType.REGISTER_PROOF, cert, nonce: rnd(16), cookie: rnd(20), peerKey: rnd(32), clientKey: rnd(32), wrappedKey: rnd(48), sig: rnd(64) }));
   for (let i = 0; i < 50_000; i++) {
     const from = { host: `172.16.${(i >> 8) & 255}.${i & 255}`, port: 2000 + (i % 50000) };
     const kind = i % 5;
@@ -89,7 +89,7 @@ t.test('flood: garbage, registration attempts, DELIVERs to random fingerprints',
   for (let i = 0; i < 1000; i++) {
     const from = { host: `100.64.${i >> 8}.${i & 255}`, port: 3000 + i };
     const r = decode(feed(peer, now, from, encode({ type: MsgType.HELLO, nonce: rnd(16) }))[0]!);
-    if (!r.ok || r.msg.type !== MsgType.CHALLENGE) throw new Error('no challenge');
+    if (!r.ok || r.msg.type !== MsgType.COOKIE) throw new Error('no cookie');
     senders.push({ from, cookie: r.msg.cookie });
   }
   let stored = 0;

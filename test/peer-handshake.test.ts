@@ -5,7 +5,7 @@
 import t from 'tap';
 import { MsgType, WireError, decode, encode } from '../src/protocol/index.js';
 import type { RegisterProofMsg } from '../src/protocol/index.js';
-import { LABEL_REGISTER } from '../src/protocol/constants.js';
+import { registerSigned } from '../src/crypto/session.js';
 import { Identity, generateIdentity, toHex } from '../src/identity/certificate.js';
 import { readCertificateDer } from '../src/identity/cert-der.js';
 import { PEER_ADDR, clientAddr, identityNo, makeWorld, type World } from './helpers/link.js';
@@ -26,11 +26,25 @@ function tlv(tag: number, ...parts: Uint8Array[]): Buffer {
   return Buffer.concat([Buffer.from([tag, ...len]), body]);
 }
 
+/** The proof's signature by `id` (for the peer `peerFp`, default the one it names). */
+function signProof(id: Identity, p: RegisterProofMsg, peerFp: Uint8Array, cookie = p.cookie): Uint8Array {
+  return id.sign(registerSigned({ cookie, peerFingerprint: peerFp, nonce: p.nonce, peerKey: p.peerKey, clientKey: p.clientKey, wrappedKey: p.wrappedKey }));
+}
+
+/** A's REGISTER_PROOF held back (not delivered), for tests that send a changed copy. */
+function heldProof(link: World['link'], a: RawClient): RegisterProofMsg {
+  link.filter = (d) => d.data[1] !== MsgType.REGISTER_PROOF;
+  a.register(PEER_ADDR);
+  link.flush();
+  link.filter = undefined;
+  return proofOf(a);
+}
+
 function lastErrorCode(c: RawClient): number | undefined {
   return c.errors.at(-1)?.code;
 }
 
-t.test('full handshake: REGISTER, signed CHALLENGE, REGISTER_PROOF, OK', async (t) => {
+t.test('full handshake: REGISTER, signed CHALLENGE, REGISTER_PROOF, OK in the new session', async (t) => {
   const { link, peer, clients } = await makeWorld(1);
   const [a] = clients as [RawClient];
   link.record = true;
@@ -40,18 +54,34 @@ t.test('full handshake: REGISTER, signed CHALLENGE, REGISTER_PROOF, OK', async (
   t.notOk(a.badChallenge, 'challenge signature verified with the peer certificate');
   t.equal(toHex(a.peerFingerprints.get('10.0.0.1:7777')!), toHex(peer.fingerprint), 'peer fingerprint pinned');
   t.equal(peer.stats().registered, 1);
-  t.same(link.recorded.map((d) => d.data[1]), [MsgType.REGISTER, MsgType.CHALLENGE, MsgType.REGISTER_PROOF, MsgType.OK]);
+  t.same(link.recorded.map((d) => d.data[1]), [MsgType.REGISTER, MsgType.CHALLENGE, MsgType.REGISTER_PROOF, MsgType.SESSION]);
+  t.same(a.oks, [a.session!.nonce], 'the OK names the proof it answers (its nonce)');
   t.equal(link.recorded[0]!.data.length, 1200, 'REGISTER is padded');
   t.ok(link.recorded[1]!.data.length <= 1200, 'CHALLENGE no longer than the REGISTER');
   t.equal(peer.pollTimeout(), link.now + 90_000, 'registration expiry is the only deadline');
 });
 
-t.test('a REGISTER_PROOF replayed from the same address is refused with REPLAY', async (t) => {
-  const { link, clients } = await makeWorld(1);
+t.test('a REGISTER_PROOF sent again (its OK was lost) gets the same OK; an old one gets REPLAY', async (t) => {
+  const { link, peer, clients } = await makeWorld(1);
   const [a] = clients as [RawClient];
+  link.record = true;
+  link.filter = (d) => !(d.data[1] === MsgType.SESSION && d.to.port === clientAddr(0).port); // the OK is lost
   a.register(PEER_ADDR);
   link.flush();
-  link.inject(clientAddr(0), PEER_ADDR, a.lastProof!);
+  link.filter = undefined;
+  t.notOk(a.registered);
+  const firstOk = link.recorded.find((d) => d.data[1] === MsgType.SESSION)!.data;
+  const first = a.lastProof!;
+  link.inject(clientAddr(0), PEER_ADDR, first);
+  t.ok(a.registered, 'the proof again is answered OK, not REPLAY');
+  t.equal(a.errors.length, 0);
+  const again = link.recorded.filter((d) => d.data[1] === MsgType.SESSION).at(-1)!.data;
+  t.same(again, firstOk, 'the very same OK');
+  t.equal(peer.stats().registered, 1);
+  // A newer registration replaces that session: the first proof is then a replay.
+  a.register(PEER_ADDR);
+  link.flush();
+  link.inject(clientAddr(0), PEER_ADDR, first);
   t.equal(lastErrorCode(a), WireError.REPLAY);
 });
 
@@ -67,8 +97,12 @@ t.test('replayMax: at the bound a new registration gets RATE_LIMITED, and passes
   t.notOk(c.registered, 'the third proof finds the guard full');
   t.equal(lastErrorCode(c), WireError.RATE_LIMITED);
   t.match(c.errors.at(-1)!.detail, /too many registrations/);
-  link.inject(clientAddr(0), PEER_ADDR, a.lastProof!);
-  t.equal(lastErrorCode(a), WireError.REPLAY, 'a used proof is still a replay at the bound');
+  const oldProof = a.lastProof!;
+  a.register(PEER_ADDR);
+  link.flush();
+  t.equal(lastErrorCode(a), WireError.RATE_LIMITED, 'a new proof of A finds the guard full too');
+  link.inject(clientAddr(0), PEER_ADDR, oldProof);
+  t.equal(a.errors.length, 1, 'its standing proof sent again is answered with its OK (idempotent), not refused');
   link.advance(2 * 120_000);
   c.register(PEER_ADDR);
   link.flush();
@@ -84,13 +118,15 @@ t.test('a REGISTER_PROOF replayed from another address fails the cookie check', 
   link.inject(clientAddr(1), PEER_ADDR, a.lastProof!);
   t.equal(lastErrorCode(b), WireError.BAD_COOKIE);
   t.equal(b.errors.at(-1)!.detail, '', 'no detail to an unvalidated address');
-  // The registration still points at A: a keepalive from B's address is not recognised.
-  b.send(PEER_ADDR, { type: MsgType.KEEPALIVE });
+  // An address is no credential: a keepalive from B's address outside a session is dropped.
+  b.send(PEER_ADDR, { type: MsgType.KEEPALIVE, answer: true });
   link.flush();
-  t.equal(b.registerAgainCount, 1);
+  t.equal(b.inbox.filter((r) => r.msg.type !== MsgType.ERROR).length, 0, 'not answered');
+  t.equal(peer.stats().drops.not_in_session, 1);
   a.keepalive();
   link.flush();
   t.equal(a.registerAgainCount, 0);
+  t.equal(a.oks.length, 2, 'the registration and the keepalive answered in the session');
   t.equal(peer.stats().registered, 1);
 });
 
@@ -132,7 +168,7 @@ t.test('forged cookies are refused even with a valid signature over them', async
   forgeries[0]![19]! ^= 1; // MAC bit flipped
   forgeries[2]!.set([0xff, 0xff, 0xff, 0xff]); // epoch far in the future
   for (const cookie of forgeries) {
-    const sig = a.identity.sign(Buffer.concat([Buffer.from(LABEL_REGISTER), cookie, peer.fingerprint, p.nonce]));
+    const sig = signProof(a.identity, p, peer.fingerprint, cookie);
     link.inject(clientAddr(0), PEER_ADDR, encode({ ...p, cookie, sig }));
     t.equal(lastErrorCode(a), WireError.BAD_COOKIE);
   }
@@ -149,11 +185,11 @@ t.test('a proof signed by a key that is not the certificate key: BAD_SIGNATURE',
   link.flush();
   link.filter = undefined;
   const p = proofOf(a);
-  const sig = other.sign(Buffer.concat([Buffer.from(LABEL_REGISTER), p.cookie, peer.fingerprint, p.nonce]));
+  const sig = signProof(other, p, peer.fingerprint);
   link.inject(clientAddr(0), PEER_ADDR, encode({ ...p, sig }));
   t.equal(lastErrorCode(a), WireError.BAD_SIGNATURE);
   // A signature for another peer (wrong peer fingerprint in the signed text) fails the same way.
-  const sig2 = a.identity.sign(Buffer.concat([Buffer.from(LABEL_REGISTER), p.cookie, new Uint8Array(32), p.nonce]));
+  const sig2 = signProof(a.identity, p, new Uint8Array(32));
   link.inject(clientAddr(0), PEER_ADDR, encode({ ...p, sig: sig2 }));
   t.equal(lastErrorCode(a), WireError.BAD_SIGNATURE);
   t.equal(peer.stats().registered, 0);
@@ -162,13 +198,10 @@ t.test('a proof signed by a key that is not the certificate key: BAD_SIGNATURE',
 t.test("someone else's certificate cannot be registered without its key", async (t) => {
   const { link, peer, clients } = await makeWorld(2);
   const [victim, attacker] = clients as [RawClient, RawClient];
-  // The attacker gets a valid cookie for its own address, then presents the victim's certificate.
-  attacker.hello(PEER_ADDR);
-  link.flush();
-  const cookie = attacker.cookies.get('10.0.0.1:7777')!;
-  const nonce = new Uint8Array(16).fill(7);
-  const sig = attacker.identity.sign(Buffer.concat([Buffer.from(LABEL_REGISTER), cookie, peer.fingerprint, nonce]));
-  attacker.send(PEER_ADDR, { type: MsgType.REGISTER_PROOF, cert: victim.identity.cert, nonce, cookie, sig });
+  // The attacker gets a valid cookie and handshake key for its own address, then presents the
+  // victim's certificate with a proof signed by its own key.
+  const p = heldProof(link, attacker);
+  attacker.send(PEER_ADDR, { ...p, cert: victim.identity.cert, sig: signProof(attacker.identity, p, peer.fingerprint) });
   link.flush();
   t.equal(lastErrorCode(attacker), WireError.BAD_SIGNATURE);
   t.equal(peer.stats().registered, 0);
@@ -177,10 +210,8 @@ t.test("someone else's certificate cannot be registered without its key", async 
 t.test('a certificate that does not parse: BAD_CERT with a reason', async (t) => {
   const { link, clients } = await makeWorld(1);
   const [a] = clients as [RawClient];
-  a.hello(PEER_ADDR);
-  link.flush();
-  const cookie = a.cookies.get('10.0.0.1:7777')!;
-  a.send(PEER_ADDR, { type: MsgType.REGISTER_PROOF, cert: new Uint8Array(150).fill(0x30), nonce: new Uint8Array(16), cookie, sig: new Uint8Array(64) });
+  const p = heldProof(link, a);
+  a.send(PEER_ADDR, { ...p, cert: new Uint8Array(150).fill(0x30), sig: new Uint8Array(64) });
   link.flush();
   t.equal(lastErrorCode(a), WireError.BAD_CERT);
   t.match(a.errors.at(-1)!.detail, /^bad_der/);
@@ -231,7 +262,7 @@ t.test('a client whose certificate is never served cannot join the directory', a
   const [a] = clients as [RawClient];
   const bad = await registeredWithBadSelfSignature(link, 6, { host: '10.2.0.2', port: 4000 });
   t.ok(bad.registered);
-  bad.send(PEER_ADDR, { type: MsgType.DIR_JOIN, name: 'mallory' });
+  bad.sendSession({ type: MsgType.DIR_JOIN, name: 'mallory' });
   link.flush();
   t.equal(lastErrorCode(bad), WireError.BAD_CERT);
   t.match(bad.errors.at(-1)!.detail, /^bad_self_signature: /);
@@ -239,7 +270,7 @@ t.test('a client whose certificate is never served cannot join the directory', a
   a.register(PEER_ADDR);
   link.flush();
   t.ok(a.registered);
-  a.send(PEER_ADDR, { type: MsgType.DIR_JOIN, name: 'alice' });
+  a.sendSession({ type: MsgType.DIR_JOIN, name: 'alice' });
   link.flush();
   t.equal(a.errors.length, 0, 'no error');
   t.ok(a.lastOf(MsgType.OK), 'a self-signed certificate joins');
@@ -274,9 +305,7 @@ t.test('certificates out of their validity period: BAD_CERT, first time and from
 t.test('a v1 certificate and a cut one: BAD_CERT not_v3 and bad_der with the walk reason', async (t) => {
   const { link, clients } = await makeWorld(1);
   const [a] = clients as [RawClient];
-  a.hello(PEER_ADDR);
-  link.flush();
-  const cookie = a.cookies.get('10.0.0.1:7777')!;
+  const p = heldProof(link, a);
   // A v3 certificate with its version field removed and the lengths made right: a v1 certificate.
   const walked = readCertificateDer(a.identity.cert);
   if (!walked.ok) throw new Error('test certificate refused');
@@ -286,7 +315,7 @@ t.test('a v1 certificate and a cut one: BAD_CERT not_v3 and bad_der with the wal
   const rest = Buffer.from(a.identity.cert).subarray(a.identity.cert.length - (2 + 5 + 2 + 65));
   const v1 = tlv(0x30, tlv(0x30, tbsBody.subarray(5)), rest);
   for (const [cert, re] of [[v1, /^not_v3: not_v3: /], [a.identity.cert.subarray(0, 120), /^bad_der: truncated: /]] as const) {
-    a.send(PEER_ADDR, { type: MsgType.REGISTER_PROOF, cert, nonce: new Uint8Array(16), cookie, sig: new Uint8Array(64) });
+    a.send(PEER_ADDR, { ...p, cert, sig: new Uint8Array(64) });
     link.flush();
     t.equal(lastErrorCode(a), WireError.BAD_CERT);
     t.match(a.errors.at(-1)!.detail, re);
@@ -322,17 +351,21 @@ t.test('re-registration from a new address moves the entry', async (t) => {
   t.same(b.resultsOf(id), [200]);
 });
 
-t.test('a different client registering from an address takes it over', async (t) => {
+t.test('two clients behind one address (a NAT) each keep their own session', async (t) => {
   const { link, peer, clients } = await makeWorld(2);
   const [a, b] = clients as [RawClient, RawClient];
   a.register(PEER_ADDR);
   link.flush();
   const other = new RawClient(b.identity);
-  link.add(clientAddr(0), other); // B now sits at A's old address
+  link.add(clientAddr(0), other); // B now sits at A's address
   other.register(PEER_ADDR);
   link.flush();
   t.ok(other.registered);
-  t.equal(peer.stats().registered, 1, 'one client per address');
+  t.equal(peer.stats().registered, 2, 'the address is not the key: both registered');
+  a.keepalive();
+  other.keepalive();
+  link.flush();
+  t.equal(a.registerAgainCount + other.registerAgainCount, 0, 'both sessions live');
 });
 
 t.test('KEEPALIVE refreshes, expiry removes, REGISTER_AGAIN for unknown addresses', async (t) => {
@@ -352,7 +385,7 @@ t.test('KEEPALIVE refreshes, expiry removes, REGISTER_AGAIN for unknown addresse
   b.keepalive();
   b.poll();
   link.flush();
-  t.equal(b.registerAgainCount, 2, 'KEEPALIVE and POLL from an unknown address: REGISTER_AGAIN');
+  t.equal(b.registerAgainCount, 2, 'KEEPALIVE and POLL of a session the peer does not know: REGISTER_AGAIN naming it');
   link.advance(90_000);
   t.equal(peer.stats().registered, 0);
   t.equal(peer.pollTimeout(), undefined, 'nothing left to wait for');

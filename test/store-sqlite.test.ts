@@ -45,7 +45,7 @@ t.test('a new store: WAL, schema version, small state and outbox round-trip by k
     contacts: [['bob', contact('bob', FP('b'))], ['eve', contact('eve', FP('e'))]],
     certs: [[FP('d'), '3082']],
     outbox: [[out.id, out]],
-    dedupe: [[`${FP('b')}:${ID(1)}`, 10]],
+    dedupe: [[`${FP('b')}:${ID(1)}`, { atMs: 10, sentAtMs: 8 }]],
   });
   s.commit({ ...emptyBatch(), contacts: [['eve', undefined], ['bob', { ...contact('bob', FP('b')), verification: 'verified' }]] });
   s.close();
@@ -56,7 +56,7 @@ t.test('a new store: WAL, schema version, small state and outbox round-trip by k
   t.same(snap.contacts.map((c) => [c.petname, c.verification]), [['bob', 'verified']]);
   t.same(snap.certs, { [FP('d')]: '3082' });
   t.same(snap.outbox, [out]);
-  t.same(snap.dedupe, [{ key: `${FP('b')}:${ID(1)}`, atMs: 10 }]);
+  t.same(snap.dedupe, [{ key: `${FP('b')}:${ID(1)}`, atMs: 10, sentAtMs: 8 }]);
   again.close();
 });
 
@@ -246,5 +246,22 @@ t.test('the peer stays RAM-only: a peer writes no store, and the store has only 
   const s = openStore(home());
   const tables = (s.db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'messages_fts%' AND name NOT LIKE 'sqlite_%' ORDER BY name").all() as Array<{ name: string }>).map((r) => r.name);
   t.same(tables, ['certs', 'chat_groups', 'contacts', 'dedupe', 'messages', 'meta', 'outbox', 'store_info']);
+  s.close();
+});
+
+t.test('a database of schema version 1 is migrated to the current version, keeping its rows', async (t) => {
+  const h = home();
+  openStore(h).close();
+  // Make it what version 1 was: no sending time in the dedupe entries.
+  const db = new Database(storePath(h));
+  db.exec('ALTER TABLE dedupe DROP COLUMN sent_at_ms');
+  db.pragma('user_version = 1');
+  db.prepare('INSERT INTO dedupe (key, at_ms) VALUES (?, ?)').run(`${FP('b')}:${ID(1)}`, 10);
+  db.close();
+  const s = openStore(h);
+  t.equal(s.db.pragma('user_version', { simple: true }), SCHEMA_VERSION, 'migrated');
+  t.same(s.load()!.dedupe, [{ key: `${FP('b')}:${ID(1)}`, atMs: 10 }], 'the old row kept');
+  s.commit({ ...emptyBatch(), dedupe: [[`${FP('b')}:${ID(2)}`, { atMs: 11, sentAtMs: 9 }]] });
+  t.same(s.load()!.dedupe.at(-1), { key: `${FP('b')}:${ID(2)}`, atMs: 11, sentAtMs: 9 }, 'the new column is used');
   s.close();
 });

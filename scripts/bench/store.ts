@@ -57,7 +57,7 @@ function messageBatch(i: number): StoreBatch {
   return {
     ...emptyBatch(),
     history: [{ op: 'add', entry: { ...entry(i, CONTACT), id } }],
-    dedupe: [[`${CONTACT}:${id}`, 1.7e12 + i]],
+    dedupe: [[`${CONTACT}:${id}`, { atMs: 1.7e12 + i, sentAtMs: 1.7e12 + i }]],
     outbox: [[id, { id, to: CONTACT, toPeer: '127.0.0.1:7777', kind: 1, createdAtMs: 1.7e12, state: 'held', parts: [{ id, blob: hex(1024), peerStatus: 'held', receipt: false }] }]],
   };
 }

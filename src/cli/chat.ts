@@ -162,8 +162,8 @@ export async function runChat(m: Messenger, opts: ChatOptions, stop: Promise<voi
     const late = lateMark(sentAt, at, at);
     const iso = { sentAtIso: isoLocal(sentAt), receivedAtIso: isoLocal(at) };
     if (e.request) {
-      const code = await identityCodeAsync(fingerprintFromHex(from)!);
       const known = requests.get(from);
+      const code = known?.code ?? (await identityCodeAsync(fingerprintFromHex(from)!));
       if (!known && requests.size >= CHAT_REQUESTS_MAX) requests.delete(requests.keys().next().value!);
       requests.set(from, { fp: from, peer: e.fromPeer as string, count: (known?.count ?? 0) + 1, code });
       const id = from.slice(0, 12);

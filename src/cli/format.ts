@@ -36,14 +36,18 @@ export function lateMark(sentAtMs: number, receivedAtMs: number, nowMs: number):
 
 /** What each reason of a `queued` or `failed` message means, in words. */
 const REASONS: Record<string, string> = {
-  'waiting-for-certificate': 'fetching the recipient\'s certificate',
+  'certificate-pending': 'fetching the recipient\'s certificate',
+  'waiting-for-recipient': 'waiting for the recipient\'s device to take earlier messages',
+  'too-many-unacked': 'the recipient has not yet taken earlier messages',
+  'mailbox-full': 'the recipient\'s mailbox at their peer is full',
+  'storage-full': 'the recipient\'s peer is out of room',
+  'rate-limited': 'the recipient\'s peer asks us to slow down',
   'certificate-not-found': 'the recipient is not registered at that peer',
   'certificate-unreachable': 'the recipient\'s peer does not answer',
   'fingerprint-mismatch': 'the certificate there does not match the fingerprint',
   'bad-certificate': 'the recipient\'s certificate is not valid',
   'peer-unavailable': 'our peer does not answer',
   'not-registered': 'not yet registered with our peer',
-  'recipient-busy': 'the recipient\'s peer is busy',
   expired: 'not delivered within the message lifetime',
 };
 

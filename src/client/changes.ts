@@ -11,7 +11,7 @@
  *     optional field of a contact or a new top-level field is picked up this way with no change
  *     here. Its cost is bounded by contactsMax, groupsMax and certsMax.
  */
-import { SNAPSHOT_COLLECTIONS, type ClientSnapshot, type DeliveryState, type HistoryEntry, type HistoryOp, type OutboxMessage, type StoreBatch } from './store.js';
+import { SNAPSHOT_COLLECTIONS, type ClientSnapshot, type DedupeValue, type DeliveryState, type HistoryEntry, type HistoryOp, type OutboxMessage, type StoreBatch } from './store.js';
 
 export class ChangeTracker {
   private readonly metaJson = new Map<string, string>();
@@ -19,7 +19,7 @@ export class ChangeTracker {
   private readonly groupJson = new Map<string, string>();
   private readonly certHex = new Map<string, string>();
   private readonly outbox = new Map<string, OutboxMessage | undefined>();
-  private readonly dedupe = new Map<string, number | undefined>();
+  private readonly dedupe = new Map<string, DedupeValue | undefined>();
   private history: HistoryOp[] = [];
 
   /** Start from what the store holds (just loaded, or empty). */
@@ -40,8 +40,8 @@ export class ChangeTracker {
     this.outbox.set(id, undefined);
   }
 
-  setDedupe(key: string, atMs: number): void {
-    this.dedupe.set(key, atMs);
+  setDedupe(key: string, v: DedupeValue): void {
+    this.dedupe.set(key, v);
   }
 
   forgetDedupe(key: string): void {
@@ -107,7 +107,7 @@ export class ChangeTracker {
     this.last = undefined;
   }
 
-  private last: { outbox: Map<string, OutboxMessage | undefined>; dedupe: Map<string, number | undefined>; history: HistoryOp[]; caches: CacheUpdate[] } | undefined;
+  private last: { outbox: Map<string, OutboxMessage | undefined>; dedupe: Map<string, DedupeValue | undefined>; history: HistoryOp[]; caches: CacheUpdate[] } | undefined;
 
   private seen(s: ClientSnapshot): void {
     for (const [k, v] of Object.entries(s)) if (!SNAPSHOT_COLLECTIONS.has(k) && v !== undefined) this.metaJson.set(k, JSON.stringify(v));

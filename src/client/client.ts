@@ -49,8 +49,10 @@
  *   partialMessagesMax (16), partialBytesMax (2 MiB), partialAgeMaxMs (30 min)   chunk buffers; the
  *                                 oldest is dropped (no receipt was sent for its chunks, so the sender
  *                                 sends them again)
- *   pendingVerifyMax (64)         pushes waiting for their sender's certificate; beyond, a push is
- *                                 left unacknowledged and the peer pushes it again later
+ *   pendingVerifyMax (64)         pushes waiting for their sender's CARD; beyond, a push is rejected
+ *                                 and acknowledged at once (`pending_full`)
+ *   dedupeFloorsMax (10000)       senders with a dedupe floor (src/client/incoming.ts)
+ *   capWindowMax (100)            parts in flight to a recipient whose capability we hold
  *   receiptTransfersMax (256)     receipt DELIVERs in flight; beyond, a receipt is not sent now (the
  *                                 sender resends its message and gets the receipt then)
  *   peerLinksMax (1024)           per-peer cookie and RTT state; the least recently used idle link is forgotten
@@ -59,11 +61,8 @@
  *   certLookupTriesMax (6)        CERT_REQUEST tries before waiting certRetryMs; unknown senders are
  *                                 rejected after that many tries
  *   messageTtlMs (7 days)         an unfinished message fails with reason `expired`
- *   unknownSenderGraceMs (10 min) pushes from a sender its peer answers NOT_FOUND for stay
- *                                 unacknowledged (pushed again, looked up again) this long after the
- *                                 first NOT_FOUND, then are rejected and acknowledged
- *   UNKNOWN_SENDERS_MAX (1024)    senders remembered for that; the oldest is forgotten
- *                                 (`certificate-not-found` when its recipient's certificate never came)
+ *   unknownSenderGraceMs (2 min)  the longest a push waits, unacknowledged, for its sender's CARD;
+ *                                 then it is rejected and acknowledged (`sender_unknown`)
  *   HELLO_TRIES_MAX (8)           HELLOs for one cookie; then given up until something needs that peer again
  *   RECEIPT_TRIES_MAX (10)        transmissions of one receipt DELIVER without an answer; then dropped
  *                                 (the sender resends its message after receiptWaitMs and gets a new receipt)
@@ -74,7 +73,7 @@
  */
 import { MsgType, WireError } from '../protocol/constants.js';
 import { decode } from '../protocol/codec.js';
-import type { ChallengeMsg, ErrorMsg, Message } from '../protocol/messages.js';
+import type { CookieMsg, ErrorMsg, Message, SessionInner } from '../protocol/messages.js';
 import { addrKey, silentLogger, type Addr, type Logger, type Transmit } from '../core/types.js';
 import { UsageError } from '../core/errors.js';
 import { ContentKind, TEXT_MAX_BYTES, VERIFY_BODY_MAX_BYTES, encodeText, encodeVerify, utf8Length, type GroupInfo } from './content.js';
@@ -94,7 +93,6 @@ import { MessageRequests } from './requests.js';
 
 export { HELLO_TRIES_MAX } from './peer-links.js';
 export { DIRECTORY_REQUESTS_MAX } from './directory.js';
-export { UNKNOWN_SENDERS_MAX } from './incoming.js';
 export { RECEIPT_TRIES_MAX } from './outgoing.js';
 
 /** How often old history is deleted when historyRetainMs is set. */
@@ -207,6 +205,8 @@ export class Client {
     let expiry = this.outgoing.nextExpiry();
     const partial = this.incoming.nextExpiry();
     if (partial !== undefined) expiry = earlier(expiry, partial);
+    const pending = this.incoming.nextPendingExpiry();
+    if (pending !== undefined) expiry = earlier(expiry, pending);
     return {
       register,
       keepalive,
@@ -254,8 +254,13 @@ export class Client {
 
   /** Ask our peer for waiting messages. */
   poll(now: number): void {
-    if (this.registration.registered) this.ctx.send(this.ctx.peerAddr, { type: MsgType.POLL });
+    if (this.registration.registered) this.ctx.sendToPeer({ type: MsgType.POLL });
     this.settle(now);
+  }
+
+  /** Whether a SESSION datagram with this id is ours (from our peer), for a node routing datagrams. */
+  ownsSession(sid: Uint8Array): boolean {
+    return this.registration.ownsSession(sid);
   }
 
   /** Accept the new identity of our own peer after a `peer-identity-changed` event. */
@@ -358,9 +363,9 @@ export class Client {
     return this.ctx.store.deleteHistory(what);
   }
 
-  /** Outgoing messages (unfinished and recent finished ones), without their blobs. */
+  /** Outgoing messages (unfinished and recent finished ones), without their blobs and without internal CARDs. */
   outbox(): Array<{ id: string; to: string; state: DeliveryState; reason?: string; parts: number; receipts: number; createdAtMs: number }> {
-    return this.ctx.s.outbox.map((m) => ({
+    return this.ctx.s.outbox.filter((m) => m.kind !== ContentKind.CARD).map((m) => ({
       id: m.id, to: m.to, state: m.state, ...(m.reason ? { reason: m.reason } : {}), parts: m.parts.length,
       receipts: m.parts.filter((p) => p.receipt).length, createdAtMs: m.createdAtMs,
     }));
@@ -438,18 +443,20 @@ export class Client {
     const own = fromKey === this.peerKey;
     switch (m.type) {
       case MsgType.CHALLENGE:
-        if (own && this.registration.isRegistrationChallenge(now, m)) this.registration.onChallenge(now, m);
-        else this.onCookieChallenge(now, fromKey, m);
+        if (own && this.registration.isRegistrationChallenge(m)) this.registration.onChallenge(now, m);
+        else this.ctx.drops.add('unexpected_challenge');
         return;
-      case MsgType.OK:
-        if (own) this.registration.onOk(now);
+      case MsgType.COOKIE:
+        this.onCookie(now, fromKey, m);
         return;
+      case MsgType.SESSION: {
+        if (!own) return void this.ctx.drops.add('session_not_from_own_peer');
+        const inner = this.registration.onSession(now, m);
+        if (inner) this.dispatchSession(now, inner);
+        return;
+      }
       case MsgType.REGISTER_AGAIN:
-        if (own) this.registration.onRegisterAgain(now);
-        return;
-      case MsgType.PUSH:
-        if (!own) return void this.ctx.drops.add('push_not_from_own_peer');
-        this.incoming.onPush(now, m.id, m.blob);
+        if (own) this.registration.onRegisterAgain(now, m.sessionId);
         return;
       case MsgType.RESULT:
         this.outgoing.onResult(now, fromKey, m.id, m.status);
@@ -468,9 +475,30 @@ export class Client {
     }
   }
 
+  /** What our own peer sent in our session (already authenticated). */
+  private dispatchSession(now: number, m: SessionInner): void {
+    switch (m.type) {
+      case MsgType.PUSH:
+        this.incoming.onPush(now, m.id, m.blob);
+        return;
+      case MsgType.ERROR:
+        if (m.ref.length === 0 && this.directory.onError(this.peerKey, m.code)) return;
+        this.ctx.drops.add('unexpected_error');
+        return;
+      case MsgType.OK:
+        return; // keepalive answers are taken by the registration; a DIR_JOIN's needs nothing
+      case MsgType.KEEPALIVE:
+        // Our peer checks our new address (path validation): answer from here, naming its counter.
+        if (m.answer) this.ctx.sendToPeer({ type: MsgType.OK, ref: this.registration.lastPeerCounter() });
+        return;
+      default:
+        this.ctx.drops.add(`unexpected_${m.type}`);
+    }
+  }
+
   /** A cookie asked for with HELLO: whatever waited for it goes now. */
-  private onCookieChallenge(now: number, fromKey: string, m: ChallengeMsg): void {
-    const link = this.links.onChallenge(now, fromKey, m);
+  private onCookie(now: number, fromKey: string, m: CookieMsg): void {
+    const link = this.links.onCookie(now, fromKey, m);
     if (!link) return;
     this.outgoing.cookieArrived(now, fromKey);
     this.lookups.cookieArrived(now, fromKey);

@@ -41,6 +41,8 @@ export class ContactBook {
     if (known && !c.cert) c.cert = known;
     this.ctx.dirty = true;
     if (!c.cert) this.lookups.start(now, a.fingerprint, a.peerKey, false);
+    // A new contact gets our card with our capability, so it can leave messages at our peer.
+    if (!byName || byName.fingerprint !== a.fingerprint) this.outgoing.ensureCard(now, { fp: a.fingerprint, peer: a.peerKey }, true);
     return c;
   }
 

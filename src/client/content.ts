@@ -7,13 +7,17 @@
  *   RECEIPT (2)  [[id bstr16, ...]]          ids of DELIVERs received (1..RECEIPT_IDS_MAX)
  *   CHUNK   (3)  [message id bstr16, index uint, count uint, inner kind uint, bytes bstr]
  *   VERIFY  (4)  [body bstr]                 opaque, for the safety-code exchange
+ *   CARD    (5)  [cert bstr, cap]            the sender's certificate (so the recipient needs no
+ *                                            lookup) and cap = null | bstr 36: the capability
+ *                                            (capId 4 || capKey 32) the recipient uses to deliver
+ *                                            to the sender's peers (src/crypto/session.ts)
  *
  * A long body (over SEAL_BODY_MAX_BYTES) is cut into CHUNK bodies of at most CHUNK_DATA_MAX_BYTES,
  * each sealed and delivered under its own id; the receiver joins them by message id. Decoders never
  * throw: they return null for anything that does not match.
  */
 import { cborDecodeChecked, cborEncode, type CborValue } from '../protocol/cbor.js';
-import { FINGERPRINT_BYTES, MESSAGE_ID_BYTES } from '../protocol/constants.js';
+import { CAP_ID_BYTES, CAP_KEY_BYTES, CERT_MAX_BYTES, CERT_MIN_BYTES, FINGERPRINT_BYTES, MESSAGE_ID_BYTES } from '../protocol/constants.js';
 import { parseAddr } from '../core/types.js';
 import { SEAL_BODY_MAX_BYTES } from '../crypto/seal.js';
 
@@ -22,6 +26,7 @@ export const ContentKind = {
   RECEIPT: 2,
   CHUNK: 3,
   VERIFY: 4,
+  CARD: 5,
 } as const;
 export type ContentKind = (typeof ContentKind)[keyof typeof ContentKind];
 
@@ -145,6 +150,28 @@ export function decodeChunk(bytes: Uint8Array): ChunkBody | null {
   if (typeof innerKind !== 'number' || (innerKind !== ContentKind.TEXT && innerKind !== ContentKind.VERIFY)) return null;
   if (!(data instanceof Uint8Array) || data.length === 0 || data.length > CHUNK_DATA_MAX_BYTES) return null;
   return { messageId: new Uint8Array(messageId), index, count, innerKind, data: new Uint8Array(data) };
+}
+
+export interface CardBody {
+  readonly cert: Uint8Array;
+  /** capId (4) || capKey (32), or undefined when the sender gives the recipient none. */
+  readonly cap?: Uint8Array;
+}
+
+export const CARD_CAP_BYTES = CAP_ID_BYTES + CAP_KEY_BYTES;
+
+export function encodeCard(c: CardBody): Uint8Array {
+  return cborEncode([c.cert, c.cap ?? null]);
+}
+
+export function decodeCard(bytes: Uint8Array): CardBody | null {
+  const a = decodeArray(bytes);
+  if (!a || a.length !== 2) return null;
+  const [cert, cap] = a;
+  if (!(cert instanceof Uint8Array) || cert.length < CERT_MIN_BYTES || cert.length > CERT_MAX_BYTES) return null;
+  if (cap === null) return { cert: new Uint8Array(cert) };
+  if (!(cap instanceof Uint8Array) || cap.length !== CARD_CAP_BYTES) return null;
+  return { cert: new Uint8Array(cert), cap: new Uint8Array(cap) };
 }
 
 export function encodeVerify(body: Uint8Array): Uint8Array {

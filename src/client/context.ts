@@ -9,7 +9,8 @@
  * persist() commits all of it in one batch.
  */
 import { DropCounter, encode } from '../protocol/codec.js';
-import type { Message } from '../protocol/messages.js';
+import type { Message, SessionInner } from '../protocol/messages.js';
+import { sealSession, type ReplayWindow } from '../crypto/session.js';
 import { toHex, type Identity } from '../identity/certificate.js';
 import { addrKey, parseAddr, type Addr, type Random, type Transmit } from '../core/types.js';
 import { emptySnapshot, type ClientSnapshot, type ClientStore, type DeliveryState, type HistoryEntry, type OutboxMessage } from './store.js';
@@ -36,6 +37,19 @@ export function dueOnCookie(items: Iterable<{ peerKey: string; awaiting: boolean
   for (const x of items) if (x.peerKey === peerKey && !x.awaiting) x.deadline = Math.min(x.deadline, now);
 }
 
+/** Our session with our own peer (src/client/registration.ts sets it). */
+export interface ClientSession {
+  readonly id: Uint8Array;
+  /** latin1 of the id, for comparisons. */
+  readonly idKey: string;
+  readonly c2p: Uint8Array;
+  readonly p2c: Uint8Array;
+  /** Counter of the last datagram we sent in it. */
+  tx: number;
+  /** Counters of the peer's datagrams seen. */
+  readonly rx: ReplayWindow;
+}
+
 export class ClientContext {
   readonly o: ClientSettings;
   readonly identity: Identity;
@@ -47,6 +61,8 @@ export class ClientContext {
   readonly s: ClientSnapshot;
   /** The dedupe entries as a map, in insertion order: `sender:id` -> when it was seen (`s.dedupe` is left empty). */
   readonly dedupe = new Map<string, number>();
+  /** `sender:id` -> the message's sending time, for the entries of `dedupe` that have one. */
+  readonly sentAt = new Map<string, number>();
   /** The small state in `s` may have changed since the last commit. */
   dirty = false;
   readonly changes: ChangeTracker;
@@ -55,6 +71,8 @@ export class ClientContext {
   /** Events queued for pollEvent, at most eventsMax. */
   readonly events: ClientEvent[] = [];
   readonly drops = new DropCounter();
+  /** Our current session with our own peer, while registered. */
+  session: ClientSession | undefined;
   readonly store: ClientStore;
 
   /** Checks the options (throwing TypeError) and loads the persisted state. */
@@ -70,13 +88,34 @@ export class ClientContext {
     this.random = opts.random;
     this.store = opts.store;
     this.s = opts.store.load() ?? emptySnapshot();
-    for (const d of this.s.dedupe) this.dedupe.set(d.key, d.atMs);
+    for (const d of this.s.dedupe) {
+      this.dedupe.set(d.key, d.atMs);
+      if (d.sentAtMs !== undefined) this.sentAt.set(d.key, d.sentAtMs);
+    }
     this.s.dedupe = [];
     this.changes = new ChangeTracker(this.s);
   }
 
   send(to: Addr, m: Message): void {
     this.out.push({ to, data: encode(m) });
+  }
+
+  /** A datagram to our own peer inside our session; false (nothing sent) when we have none. */
+  sendToPeer(inner: SessionInner): boolean {
+    const ss = this.session;
+    if (!ss) return false;
+    ss.tx++;
+    this.out.push({ to: this.peerAddr, data: sealSession(ss.c2p, ss.id, ss.tx, inner) });
+    return true;
+  }
+
+  /** Our delivery key (made once, kept in the snapshot): our peer checks contacts' capabilities with it. */
+  deliveryKey(): Uint8Array {
+    if (!this.s.deliveryKey) {
+      this.s.deliveryKey = hex(this.random(32));
+      this.dirty = true;
+    }
+    return unhex(this.s.deliveryKey);
   }
 
   emit(e: ClientEvent): void {
@@ -114,14 +153,16 @@ export class ClientContext {
     this.changes.dropOutbox(id);
   }
 
-  /** Remember (sender, id) as seen at `atMs`. */
-  seen(key: string, atMs: number): void {
+  /** Remember (sender, id) as seen at `atMs`, sent at `sentAtMs` (the sender's clock). */
+  seen(key: string, atMs: number, sentAtMs?: number): void {
     this.dedupe.set(key, atMs);
-    this.changes.setDedupe(key, atMs);
+    if (sentAtMs !== undefined) this.sentAt.set(key, sentAtMs);
+    this.changes.setDedupe(key, { atMs, ...(sentAtMs !== undefined ? { sentAtMs } : {}) });
   }
 
   forgetSeen(key: string): void {
     this.dedupe.delete(key);
+    this.sentAt.delete(key);
     this.changes.forgetDedupe(key);
   }
 

@@ -38,7 +38,7 @@ export class DirectoryRequests {
 
   /** List this client in its own peer's directory under `name` (empty: leave it). */
   join(name: string): void {
-    this.ctx.send(this.ctx.peerAddr, { type: MsgType.DIR_JOIN, name });
+    this.ctx.sendToPeer({ type: MsgType.DIR_JOIN, name });
   }
 
   /** The cookie a request waited for has come. */

@@ -1,23 +1,37 @@
 /**
  * Messages our peer pushes. Each PUSH carries a sealed blob (src/crypto/seal.ts): it is opened,
- * its sender checked against the sender's certificate (looked up at the sender's peer when not
- * known, the push waiting meanwhile), deduplicated by (sender, id), reassembled when chunked
- * (src/client/reassembly.ts), added to the history and shown as an event (a group message updates
- * the group, src/client/groups.ts); its receipt is queued and the PUSH acknowledged after the
- * state is saved. What does not authenticate is rejected: counted,
- * shown as a `rejected` event and acknowledged, so it leaves the peer's mailbox.
+ * its sender checked against the sender's certificate, deduplicated by (sender, id), checked for
+ * freshness, reassembled when chunked (src/client/reassembly.ts), added to the history and shown as
+ * an event (a group message updates the group, src/client/groups.ts); its receipt is queued and
+ * the PUSH acknowledged (the ACK leaves only after the commit, src/client/client.ts). What does not authenticate or cannot be
+ * processed is rejected: counted, shown as a `rejected` event and acknowledged, so it leaves the
+ * peer's mailbox. Nothing a push carries can make the client hold it at its peer for long.
+ *
+ * Certificates of senders come with their CARD (content kind 5), which also carries their
+ * capability for us. A push from a sender whose certificate we do not have waits for its CARD
+ * (which may arrive after it), in RAM and unacknowledged, at most unknownSenderGraceMs; then it is
+ * rejected (`sender_unknown`). Only for a contact of ours is the certificate looked up, at the
+ * contact's peer we know: never at an address named inside a message from a stranger.
+ *
+ * Freshness: a message sent (by its sender's clock) more than dedupeTtlMs - clockSkewMaxMs ago, or
+ * more than clockSkewMaxMs ahead, is refused (`stale`), since its id may no longer be remembered;
+ * so is one sent at or before its sender's dedupe floor (the newest message of that sender that
+ * the window forgot early because it was full). messageTtlMs (7 days) < dedupeTtlMs -
+ * clockSkewMaxMs (7 days) keeps every honest retransmission inside the window.
  *
  * Bounds (behaviour at the bound):
- *   pendingVerifyMax              pushes waiting for their sender's certificate; beyond, a push is
- *                                 left unacknowledged and the peer pushes it again later
- *   unknownSenderGraceMs          pushes from a sender its peer answers NOT_FOUND for stay
- *                                 unacknowledged this long after the first NOT_FOUND, then are rejected
- *   UNKNOWN_SENDERS_MAX           senders remembered for that; the oldest is forgotten
- *   dedupeEntriesMax, dedupeTtlMs (sender, id) seen; oldest/expired forgotten
+ *   pendingVerifyMax              pushes waiting for their sender's CARD; beyond, a push is
+ *                                 rejected and acknowledged at once (`pending_full`)
+ *   unknownSenderGraceMs          the longest a push waits for its sender's CARD
+ *   dedupeEntriesMax, dedupeTtlMs (sender, id) seen; oldest/expired forgotten (the sender's floor
+ *                                 rises to the forgotten message's sending time when it goes early)
+ *   dedupeFloorsMax               senders with a floor; beyond, the oldest floor is forgotten and
+ *                                 the floor of every sender without one rises to it
  */
 import { MsgType } from '../protocol/constants.js';
 import { openSealed, verifySender, type Opened } from '../crypto/seal.js';
-import { ContentKind, decodeChunk, decodeReceipt, decodeText, decodeVerify } from './content.js';
+import { ContentKind, decodeCard, decodeChunk, decodeReceipt, decodeText, decodeVerify } from './content.js';
+import { fingerprintOf } from '../identity/certificate.js';
 import { Reassembler, type ChunkIn } from './reassembly.js';
 import { hex, unhex, type ClientContext } from './context.js';
 import type { GroupBook } from './groups.js';
@@ -26,12 +40,12 @@ import type { Outgoing } from './outgoing.js';
 import type { ReceiptBatch } from './receipts.js';
 import type { MessageRequests } from './requests.js';
 
-/** Senders remembered as not (yet) known by their peer. */
-export const UNKNOWN_SENDERS_MAX = 1024;
 
 interface PendingPush {
   readonly pushId: Uint8Array;
   readonly opened: Opened;
+  /** When it is rejected if its sender's CARD has not come. */
+  readonly deadline: number;
 }
 
 export class Incoming {
@@ -39,8 +53,6 @@ export class Incoming {
   /** Pushes waiting for their sender's certificate, by sender. */
   private readonly pending = new Map<string, PendingPush[]>();
   private pendingCount = 0;
-  /** Senders whose certificate their peer did not know: when that was first answered. */
-  private readonly unknownSince = new Map<string, number>();
 
   constructor(
     private readonly ctx: ClientContext,
@@ -71,46 +83,83 @@ export class Incoming {
     if (this.requests.isBlocked(opened.fromHex)) {
       // Blocked: gone from our peer's mailbox, nothing shown, nothing sent to the sender's peer.
       this.ctx.drops.add('blocked_sender');
-      return this.ctx.send(this.ctx.peerAddr, { type: MsgType.ACK, ids: [pushId] });
+      this.ctx.sendToPeer({ type: MsgType.ACK, ids: [pushId] });
+      return;
     }
+    if (opened.kind === ContentKind.CARD) return this.onCard(now, pushId, opened);
     const certHex = this.ctx.certOf(opened.fromHex);
     if (!certHex) {
-      if (this.pendingCount >= this.ctx.o.pendingVerifyMax) return void this.ctx.drops.add('pending_verify_full');
       const list = this.pending.get(opened.fromHex) ?? [];
       if (list.some((p) => Buffer.from(p.pushId).equals(pushId))) return;
-      list.push({ pushId, opened });
+      if (this.pendingCount >= this.ctx.o.pendingVerifyMax) return this.reject(pushId, 'pending_full', opened.fromHex);
+      list.push({ pushId, opened, deadline: now + this.ctx.o.unknownSenderGraceMs });
       this.pending.set(opened.fromHex, list);
       this.pendingCount++;
-      this.lookups.start(now, opened.fromHex, opened.fromPeer, true);
+      // Only a contact's certificate is looked up, at the peer we know for it.
+      const contact = this.ctx.s.contacts.find((c) => c.fingerprint === opened.fromHex);
+      if (contact) this.lookups.start(now, contact.fingerprint, contact.peer, true);
       return;
     }
     this.acceptOpened(now, pushId, opened);
   }
 
+  /**
+   * A CARD: the sender's certificate and maybe its capability for us. It authenticates with the
+   * certificate it carries (whose SHA-256 must be the sender's fingerprint).
+   */
+  private onCard(now: number, pushId: Uint8Array, opened: Opened): void {
+    const card = decodeCard(opened.body);
+    if (!card) return this.reject(pushId, 'bad_card', opened.fromHex);
+    if (!Buffer.from(fingerprintOf(card.cert)).equals(opened.from) || !verifySender(opened, card.cert, this.ctx.identity.fingerprint)) {
+      return this.reject(pushId, 'bad_sender', opened.fromHex);
+    }
+    const from = opened.fromHex;
+    if (!this.ctx.certOf(from)) this.lookups.keep(from, hex(card.cert));
+    if (card.cap) {
+      const caps = (this.ctx.s.caps ??= {});
+      if (caps[from] !== hex(card.cap)) {
+        delete caps[from];
+        caps[from] = hex(card.cap);
+        const keys = Object.keys(caps);
+        for (let i = 0; i < keys.length - this.ctx.o.certsMax; i++) delete caps[keys[i]!];
+        this.ctx.dirty = true;
+      }
+    }
+    this.receipt(now, from, opened.fromPeer, [hex(opened.id)]);
+    this.ctx.sendToPeer({ type: MsgType.ACK, ids: [pushId] });
+    this.certificateKnown(now, from);
+  }
+
   /** `fp`'s certificate is known now: take the pushes that waited for it. */
   certificateKnown(now: number, fp: string): void {
-    this.unknownSince.delete(fp);
     const pend = this.takePending(fp);
     if (pend) for (const p of pend) this.acceptOpened(now, p.pushId, p.opened);
   }
 
-  /** No certificate came for the sender `fp` (lookup gave up with `reason`). */
-  senderMissing(now: number, fp: string, reason: string): void {
-    // A sender's peer that does not answer may answer later: leave those pushes unacknowledged, so
-    // the peer pushes them again and a new lookup starts then. An ACK would lose them for good.
-    if (reason === 'certificate-unreachable') this.dropPending(fp, 'sender_unreachable');
-    else if (reason === 'certificate-not-found' && this.withinUnknownGrace(now, fp)) {
-      // The sender's peer may have restarted and not yet seen the sender register again.
-      this.dropPending(fp, 'sender_not_found_yet');
-    } else {
-      this.unknownSince.delete(fp);
-      this.rejectPending(fp, 'sender_unknown');
-    }
+  /** No certificate came for the contact `fp` (its lookup gave up with `reason`): its pushes wait for a CARD until their deadline. */
+  senderMissing(_now: number, fp: string, reason: string): void {
+    if (this.pending.has(fp)) this.ctx.drops.add(`sender_lookup_${reason}`);
   }
 
-  /** Forget partial messages and (sender, id) entries that are too old. */
+  /** When the first waiting push is due to be rejected. */
+  nextPendingExpiry(): number | undefined {
+    let at: number | undefined;
+    for (const list of this.pending.values()) for (const p of list) if (at === undefined || p.deadline < at) at = p.deadline;
+    return at;
+  }
+
+  /** Forget partial messages and (sender, id) entries that are too old; reject pushes whose sender's CARD did not come. */
   expire(now: number): void {
     this.reassembler.expire(now);
+    for (const [fp, list] of [...this.pending]) {
+      const due = list.filter((p) => p.deadline <= now);
+      if (due.length === 0) continue;
+      const rest = list.filter((p) => p.deadline > now);
+      if (rest.length) this.pending.set(fp, rest);
+      else this.pending.delete(fp);
+      this.pendingCount -= due.length;
+      for (const p of due) this.reject(p.pushId, 'sender_unknown', fp);
+    }
     for (const [k, at] of this.ctx.dedupe) {
       if (at + this.ctx.o.dedupeTtlMs > now) break;
       this.ctx.forgetSeen(k);
@@ -125,42 +174,11 @@ export class Incoming {
     return pend;
   }
 
-  /** Forget pushes waiting for `fp`'s certificate without acknowledging them. */
-  private dropPending(fp: string, reason: string): void {
-    const pend = this.takePending(fp);
-    if (pend) for (let i = 0; i < pend.length; i++) this.ctx.drops.add(reason);
-  }
-
-  private rejectPending(fp: string, reason: string): void {
-    const pend = this.takePending(fp);
-    if (pend) for (const p of pend) this.reject(p.pushId, reason, fp);
-  }
-
-  /**
-   * A sender's certificate was NOT_FOUND at its peer: true while the first such answer for it is
-   * younger than unknownSenderGraceMs (its pushes stay unacknowledged, so its peer pushes them
-   * again and they are looked up again); after that they are rejected and acknowledged, so that
-   * messages claiming senders nobody knows cannot hold a mailbox for long. At most
-   * UNKNOWN_SENDERS_MAX senders are remembered (the oldest is forgotten).
-   */
-  private withinUnknownGrace(now: number, fp: string): boolean {
-    const first = this.unknownSince.get(fp);
-    if (first === undefined) {
-      if (this.unknownSince.size >= UNKNOWN_SENDERS_MAX) {
-        const oldest = this.unknownSince.keys().next().value;
-        if (oldest !== undefined) this.unknownSince.delete(oldest);
-      }
-      this.unknownSince.set(fp, now);
-      return true;
-    }
-    return now - first < this.ctx.o.unknownSenderGraceMs;
-  }
-
   /** Drop what does not authenticate, and still ACK it so it leaves the peer's mailbox. */
   private reject(pushId: Uint8Array, reason: string, from?: string): void {
     this.ctx.drops.add(reason);
     this.ctx.emit({ type: 'rejected', reason, ...(from ? { from } : {}) });
-    this.ctx.send(this.ctx.peerAddr, { type: MsgType.ACK, ids: [pushId] });
+    this.ctx.sendToPeer({ type: MsgType.ACK, ids: [pushId] });
   }
 
   private acceptOpened(now: number, pushId: Uint8Array, opened: Opened): void {
@@ -170,6 +188,10 @@ export class Incoming {
     }
     const from = opened.fromHex;
     const idHex = hex(opened.id);
+    if (opened.kind !== ContentKind.RECEIPT) {
+      const stale = this.staleness(now, from, opened.sentAtMs);
+      if (stale) return this.reject(pushId, stale, from);
+    }
     switch (opened.kind) {
       case ContentKind.RECEIPT: {
         const ids = decodeReceipt(opened.body);
@@ -181,7 +203,7 @@ export class Incoming {
       case ContentKind.VERIFY: {
         if (!this.ctx.dedupe.has(`${from}:${idHex}`)) {
           if (!this.consume(now, opened, opened.kind, opened.body, idHex)) return this.reject(pushId, 'bad_body', from);
-          this.markSeen(now, `${from}:${idHex}`);
+          this.markSeen(now, `${from}:${idHex}`, opened.sentAtMs);
         }
         this.receipt(now, from, opened.fromPeer, [idHex]);
         break;
@@ -196,7 +218,7 @@ export class Incoming {
         return this.reject(pushId, 'unknown_kind', from);
     }
     // The ACK is queued here and leaves only through pollTransmit, which commits first.
-    this.ctx.send(this.ctx.peerAddr, { type: MsgType.ACK, ids: [pushId] });
+    this.ctx.sendToPeer({ type: MsgType.ACK, ids: [pushId] });
   }
 
   /** Show one complete message (TEXT or VERIFY body); false when the body is malformed. */
@@ -241,7 +263,7 @@ export class Incoming {
     const m = r.message;
     const whole = { ...opened, sentAtMs: m.sentAtMs, fromPeer: m.fromPeer };
     if (!this.consume(now, whole, m.innerKind, m.body, msgId)) return void this.ctx.drops.add('bad_chunked_body');
-    this.markSeen(now, key);
+    this.markSeen(now, key, m.sentAtMs);
     this.receipt(now, from, m.fromPeer, m.chunkIds);
   }
 
@@ -251,13 +273,44 @@ export class Incoming {
     else this.requests.withhold(from, fromPeer, ids);
   }
 
-  private markSeen(now: number, key: string): void {
+  /**
+   * Why a message sent at `sentAtMs` by `from` is refused as a possible replay, or null: outside
+   * the window in which ids are remembered, or at or before the sender's floor.
+   */
+  private staleness(now: number, from: string, sentAtMs: number): string | null {
+    const o = this.ctx.o;
+    if (sentAtMs > now + o.clockSkewMaxMs) return 'stale_future';
+    if (sentAtMs < now - (o.dedupeTtlMs - o.clockSkewMaxMs)) return 'stale';
+    const floors = this.ctx.s.dedupeFloors;
+    const floor = floors?.[from] ?? floors?.['*'];
+    if (floor !== undefined && sentAtMs <= floor) return 'stale_floor';
+    return null;
+  }
+
+  private markSeen(now: number, key: string, sentAtMs: number): void {
     const dedupe = this.ctx.dedupe;
-    this.ctx.seen(key, now);
+    this.ctx.seen(key, now, sentAtMs);
     while (dedupe.size > this.ctx.o.dedupeEntriesMax) {
       const first = dedupe.keys().next();
       if (first.done) break;
+      // Forgotten before its time: its sender's older messages can no longer be told apart.
+      const sent = this.ctx.sentAt.get(first.value);
       this.ctx.forgetSeen(first.value);
+      if (sent !== undefined) this.raiseFloor(first.value.slice(0, first.value.indexOf(':')), sent);
     }
+  }
+
+  /** The sender's floor rises to `sentAtMs` (dedupeFloorsMax senders; '*' holds the floor of the forgotten ones). */
+  private raiseFloor(from: string, sentAtMs: number): void {
+    const floors = (this.ctx.s.dedupeFloors ??= {});
+    if ((floors[from] ?? -1) >= sentAtMs) return;
+    delete floors[from];
+    floors[from] = sentAtMs;
+    const keys = Object.keys(floors).filter((k) => k !== '*');
+    for (let i = 0; i < keys.length - this.ctx.o.dedupeFloorsMax; i++) {
+      floors['*'] = Math.max(floors['*'] ?? 0, floors[keys[i]!]!);
+      delete floors[keys[i]!];
+    }
+    this.ctx.dirty = true;
   }
 }

@@ -108,7 +108,7 @@ export class CertLookups {
       return;
     }
     this.lookups.delete(fp);
-    this.store(fp, hex(cert));
+    this.keep(fp, hex(cert));
     this.ctx.emit({ type: 'contact-cert', fingerprint: fp, ok: true });
     this.hooks.found(now, fp);
   }
@@ -157,7 +157,7 @@ export class CertLookups {
   }
 
   /** Keep a checked certificate with its contacts, or else among the strangers' (certsMax). */
-  private store(fp: string, certHex: string): void {
+  keep(fp: string, certHex: string): void {
     const s = this.ctx.s;
     let stored = false;
     for (const c of s.contacts) {

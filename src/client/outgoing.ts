@@ -18,7 +18,14 @@
  *     the receipt)
  *
  * Window: at most unackedPerRecipientMax parts per recipient in flight and not acknowledged by the
- * recipient; the others wait (`waiting-for-recipient`) until one is.
+ * recipient, or capWindowMax when we hold the recipient's capability (its peer then counts our
+ * messages against our own quota there, so they may wait there while the recipient is away); the
+ * others wait (`waiting-for-recipient`) until one is.
+ *
+ * Cards: before the first message to a recipient that has not acknowledged our CARD (our
+ * certificate, and our capability when the recipient is a contact), a CARD message goes to it, so
+ * that it needs no certificate lookup (which would send our address to an address a stranger
+ * chose). A CARD is internal: no delivery events.
  *
  * Bounds: outboxMessagesMax unfinished messages (send() throws PEERPOST_OUTBOX_FULL); the last
  * sentHistoryMax finished ones are kept in the outbox for their status (every text message stays
@@ -29,7 +36,8 @@ import { DeliveryStatus, MsgType, WireError, WIRE_ERROR_NAMES } from '../protoco
 import type { ErrorMsg } from '../protocol/messages.js';
 import { UsageError } from '../core/errors.js';
 import { seal, SEAL_BODY_MAX_BYTES } from '../crypto/seal.js';
-import { ContentKind, decodeText, encodeChunk, splitBody } from './content.js';
+import { capabilityField, capabilityId, capabilityKey } from '../crypto/session.js';
+import { ContentKind, decodeText, encodeCard, encodeChunk, splitBody } from './content.js';
 import type { DeliveryState, OutboxMessage, OutboxPart } from './store.js';
 import { dueOnCookie, earlier, earliestDeadline, hex, unhex, type ClientContext } from './context.js';
 import type { PeerLinks } from './peer-links.js';
@@ -91,8 +99,9 @@ export class Outgoing {
     }
   }
 
-  /** A new message of `kind` to `t`; returns its id. */
+  /** A new message of `kind` to `t`; returns its id. A CARD goes first when `t` lacks ours. */
   enqueue(now: number, t: { fp: string; peer: string }, kind: number, body: Uint8Array): string {
+    if (kind !== ContentKind.CARD) this.ensureCard(now, t);
     const id = hex(this.ctx.random(16));
     const m: OutboxMessage = { id, to: t.fp, toPeer: t.peer, kind, createdAtMs: Math.floor(now), state: 'queued', body: hex(body), parts: [] };
     this.ctx.s.outbox.push(m);
@@ -107,6 +116,41 @@ export class Outgoing {
     this.prepare(now, m);
     this.emitDelivery(m);
     return id;
+  }
+
+  /**
+   * Queue our CARD for `t` unless it acknowledged one or one is on its way. `force`: queue one
+   * anyway (a new contact gets our capability).
+   */
+  ensureCard(now: number, t: { fp: string; peer: string }, force = false): void {
+    const s = this.ctx.s;
+    if (!force && s.cardsAcked?.[t.fp] !== undefined) return;
+    if (s.outbox.some((m) => m.to === t.fp && m.kind === ContentKind.CARD && unfinished(m))) return;
+    if (force && s.cardsAcked?.[t.fp] !== undefined) {
+      delete s.cardsAcked[t.fp];
+      this.ctx.dirty = true;
+    }
+    this.enqueue(now, t, ContentKind.CARD, this.cardFor(t.fp));
+  }
+
+  /** Our CARD for `fp`: our certificate, and our capability for it when it is one of our contacts. */
+  private cardFor(fp: string): Uint8Array {
+    const contact = this.ctx.s.contacts.some((c) => c.fingerprint === fp && !c.changed);
+    if (!contact) return encodeCard({ cert: this.ctx.identity.cert });
+    const dk = this.ctx.deliveryKey();
+    const capId = capabilityId(dk, unhex(fp));
+    const cap = new Uint8Array(36);
+    cap.set(capId, 0);
+    cap.set(capabilityKey(dk, capId), 4);
+    return encodeCard({ cert: this.ctx.identity.cert, cap });
+  }
+
+  /** The capability `fp` gave us (capId, capKey), if any. */
+  private capOf(fp: string): { capId: Uint8Array; capKey: Uint8Array } | undefined {
+    const c = this.ctx.s.caps?.[fp];
+    if (!c) return undefined;
+    const b = unhex(c);
+    return { capId: b.subarray(0, 4), capKey: b.subarray(4) };
   }
 
   /** Take up an unfinished message again: its parts' transfers, or the lookup it waits for. */
@@ -156,7 +200,8 @@ export class Outgoing {
       }
       if (t.part && !t.sentOnce) {
         const used = window.get(t.to) ?? this.inFlightTo(t.to);
-        if (used >= this.ctx.o.unackedPerRecipientMax) {
+        const max = this.ctx.s.caps?.[t.to] ? this.ctx.o.capWindowMax : this.ctx.o.unackedPerRecipientMax;
+        if (used >= max) {
           this.setReason(t.msg!, 'waiting-for-recipient');
           window.set(t.to, used);
           t.deadline = Number.POSITIVE_INFINITY; // woken by wake() when a slot frees
@@ -251,6 +296,16 @@ export class Outgoing {
     if (touched.size > 0) this.wake(now, fromFp, touched.size);
   }
 
+  /** `fp` acknowledged our CARD (cardsAcked is bounded by certsMax: the oldest is forgotten, and gets a CARD again). */
+  private cardAcked(fp: string, at: number): void {
+    const acked = (this.ctx.s.cardsAcked ??= {});
+    delete acked[fp];
+    acked[fp] = at;
+    const keys = Object.keys(acked);
+    for (let i = 0; i < keys.length - this.ctx.o.certsMax; i++) delete acked[keys[i]!];
+    this.ctx.dirty = true;
+  }
+
   /** Show why a message waits. */
   setReason(m: OutboxMessage, reason: string): void {
     if (m.reason === reason) return;
@@ -339,7 +394,11 @@ export class Outgoing {
       t.deadline = now + this.links.cookieWaitMs(link);
       return;
     }
-    this.ctx.send(link.addr, { type: MsgType.DELIVER, cookie, to: t.toBytes, id: t.idBytes, blob: t.blob });
+    const cap = this.capOf(t.to);
+    this.ctx.send(link.addr, {
+      type: MsgType.DELIVER, cookie, to: t.toBytes, id: t.idBytes, blob: t.blob,
+      ...(cap ? { cap: capabilityField(cap.capId, cap.capKey, t.toBytes, t.idBytes) } : {}),
+    });
     t.awaiting = true;
     t.slotWait = false;
     t.sentOnce = true;
@@ -368,6 +427,7 @@ export class Outgoing {
   }
 
   private finish(m: OutboxMessage, state: 'delivered' | 'failed', reason?: string): void {
+    if (m.kind === ContentKind.CARD && state === 'delivered') this.cardAcked(m.to, m.createdAtMs);
     m.state = state;
     if (reason) m.reason = reason;
     else delete m.reason;
@@ -388,6 +448,7 @@ export class Outgoing {
 
   /** Tell the user, and the history, the message's state. */
   private emitDelivery(m: OutboxMessage): void {
+    if (m.kind === ContentKind.CARD) return; // internal
     if (m.kind === ContentKind.TEXT) this.ctx.historyState(m.id, m.to, m.state, m.reason);
     this.ctx.emit({ type: 'delivery', id: m.id, to: m.to, state: m.state, ...(m.reason ? { reason: m.reason } : {}) });
   }

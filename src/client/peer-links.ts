@@ -1,26 +1,28 @@
 /**
  * Per-peer links: the peer's address, its RFC 6298 RTT estimate (src/client/rtt.ts) and the cookie
- * it hands out. DELIVER, CERT_REQUEST and DIR_LIST carry a cookie; one is asked for with HELLO and
- * comes back in a CHALLENGE signed over the HELLO's nonce, and is reused for cookieReuseMs.
+ * it hands out. DELIVER, CERT_REQUEST and DIR_LIST carry a cookie; one is asked for with a small
+ * HELLO (HELLO_BYTES) and comes back in a COOKIE naming the HELLO's nonce, and is reused for
+ * cookieReuseMs. A HELLO is the only datagram sent to a peer address that has not answered yet, so
+ * an address named inside a message gets one small datagram at a time from us, never more.
  *
  * Timer `hello`: a HELLO is sent again after the link's RTO, doubling, HELLO_TRIES_MAX times in
- * all; then the request is given up until something needs that peer again. Only a CHALLENGE to
- * a HELLO sent once is an RTT sample (Karn).
+ * all; then the request is given up until something needs that peer again. Only a COOKIE to a
+ * HELLO sent once is an RTT sample (Karn).
  *
  * Bound: peerLinksMax links; a new one forgets the least recently used link that has no HELLO
  * outstanding and is not our own peer's.
  */
-import { LABEL_CHALLENGE, MsgType } from '../protocol/constants.js';
-import type { ChallengeMsg } from '../protocol/messages.js';
-import { checkCertificate, verifyWith } from '../identity/certificate.js';
+import { HELLO_MIN_BYTES, MsgType } from '../protocol/constants.js';
+import type { CookieMsg } from '../protocol/messages.js';
 import { parseAddr, type Addr } from '../core/types.js';
 import { UsageError } from '../core/errors.js';
 import { RttEstimator } from './rtt.js';
 import { earlier, type ClientContext } from './context.js';
 
-export const LABEL_CHALLENGE_BYTES = Buffer.from(LABEL_CHALLENGE, 'ascii');
 /** HELLO transmissions before a cookie request is given up (started again when needed). */
 export const HELLO_TRIES_MAX = 8;
+/** Size of our HELLO datagrams: the smallest a peer answers. */
+export const HELLO_BYTES = HELLO_MIN_BYTES;
 
 export interface PeerLink {
   readonly key: string;
@@ -67,16 +69,13 @@ export class PeerLinks {
   }
 
   /**
-   * A CHALLENGE that is not a registration's: the cookie asked for with HELLO. Returns the link
-   * when it is taken, undefined when dropped.
+   * The COOKIE asked for with HELLO: taken when it names our HELLO's nonce. Returns the link when
+   * it is taken, undefined when dropped.
    */
-  onChallenge(now: number, fromKey: string, m: ChallengeMsg): PeerLink | undefined {
+  onCookie(now: number, fromKey: string, m: CookieMsg): PeerLink | undefined {
     const link = this.links.get(fromKey);
-    if (!link?.hello) return void this.ctx.drops.add('unexpected_challenge');
-    const check = checkCertificate(m.peerCert, now);
-    if (!check.ok || !verifyWith(check.publicKey, Buffer.concat([LABEL_CHALLENGE_BYTES, link.hello.nonce, m.cookie]), m.sig)) {
-      return void this.ctx.drops.add('bad_challenge_signature');
-    }
+    if (!link?.hello) return void this.ctx.drops.add('unexpected_cookie');
+    if (!Buffer.from(link.hello.nonce).equals(m.nonce)) return void this.ctx.drops.add('cookie_nonce_mismatch');
     if (link.hello.attempt === 1) link.rtt.sample(now - link.hello.sentAtMs);
     link.cookie = { bytes: m.cookie, atMs: now };
     delete link.hello;
@@ -121,7 +120,7 @@ export class PeerLinks {
 
   private sendHello(now: number, link: PeerLink): void {
     const h = link.hello!;
-    this.ctx.send(link.addr, { type: MsgType.HELLO, nonce: h.nonce });
+    this.ctx.send(link.addr, { type: MsgType.HELLO, nonce: h.nonce, padTo: HELLO_BYTES });
     h.sentAtMs = now;
     h.deadline = now + link.rtt.timeoutMs(h.attempt);
     h.attempt++;

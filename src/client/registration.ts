@@ -1,35 +1,55 @@
 /**
  * Registration with our own peer, and keepalives while registered. REGISTER carries our
- * certificate and a fresh nonce; the peer answers a CHALLENGE signed over the nonce and a cookie;
- * REGISTER_PROOF, signed by us over the cookie, the peer's fingerprint and the nonce, is answered
- * OK. The peer's fingerprint is pinned at the first registration; a CHALLENGE from another identity
- * blocks registration (`peer-identity-changed`) until acceptPeerIdentity(). REGISTER_AGAIN from the
- * peer, or keepaliveMissesBeforeReregister unanswered keepalives in a row, start it over.
+ * certificate and a fresh nonce; the peer answers a CHALLENGE naming that nonce, with a cookie and
+ * its handshake key for this epoch, signed by its certificate key. We check the signature, pin the
+ * peer's fingerprint (first registration) or refuse another one (`peer-identity-changed`, blocked
+ * until acceptPeerIdentity()), make a fresh X25519 key, derive the session (src/crypto/session.ts)
+ * and send REGISTER_PROOF with our delivery key sealed in it, signed by us. The peer answers OK in
+ * the new session (counter 0, naming our nonce): only the holder of the handshake key can make it,
+ * so it authenticates the peer. From then on KEEPALIVE, POLL, ACK and DIR_JOIN go inside the
+ * session, and only the peer's authenticated SESSION datagrams are taken from it.
+ * REGISTER_AGAIN naming our session id, or keepaliveMissesBeforeReregister unanswered keepalives
+ * in a row that asked for an answer, start it over.
  *
  * Timers:
  *   register   REGISTER again after registerInitialMs, doubling to registerRetryMaxMs
  *              (`peer-unavailable` once after registerTriesBeforeUnavailable tries); after a
- *              REGISTER_PROOF, or an ERROR to the registration, the next REGISTER comes
- *              registerInitialMs later at the latest
- *   keepalive  KEEPALIVE every keepaliveIntervalMs +-20% (0: none); after an unanswered one, a
- *              quarter of that
+ *              REGISTER_PROOF without answer, the same proof again after registerInitialMs,
+ *              PROOF_SENDS_MAX times in all (the peer answers a repeated proof with the same OK);
+ *              after an ERROR to the registration, the next REGISTER comes registerInitialMs
+ *              later at the latest
+ *   keepalive  KEEPALIVE every 80 to 100% of keepaliveIntervalMs (jitter downward only, so the
+ *              default 25 s stays below the common 30 s NAT timeout; 0: none). Every
+ *              keepaliveAnswerEvery-th one asks for an OK; after an unanswered one, the next comes
+ *              after a quarter of the interval and asks again
  */
-import { LABEL_REGISTER, MsgType, WIRE_ERROR_NAMES } from '../protocol/constants.js';
-import type { ChallengeMsg, ErrorMsg } from '../protocol/messages.js';
+import { MsgType, WIRE_ERROR_NAMES } from '../protocol/constants.js';
+import { encode } from '../protocol/codec.js';
+import type { ChallengeMsg, ErrorMsg, SessionInner, SessionMsg } from '../protocol/messages.js';
 import { checkCertificate, verifyWith } from '../identity/certificate.js';
+import { ReplayWindow, peerKeySigned, registerProof, sessionTagOk, type SessionKeys } from '../crypto/session.js';
 import { UsageError } from '../core/errors.js';
 import { hex, type ClientContext } from './context.js';
-import { LABEL_CHALLENGE_BYTES, type PeerLinks } from './peer-links.js';
-
-const LABEL_REGISTER_BYTES = Buffer.from(LABEL_REGISTER, 'ascii');
+import type { PeerLinks } from './peer-links.js';
 
 type RegState = 'idle' | 'challenge' | 'proof' | 'registered' | 'blocked';
 
+/** Transmissions of one REGISTER_PROOF (its cookie lives 2 to 4 minutes); then registration starts over. */
+export const PROOF_SENDS_MAX = 3;
+
 export class Registration {
-  private reg: { state: RegState; nonce?: Uint8Array; tries: number; deadline?: number; unavailableSent: boolean; pendingPin?: string } = {
-    state: 'idle', tries: 0, unavailableSent: false,
-  };
-  private keepalive: { deadline?: number; outstanding: boolean; misses: number } = { outstanding: false, misses: 0 };
+  private reg: {
+    state: RegState; nonce?: Uint8Array; tries: number; deadline?: number; unavailableSent: boolean; pendingPin?: string;
+    /** The session our REGISTER_PROOF set up, until its OK arrives. */
+    pending?: SessionKeys;
+    /** That REGISTER_PROOF, sent again (up to PROOF_SENDS_MAX times) while its OK does not come. */
+    proof?: Uint8Array;
+    proofSends: number;
+  } = { state: 'idle', tries: 0, unavailableSent: false, proofSends: 0 };
+  /** Counter of the last datagram of our peer that authenticated. */
+  private lastRx = 0;
+  /** Keepalive state: `outstanding` is the counter of the last KEEPALIVE that asked for an answer, not yet answered. */
+  private keepalive: { deadline?: number; outstanding?: number; misses: number; sent: number } = { misses: 0, sent: 0 };
 
   constructor(private readonly ctx: ClientContext, private readonly links: PeerLinks) {}
 
@@ -47,7 +67,8 @@ export class Registration {
     if (this.reg.state === 'blocked') return;
     this.reg.state = 'challenge';
     this.reg.tries = 0;
-    this.keepalive = { outstanding: false, misses: 0 };
+    this.keepalive = { misses: 0, sent: 0 };
+    this.ctx.session = undefined;
     this.sendRegister(now);
   }
 
@@ -67,15 +88,10 @@ export class Registration {
     this.start(now);
   }
 
-  /**
-   * Whether a CHALLENGE from our own peer answers our REGISTER: one is waited for and its
-   * signature covers the registration nonce.
-   */
-  isRegistrationChallenge(now: number, m: ChallengeMsg): boolean {
+  /** Whether a CHALLENGE from our own peer answers our REGISTER (it names the nonce we wait with). */
+  isRegistrationChallenge(m: ChallengeMsg): boolean {
     const nonce = this.reg.nonce;
-    if (!nonce || this.reg.state !== 'challenge') return false;
-    const check = checkCertificate(m.peerCert, now);
-    return check.ok && verifyWith(check.publicKey, Buffer.concat([LABEL_CHALLENGE_BYTES, nonce, m.cookie]), m.sig);
+    return !!nonce && this.reg.state === 'challenge' && Buffer.from(nonce).equals(m.nonce);
   }
 
   onChallenge(now: number, m: ChallengeMsg): void {
@@ -85,38 +101,94 @@ export class Registration {
       this.ctx.drops.add('bad_peer_certificate');
       return;
     }
-    if (!verifyWith(check.publicKey, Buffer.concat([LABEL_CHALLENGE_BYTES, r.nonce, m.cookie]), m.sig)) {
+    if (!verifyWith(check.publicKey, peerKeySigned(m.peerKey), m.keySig)) {
       this.ctx.drops.add('bad_challenge_signature');
       return;
     }
     if (!this.pinPeer(hex(check.fingerprint))) return;
+    const proof = registerProof({
+      cert: this.ctx.identity.cert, fingerprint: this.ctx.identity.fingerprint, sign: (d) => this.ctx.identity.sign(d),
+      peerFingerprint: check.fingerprint, nonce: r.nonce, cookie: m.cookie, peerKey: m.peerKey, deliveryKey: this.ctx.deliveryKey(),
+      secret: this.ctx.random(32),
+    });
+    if (!proof) {
+      this.ctx.drops.add('bad_peer_key');
+      return;
+    }
     this.links.use(now, this.ctx.peerKey).cookie = { bytes: m.cookie, atMs: now };
-    const sig = this.ctx.identity.sign(Buffer.concat([LABEL_REGISTER_BYTES, m.cookie, check.fingerprint, r.nonce]));
-    this.ctx.send(this.ctx.peerAddr, { type: MsgType.REGISTER_PROOF, cert: this.ctx.identity.cert, nonce: r.nonce, cookie: m.cookie, sig });
+    r.proof = encode(proof.msg);
+    r.proofSends = 1;
+    this.ctx.out.push({ to: this.ctx.peerAddr, data: r.proof });
+    const keys = proof.keys;
+    r.pending = keys;
     r.state = 'proof';
     // The peer answers: only a lost PROOF or OK stands between us, so retry at the first pace.
     r.tries = 0;
     r.deadline = now + this.ctx.o.registerInitialMs;
   }
 
-  onOk(now: number): void {
+  /** Whether `sid` is our session's or the one our proof is setting up. */
+  ownsSession(sid: Uint8Array): boolean {
+    const cur = this.ctx.session?.id, pend = this.reg.pending?.sessionId;
+    return (!!cur && Buffer.from(cur).equals(sid)) || (!!pend && Buffer.from(pend).equals(sid));
+  }
+
+  /**
+   * A SESSION datagram from our own peer. Returns its inner message when it authenticates in our
+   * session (the registration's OK is taken here), undefined when it is dropped (counted).
+   */
+  onSession(now: number, m: SessionMsg): SessionInner | undefined {
     const r = this.reg;
-    if (r.state === 'proof') {
+    const pend = r.pending;
+    if (pend && r.state === 'proof' && Buffer.from(pend.sessionId).equals(m.sessionId)) {
+      const ok = m.counter === 0 && m.inner.type === MsgType.OK && r.nonce && Buffer.from(r.nonce).equals(m.inner.ref);
+      if (!ok || !sessionTagOk(pend.p2c, m)) return void this.ctx.drops.add('bad_registration_ok');
+      const rx = new ReplayWindow();
+      rx.commit(0);
+      this.ctx.session = { id: pend.sessionId, idKey: Buffer.from(pend.sessionId).toString('latin1'), c2p: pend.c2p, p2c: pend.p2c, tx: 0, rx };
+      delete r.pending;
+      delete r.proof;
       r.state = 'registered';
       r.tries = 0;
       r.unavailableSent = false;
       delete r.deadline;
-      this.keepalive = { outstanding: false, misses: 0 };
+      this.keepalive = { misses: 0, sent: 0 };
       this.scheduleKeepalive(now);
       this.ctx.emit({ type: 'registered', peer: this.ctx.peerKey });
-    } else if (r.state === 'registered') {
-      this.keepalive.outstanding = false;
-      this.keepalive.misses = 0;
+      return undefined;
     }
+    const ss = this.ctx.session;
+    if (!ss || !Buffer.from(ss.id).equals(m.sessionId)) return void this.ctx.drops.add('unknown_session');
+    if (!ss.rx.check(m.counter)) return void this.ctx.drops.add('session_replay');
+    if (!sessionTagOk(ss.p2c, m)) return void this.ctx.drops.add('bad_session_tag');
+    ss.rx.commit(m.counter);
+    this.lastRx = m.counter;
+    if (m.inner.type === MsgType.OK) this.onOk(m.inner.ref);
+    return m.inner as SessionInner; // the codec lets only SESSION_INNER_TYPES in
   }
 
-  /** Our peer lost our registration. */
-  onRegisterAgain(now: number): void {
+  /** The 8 bytes of the counter of the last datagram our peer sent in our session (a ref for our answer). */
+  lastPeerCounter(): Uint8Array {
+    const out = new Uint8Array(8);
+    const c = this.lastRx;
+    new DataView(out.buffer).setUint32(0, Math.floor(c / 0x1_0000_0000));
+    new DataView(out.buffer).setUint32(4, c % 0x1_0000_0000);
+    return out;
+  }
+
+  /** An OK in our session: the answer to a keepalive that asked for one (its counter is the ref). */
+  private onOk(ref: Uint8Array): void {
+    const k = this.keepalive;
+    if (k.outstanding === undefined || ref.length !== 8) return;
+    const counter = Buffer.from(ref).readUIntBE(2, 6) + Buffer.from(ref).readUInt16BE(0) * 2 ** 48;
+    if (counter < k.outstanding) return;
+    delete k.outstanding;
+    k.misses = 0;
+  }
+
+  /** Our peer lost our session (REGISTER_AGAIN naming its id). */
+  onRegisterAgain(now: number, sid: Uint8Array): void {
+    if (!this.ownsSession(sid)) return void this.ctx.drops.add('register_again_other_session');
     if (this.reg.state !== 'blocked' && this.reg.state !== 'challenge') this.start(now);
   }
 
@@ -127,6 +199,7 @@ export class Registration {
   onError(now: number, e: ErrorMsg): boolean {
     if (e.ref.length !== 0 || (this.reg.state !== 'proof' && this.reg.state !== 'challenge')) return false;
     this.ctx.drops.add(`register_error_${WIRE_ERROR_NAMES[e.code] ?? e.code}`);
+    delete this.reg.proof; // refused: the next try starts over with a new REGISTER
     if (this.reg.deadline !== undefined) this.reg.deadline = Math.min(this.reg.deadline, now + this.ctx.o.registerInitialMs);
     return true;
   }
@@ -158,6 +231,13 @@ export class Registration {
 
   private registerTimeout(now: number): void {
     const r = this.reg;
+    if (r.state === 'proof' && r.proof && r.proofSends < PROOF_SENDS_MAX) {
+      // Our proof or its OK was lost: the same proof again (the peer answers it with the same OK).
+      r.proofSends++;
+      this.ctx.out.push({ to: this.ctx.peerAddr, data: r.proof });
+      r.deadline = now + this.ctx.o.registerInitialMs;
+      return;
+    }
     r.tries++;
     if (r.tries >= this.ctx.o.registerTriesBeforeUnavailable && !r.unavailableSent) {
       r.unavailableSent = true;
@@ -166,7 +246,7 @@ export class Registration {
     this.sendRegister(now);
   }
 
-  /** Next keepalive in keepaliveIntervalMs +-20%; after an unanswered one, a quarter of that. */
+  /** Next keepalive in 80 to 100% of keepaliveIntervalMs; after an unanswered one, a quarter of that. */
   private scheduleKeepalive(now: number, probe = false): void {
     const base = probe ? Math.ceil(this.ctx.o.keepaliveIntervalMs / 4) : this.ctx.o.keepaliveIntervalMs;
     if (base === 0) {
@@ -175,24 +255,26 @@ export class Registration {
     }
     const r = this.ctx.random(2);
     const x = ((r[0]! << 8) | r[1]!) / 65535;
-    this.keepalive.deadline = now + Math.round(base * (0.8 + 0.4 * x));
+    this.keepalive.deadline = now + Math.round(base * (0.8 + 0.2 * x));
   }
 
   private keepaliveTimeout(now: number): void {
     const k = this.keepalive;
-    if (this.reg.state !== 'registered') {
+    if (this.reg.state !== 'registered' || !this.ctx.session) {
       delete k.deadline;
       return;
     }
-    if (k.outstanding) k.misses++;
+    const missed = k.outstanding !== undefined;
+    if (missed) k.misses++;
     if (k.misses >= this.ctx.o.keepaliveMissesBeforeReregister) {
       delete k.deadline;
       this.start(now);
       return;
     }
-    const probe = k.outstanding;
-    k.outstanding = true;
-    this.ctx.send(this.ctx.peerAddr, { type: MsgType.KEEPALIVE });
-    this.scheduleKeepalive(now, probe);
+    k.sent++;
+    const answer = missed || (k.sent - 1) % this.ctx.o.keepaliveAnswerEvery === 0;
+    this.ctx.sendToPeer({ type: MsgType.KEEPALIVE, answer });
+    if (answer) k.outstanding = this.ctx.session.tx;
+    this.scheduleKeepalive(now, missed);
   }
 }

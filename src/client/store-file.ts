@@ -71,7 +71,8 @@ export class FileClientStore implements ClientStore {
     void _v;
     this.mem.commit({
       meta: Object.entries(meta), contacts: contacts.map((c) => [c.petname, c]), groups: groups.map((g) => [g.id, g]),
-      certs: Object.entries(certs), outbox: outbox.map((m) => [m.id, m]), dedupe: dedupe.map((d) => [d.key, d.atMs]),
+      certs: Object.entries(certs), outbox: outbox.map((m) => [m.id, m]),
+      dedupe: dedupe.map((d) => [d.key, { atMs: d.atMs, ...(d.sentAtMs !== undefined ? { sentAtMs: d.sentAtMs } : {}) }]),
       history: st.history.map((entry) => ({ op: 'add', entry })),
     });
   }

@@ -3,7 +3,7 @@
  * new Client loads after a simulated restart shares nothing with the old one, exactly as with a
  * database. Search is a case-insensitive substring match.
  */
-import { CLIENT_STATE_VERSION, type ClientSnapshot, type ClientStore, type HistoryDeletion, type HistoryEntry, type HistoryQuery, type StoreBatch } from './store.js';
+import { CLIENT_STATE_VERSION, type ClientSnapshot, type DedupeValue, type ClientStore, type HistoryDeletion, type HistoryEntry, type HistoryQuery, type StoreBatch } from './store.js';
 
 export class MemoryClientStore implements ClientStore {
   private readonly meta = new Map<string, string>();
@@ -11,7 +11,7 @@ export class MemoryClientStore implements ClientStore {
   private readonly groups = new Map<string, string>();
   private readonly certs = new Map<string, string>();
   private readonly outbox = new Map<string, string>();
-  private readonly dedupe = new Map<string, number>();
+  private readonly dedupe = new Map<string, DedupeValue>();
   /** History rows in the order they were stored. */
   private readonly rows: HistoryEntry[] = [];
   private readonly rowKeys = new Set<string>();
@@ -28,7 +28,7 @@ export class MemoryClientStore implements ClientStore {
       groups: [...this.groups.values()].map((j) => JSON.parse(j)),
       certs: Object.fromEntries(this.certs),
       outbox: [...this.outbox.values()].map((j) => JSON.parse(j)),
-      dedupe: [...this.dedupe].map(([key, atMs]) => ({ key, atMs })),
+      dedupe: [...this.dedupe].map(([key, v]) => ({ key, ...v })),
     };
     for (const [k, j] of this.meta) (s as unknown as Record<string, unknown>)[k] = JSON.parse(j);
     return s;
@@ -48,7 +48,7 @@ export class MemoryClientStore implements ClientStore {
     put(this.groups, b.groups, (v) => JSON.stringify(v));
     put(this.certs, b.certs, (v) => v as string);
     put(this.outbox, b.outbox, (v) => JSON.stringify(v));
-    put(this.dedupe, b.dedupe, (v) => v as number);
+    put(this.dedupe, b.dedupe, (v) => ({ ...(v as DedupeValue) }));
     for (const op of b.history) {
       if (op.op === 'add') {
         const key = rowKey(op.entry);

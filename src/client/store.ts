@@ -81,6 +81,8 @@ export interface DedupeEntry {
   /** sender fingerprint hex + ':' + message id hex */
   key: string;
   atMs: number;
+  /** The message's sending time (sender's clock), for the sender's floor when the entry goes early. */
+  sentAtMs?: number;
 }
 
 /**
@@ -90,6 +92,11 @@ export interface DedupeEntry {
  */
 export interface ClientSnapshot {
   version: typeof CLIENT_STATE_VERSION;
+  /**
+   * Our delivery key (64 hex), given to our peer at every registration; the capabilities we hand
+   * our contacts are derived from it (src/crypto/session.ts). Made on first use.
+   */
+  deliveryKey?: string;
   /** Fingerprint of our own peer, pinned on first registration. */
   peerFingerprint?: string;
   contacts: ContactRecord[];
@@ -98,6 +105,19 @@ export interface ClientSnapshot {
   certs: Record<string, string>;
   outbox: OutboxMessage[];
   dedupe: DedupeEntry[];
+  /**
+   * Capabilities others gave us (capId || capKey, 72 hex) by their fingerprint: DELIVERs to them
+   * carry one. Bounded like certs (certsMax).
+   */
+  caps?: Record<string, string>;
+  /** Fingerprints whose receipt for our CARD came back (they have our certificate and, if a contact, our capability), with when. */
+  cardsAcked?: Record<string, number>;
+  /**
+   * Per sender: the sending time of the newest message forgotten from the dedupe window before its
+   * time (the window was full). A message from that sender sent at or before it is refused as a
+   * possible replay, since its id may have been forgotten.
+   */
+  dedupeFloors?: Record<string, number>;
 }
 
 /** The snapshot fields kept as keyed rows; every other top-level field is one JSON value. */
@@ -128,6 +148,12 @@ export interface HistoryEntry {
   group?: { id: string; name: string; members: GroupMember[] };
 }
 
+/** A dedupe entry's values: when it was seen, and when the message was sent (the sender's clock). */
+export interface DedupeValue {
+  atMs: number;
+  sentAtMs?: number;
+}
+
 /** A change of the history in a commit. */
 export type HistoryOp =
   | { op: 'add'; entry: HistoryEntry }
@@ -144,7 +170,7 @@ export interface StoreBatch {
   groups: Array<[string, GroupRecord | undefined]>;
   certs: Array<[string, string | undefined]>;
   outbox: Array<[string, OutboxMessage | undefined]>;
-  dedupe: Array<[string, number | undefined]>;
+  dedupe: Array<[string, DedupeValue | undefined]>;
   history: HistoryOp[];
 }
 
@@ -196,6 +222,9 @@ export function snapshotProblem(v: unknown): string | null {
   if (typeof s.certs !== 'object' || s.certs === null || Array.isArray(s.certs)) return 'field certs is not an object';
   if (s.peerFingerprint !== undefined && (typeof s.peerFingerprint !== 'string' || !/^[0-9a-f]{64}$/.test(s.peerFingerprint))) {
     return 'field peerFingerprint is not a fingerprint';
+  }
+  if (s.deliveryKey !== undefined && (typeof s.deliveryKey !== 'string' || !/^[0-9a-f]{64}$/.test(s.deliveryKey))) {
+    return 'field deliveryKey is not 32 bytes of hex';
   }
   return null;
 }

@@ -21,10 +21,16 @@ export interface ClientOptions {
   /** 0 disables keepalives. */
   keepaliveIntervalMs?: number;
   keepaliveMissesBeforeReregister?: number;
+  /** Every this many keepalives one asks the peer for an OK (the others cost the peer no answer). */
+  keepaliveAnswerEvery?: number;
   messageTtlMs?: number;
   receiptWaitMs?: number;
   receiptWaitMaxMs?: number;
   unackedPerRecipientMax?: number;
+  /** Parts in flight to a recipient whose capability we hold (its peer keeps them on our own quota). */
+  capWindowMax?: number;
+  /** Most time (ms) into the future a message's sending time may be and still be shown. */
+  clockSkewMaxMs?: number;
   busyBackoffInitialMs?: number;
   busyBackoffMaxMs?: number;
   cookieReuseMs?: number;
@@ -39,6 +45,7 @@ export interface ClientOptions {
   historyRetainMs?: number;
   dedupeEntriesMax?: number;
   dedupeTtlMs?: number;
+  dedupeFloorsMax?: number;
   partialMessagesMax?: number;
   partialBytesMax?: number;
   partialAgeMaxMs?: number;
@@ -57,16 +64,19 @@ export const CLIENT_DEFAULTS = {
   registerTriesBeforeUnavailable: 4,
   keepaliveIntervalMs: 25_000,
   keepaliveMissesBeforeReregister: 3,
+  keepaliveAnswerEvery: 4,
   messageTtlMs: 7 * 24 * 3600_000,
   receiptWaitMs: 60_000,
   receiptWaitMaxMs: 10 * 60_000,
   unackedPerRecipientMax: 8,
+  capWindowMax: 100,
+  clockSkewMaxMs: 24 * 3600_000,
   busyBackoffInitialMs: 1000,
   busyBackoffMaxMs: 60_000,
   cookieReuseMs: 90_000,
   certRetryMs: 30_000,
   certLookupTriesMax: 6,
-  unknownSenderGraceMs: 10 * 60_000,
+  unknownSenderGraceMs: 2 * 60_000,
   receiptBatchDelayMs: 20,
   outboxMessagesMax: 1000,
   sentHistoryMax: 500,
@@ -74,6 +84,7 @@ export const CLIENT_DEFAULTS = {
   historyRetainMs: 0,
   dedupeEntriesMax: 8192,
   dedupeTtlMs: 8 * 24 * 3600_000,
+  dedupeFloorsMax: 10_000,
   partialMessagesMax: 16,
   partialBytesMax: 2 * 1024 * 1024,
   partialAgeMaxMs: 30 * 60_000,

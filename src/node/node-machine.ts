@@ -3,8 +3,9 @@
  * node serves its own clients and is itself a client of its own peer.
  *
  * Routing: a datagram from the network goes to the peer or to the client by its payload type
- * (PEER_BOUND_TYPES / CLIENT_BOUND_TYPES; anything undecodable goes to the peer, which counts the
- * drop). A datagram that one half sends to the node's own address never touches the socket: it is
+ * (PEER_BOUND_TYPES / CLIENT_BOUND_TYPES; a SESSION by its session id: our client's own session
+ * goes to the client, any other to the peer; anything undecodable goes to the peer, which counts
+ * the drop). A datagram that one half sends to the node's own address never touches the socket: it is
  * handed straight to the other half. Loopback hand-offs per call are bounded by LOOPBACK_STEPS_MAX
  * (far above what a handshake needs); past it, the rest waits for the next call.
  */
@@ -15,13 +16,15 @@ import type { Client } from '../client/index.js';
 import type { ClientEvent } from '../client/types.js';
 
 export const PEER_BOUND_TYPES: ReadonlySet<number> = new Set([
-  MsgType.REGISTER, MsgType.KEEPALIVE, MsgType.HELLO, MsgType.REGISTER_PROOF, MsgType.DELIVER,
-  MsgType.ACK, MsgType.POLL, MsgType.CERT_REQUEST, MsgType.DIR_JOIN, MsgType.DIR_LIST,
+  MsgType.REGISTER, MsgType.HELLO, MsgType.REGISTER_PROOF, MsgType.DELIVER, MsgType.CERT_REQUEST,
+  MsgType.DIR_LIST,
 ]);
 export const CLIENT_BOUND_TYPES: ReadonlySet<number> = new Set([
-  MsgType.OK, MsgType.REGISTER_AGAIN, MsgType.CHALLENGE, MsgType.RESULT, MsgType.PUSH, MsgType.CERT,
+  MsgType.REGISTER_AGAIN, MsgType.CHALLENGE, MsgType.COOKIE, MsgType.RESULT, MsgType.CERT,
   MsgType.DIR_PAGE, MsgType.ERROR,
 ]);
+/** Offset of the session id in a SESSION datagram (after version and type). */
+const SESSION_ID_AT = 2;
 
 export const LOOPBACK_STEPS_MAX = 4096;
 
@@ -42,11 +45,16 @@ export class NodeMachine {
 
   handle(now: number, from: Addr, data: Uint8Array): void {
     const type = data.length >= 2 ? data[1]! : -1;
-    if (CLIENT_BOUND_TYPES.has(type)) this.client.handle(now, from, data);
+    if (CLIENT_BOUND_TYPES.has(type) || (type === MsgType.SESSION && this.clientSession(data))) this.client.handle(now, from, data);
     else this.peer.handle(now, from, data);
     // Routed at the next pollTransmit, so that a batch of datagrams is handled as one (the
     // client commits once for all of them).
     this.unpumpedAt = now;
+  }
+
+  /** A SESSION datagram in our client's own session comes from a peer of ours; any other goes to our peer. */
+  private clientSession(data: Uint8Array): boolean {
+    return data.length >= SESSION_ID_AT + 8 && this.client.ownsSession(data.subarray(SESSION_ID_AT, SESSION_ID_AT + 8));
   }
 
   handleTimeout(now: number): void {

@@ -57,19 +57,23 @@
  * parse, self-signature) to ~2.9k/s; the CHALLENGE signature (~64 us) and the proof verification
  * (~170 us, OpenSSL's own speed on this machine) are now most of the cost.
  */
-import { LABEL_CHALLENGE, LABEL_REGISTER, MsgType, DeliveryStatus, WireError, WIRE_ERROR_NAMES, ERROR_DETAIL_MAX_BYTES } from '../protocol/constants.js';
+import { MsgType, DeliveryStatus, WireError, WIRE_ERROR_NAMES, ERROR_DETAIL_MAX_BYTES, CAP_ID_BYTES } from '../protocol/constants.js';
 import { DropCounter, decode, encode } from '../protocol/codec.js';
-import type { AckMsg, DeliverMsg, Message, RegisterProofMsg } from '../protocol/messages.js';
+import type { AckMsg, DeliverMsg, Message, RegisterProofMsg, SessionInner, SessionMsg } from '../protocol/messages.js';
 import { checkSelfSignature, checkValidity, fingerprintOf, readCertificateKey, toHex, verifyWith, type Identity } from '../identity/certificate.js';
 import { BoundedLru } from '../crypto/lru.js';
+import {
+  capabilityKey, capabilityTagOk, deriveSession, registerSigned, sealSession, sessionTagOk, unwrapDeliveryKey, x25519,
+} from '../crypto/session.js';
 import { createHmac, type KeyObject } from 'node:crypto';
 import { addrKey, silentLogger, type Addr, type Logger, type Random, type Transmit } from '../core/types.js';
 import { CookieJar } from './cookies.js';
 import { RateLimiter, type RateLimitOptions } from './rate-limit.js';
-import { Registry, type RegistryEntry } from './registry.js';
+import { KEYS_BYTES, KEYS_C2P, KEYS_DELIVERY, KEYS_NONCE, KEYS_P2C, Registry, type RegistryEntry } from './registry.js';
 import { MESSAGE_OVERHEAD_BYTES, MessageStore, WAITERS_PER_MESSAGE_MAX, type Waiting } from './mailbox.js';
 import { FifoMap, ReplayGuard } from './bounded-sets.js';
 import { Directory } from './directory.js';
+import { HandshakeKeys } from './handshake-keys.js';
 import { bytesKey, keyBytes } from './keys.js';
 
 export interface PeerOptions {
@@ -108,6 +112,15 @@ export interface PeerOptions {
   directoryMax?: number;
   /** Checked certificate keys kept for registrations again (default 16,384). */
   certKeysMax?: number;
+  /**
+   * Registration proofs verified per second, all sources together (each costs an Ed25519
+   * verification); beyond, REGISTER_PROOF is answered ERROR BUSY. null turns it off.
+   */
+  proofRate?: { perSecond: number; burst: number } | null;
+  /** Delivery keys of clients kept after their registration ended, to check capabilities (default 262,144). */
+  deliveryKeysMax?: number;
+  /** Capability keys kept derived (default 65,536). */
+  capKeysMax?: number;
 }
 
 export interface PeerStats {
@@ -147,7 +160,16 @@ export const PEER_DEFAULTS = {
   recentDeliveredMax: 65_536,
   directoryMax: 10_000,
   certKeysMax: 16_384,
+  proofRate: { perSecond: 2000, burst: 4000 } as { perSecond: number; burst: number } | null,
+  deliveryKeysMax: 262_144,
+  capKeysMax: 65_536,
 };
+
+/**
+ * Pushes of an acknowledged message again (a capability holder's duplicate DELIVER: its receipt
+ * was lost) allowed per recipient: a token bucket per recipient fingerprint.
+ */
+export const REPUSH_RATE = { perSecond: 4, burst: 32, bucketsMax: 65_536 };
 
 /** Most items one timer processes in one handleTimeout call. */
 export const TIMEOUT_BATCH_MAX = 1024;
@@ -165,11 +187,9 @@ interface CheckedCert {
 }
 
 type TimerName = 'pushAck' | 'mailboxExpiry' | 'registrationExpiry';
-type Settings = Omit<typeof PEER_DEFAULTS, 'rateLimit'>;
+type Settings = Omit<typeof PEER_DEFAULTS, 'rateLimit' | 'proofRate'>;
 
 const EMPTY = new Uint8Array(0);
-const LABEL_CHALLENGE_BYTES = Buffer.from(LABEL_CHALLENGE, 'ascii');
-const LABEL_REGISTER_BYTES = Buffer.from(LABEL_REGISTER, 'ascii');
 
 export class Peer {
   readonly fingerprint: Uint8Array;
@@ -189,6 +209,16 @@ export class Peer {
   private readonly replay: ReplayGuard;
   private readonly limiter: RateLimiter | null;
   private readonly dir: Directory | null;
+  private readonly hs: HandshakeKeys;
+  /** Global bucket of registration proofs verified (one key: ''). */
+  private readonly proofLimiter: RateLimiter | null;
+  private readonly repushLimiter = new RateLimiter(REPUSH_RATE);
+  /** Fingerprint (latin1) -> delivery key (latin1) of every client registered lately, registered or not now. */
+  private readonly deliveryKeys: FifoMap<string>;
+  /** Recipient fingerprint + capability id (latin1) -> capability key. */
+  private readonly capKeys: BoundedLru<string, Uint8Array>;
+  /** Length of every COOKIE this peer sends. */
+  private readonly cookieBytes: number;
   /** Fingerprint (latin1) -> key, validity and serving verdict of a certificate that passed readCertificateKey. */
   private readonly certKeys: BoundedLru<string, CheckedCert>;
   /** Messages whose PUSH waits for an ACK -> deadline, in deadline order. */
@@ -214,7 +244,7 @@ export class Peer {
     if (!opts.identity || !(opts.identity.cert instanceof Uint8Array)) throw new TypeError('opts.identity must be an Identity');
     if (typeof opts.random !== 'function') throw new TypeError('opts.random must be a function');
     if (!Number.isFinite(now)) throw new TypeError('now must be a finite number of milliseconds');
-    const { rateLimit: _defaultRateLimit, ...defaults } = PEER_DEFAULTS;
+    const { rateLimit: _defaultRateLimit, proofRate: _defaultProofRate, ...defaults } = PEER_DEFAULTS;
     const o: Settings = defaults;
     for (const k of Object.keys(o) as Array<keyof Settings>) {
       const v = opts[k];
@@ -242,9 +272,16 @@ export class Peer {
     this.limiter = rl ? new RateLimiter(rl) : null;
     this.dir = o.directory ? new Directory(o.directoryMax) : null;
     this.certKeys = new BoundedLru(o.certKeysMax);
+    this.hs = new HandshakeKeys(opts.identity, opts.random);
+    const pr = opts.proofRate === undefined ? PEER_DEFAULTS.proofRate : opts.proofRate;
+    this.proofLimiter = pr ? new RateLimiter({ ...pr, bucketsMax: 1 }) : null;
+    this.deliveryKeys = new FifoMap<string>(o.deliveryKeysMax);
+    this.capKeys = new BoundedLru(o.capKeysMax);
     this.challengeBytes = encode({
-      type: MsgType.CHALLENGE, cookie: new Uint8Array(20), peerCert: this.identity.cert, sig: new Uint8Array(64),
+      type: MsgType.CHALLENGE, nonce: new Uint8Array(16), cookie: new Uint8Array(20), peerCert: this.identity.cert,
+      peerKey: new Uint8Array(32), keySig: new Uint8Array(64),
     }).length;
+    this.cookieBytes = encode({ type: MsgType.COOKIE, nonce: new Uint8Array(16), cookie: new Uint8Array(20) }).length;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -315,25 +352,19 @@ export class Peer {
     const a = addrKey(from);
     switch (m.type) {
       case MsgType.REGISTER:
+        return this.onRegister(now, from, size, m.nonce);
       case MsgType.HELLO:
         return this.onHello(now, from, size, m.nonce);
       case MsgType.REGISTER_PROOF:
         return this.onProof(now, from, a, size, m);
+      case MsgType.SESSION:
+        return this.onSession(now, from, a, size, m);
       case MsgType.KEEPALIVE:
       case MsgType.POLL:
       case MsgType.ACK:
-      case MsgType.DIR_JOIN: {
-        const e = this.registry.atAddr(now, a);
-        if (!e) return this.send(from, { type: MsgType.REGISTER_AGAIN }, size);
-        this.registry.touch(now, e);
-        if (m.type === MsgType.KEEPALIVE) {
-          this.send(from, { type: MsgType.OK });
-          return this.pushWaiting(now, e, true);
-        }
-        if (m.type === MsgType.POLL) return this.pushWaiting(now, e, false);
-        if (m.type === MsgType.ACK) return this.onAck(e, m);
-        return this.onDirJoin(from, e, m.name);
-      }
+      case MsgType.DIR_JOIN:
+        // Only inside a SESSION: an address is no credential.
+        return this.drops.add('not_in_session');
       case MsgType.DELIVER:
         return this.onDeliver(now, from, a, size, m);
       case MsgType.CERT_REQUEST: {
@@ -359,42 +390,135 @@ export class Peer {
     }
   }
 
-  /** REGISTER and HELLO: a signed cookie, only to a datagram at least as long as the answer. */
-  private onHello(now: number, from: Addr, size: number, nonce: Uint8Array): void {
+  /**
+   * A datagram of a registered client: found by its session id (an unknown one is answered
+   * REGISTER_AGAIN with that id, never larger than the request), refused when its counter was
+   * seen or its MAC fails (counted), and only then acted on. An authenticated datagram from
+   * another address than the client's does not move it (it may be a copy an on-path attacker
+   * sent first): the peer validates the new path, as QUIC does, with a KEEPALIVE asking for an
+   * answer sent there, and moves the client when the OK naming it comes back from there.
+   */
+  private onSession(now: number, from: Addr, a: string, size: number, m: SessionMsg): void {
+    const e = this.registry.atSession(now, bytesKey(m.sessionId));
+    if (!e) {
+      if (!this.rateOk(now, from)) return;
+      return this.send(from, { type: MsgType.REGISTER_AGAIN, sessionId: m.sessionId }, size);
+    }
+    if (!e.rx.check(m.counter)) return this.drops.add('session_replay');
+    if (!sessionTagOk(e.keys.subarray(KEYS_C2P, KEYS_C2P + 32), m)) return this.drops.add('bad_session_tag');
+    e.rx.commit(m.counter);
+    this.registry.touch(now, e);
+    const inner = m.inner;
+    let moved = false;
+    if (e.addr !== a) {
+      if (inner.type === MsgType.OK && e.probe?.addr === a && inner.ref.length === 8 && readCounter(inner.ref) === e.probe.counter) {
+        this.registry.move(e, a);
+        this.log.debug({ fingerprint: toHex(keyBytes(e.fp)) }, 'client moved');
+        moved = true;
+      } else if (e.probe?.addr !== a || inner.type === MsgType.KEEPALIVE) {
+        this.sendSession(e, { type: MsgType.KEEPALIVE, answer: true }, from);
+        e.probe = { addr: a, counter: e.tx };
+        this.drops.add('path_probe');
+      }
+    }
+    const here = e.addr === a;
+    switch (inner.type) {
+      case MsgType.KEEPALIVE:
+        if (inner.answer) this.sendSession(e, { type: MsgType.OK, ref: counterRef(m) }, from);
+        if (here) this.pushWaiting(now, e, !moved, moved);
+        return;
+      case MsgType.POLL:
+        if (here) this.pushWaiting(now, e, false, moved);
+        return;
+      case MsgType.ACK:
+        this.onAck(e, inner);
+        if (moved) this.pushWaiting(now, e, false, true);
+        return;
+      case MsgType.DIR_JOIN:
+        return this.onDirJoin(e, inner.name, counterRef(m), from);
+      case MsgType.OK:
+        if (moved) this.pushWaiting(now, e, false, true);
+        return;
+      default:
+        this.drops.add('unexpected_type');
+    }
+  }
+
+  /**
+   * REGISTER: a CHALLENGE with a cookie, our certificate and the epoch's handshake key, signed
+   * once per epoch (no signature per request), only to a datagram at least as long as the answer.
+   */
+  private onRegister(now: number, from: Addr, size: number, nonce: Uint8Array): void {
     if (size < this.challengeBytes) return this.drops.add('unpadded');
     if (!this.rateOk(now, from)) return this.sendError(from, WireError.RATE_LIMITED, EMPTY, '', size);
     const cookie = this.cookies.issue(now, addrKey(from));
-    const sig = this.identity.sign(Buffer.concat([LABEL_CHALLENGE_BYTES, nonce, cookie]));
-    this.send(from, { type: MsgType.CHALLENGE, cookie, peerCert: this.identity.cert, sig }, size);
+    const k = this.hs.current(this.cookies.epochAt(now));
+    this.send(from, { type: MsgType.CHALLENGE, nonce, cookie, peerCert: this.identity.cert, peerKey: k.publicKey, keySig: k.keySig }, size);
+  }
+
+  /** HELLO: a COOKIE, one MAC, only to a datagram at least as long as the answer. */
+  private onHello(now: number, from: Addr, size: number, nonce: Uint8Array): void {
+    if (size < this.cookieBytes) return this.drops.add('unpadded');
+    if (!this.rateOk(now, from)) return this.sendError(from, WireError.RATE_LIMITED, EMPTY, '', size);
+    this.send(from, { type: MsgType.COOKIE, nonce, cookie: this.cookies.issue(now, addrKey(from)) }, size);
   }
 
   private onProof(now: number, from: Addr, a: string, size: number, m: RegisterProofMsg): void {
     const epoch = this.cookies.check(now, a, m.cookie);
     if (epoch < 0) return this.sendError(from, WireError.BAD_COOKIE, EMPTY, '', size);
     if (!this.rateOk(now, from)) return this.sendError(from, WireError.RATE_LIMITED, EMPTY, '');
+    const hk = this.hs.find(this.cookies.epochAt(now), m.peerKey);
+    if (!hk) return this.sendError(from, WireError.BAD_COOKIE, EMPTY, 'handshake key expired: register again');
     const fingerprint = fingerprintOf(m.cert);
     const fp = bytesKey(fingerprint);
     const cert = this.checkedCert(now, fp, m.cert);
     if (typeof cert === 'string') return this.sendError(from, WireError.BAD_CERT, EMPTY, cert);
-    const signed = Buffer.concat([LABEL_REGISTER_BYTES, m.cookie, this.fingerprint, m.nonce]);
+    const current = this.registry.lookup(now, fp);
+    if (current && current.addr === a && current.keys.subarray(KEYS_NONCE, KEYS_NONCE + 16).equals(m.nonce)) {
+      // The same proof again (its OK was lost): the same OK again, nothing changed.
+      return this.sendRegistrationOk(current, m.nonce);
+    }
+    if (this.proofLimiter && !this.proofLimiter.take(now, '')) {
+      return this.sendError(from, WireError.BUSY, EMPTY, 'peer is busy: register again later');
+    }
+    const signed = registerSigned({ cookie: m.cookie, peerFingerprint: this.fingerprint, nonce: m.nonce, peerKey: m.peerKey, clientKey: m.clientKey, wrappedKey: m.wrappedKey });
     if (!verifyWith(cert.publicKey, signed, m.sig)) {
       return this.sendError(from, WireError.BAD_SIGNATURE, EMPTY, 'registration proof does not verify with the certificate key');
     }
     const used = this.replay.use(this.cookies.epochAt(now), epoch, fp + bytesKey(m.nonce));
     if (used === 'replay') return this.sendError(from, WireError.REPLAY, EMPTY, 'registration proof already used');
     if (used === 'full') return this.sendError(from, WireError.RATE_LIMITED, EMPTY, 'too many registrations, retry later');
-    if (!this.registry.lookup(now, fp) && this.registry.size >= this.o.registryMax) {
+    const shared = x25519(hk.privateKey, m.clientKey);
+    if (!shared) return this.sendError(from, WireError.BAD_REQUEST, EMPTY, 'client key gives no shared secret');
+    const keys = deriveSession({ shared, nonce: m.nonce, clientFingerprint: fingerprint, peerFingerprint: this.fingerprint, clientKey: m.clientKey, peerKey: m.peerKey });
+    const deliveryKey = unwrapDeliveryKey(keys.wrap, m.wrappedKey);
+    if (!deliveryKey) return this.sendError(from, WireError.BAD_REQUEST, EMPTY, 'delivery key does not open');
+    if (!current && this.registry.size >= this.o.registryMax) {
       this.registry.sweep(now, TIMEOUT_BATCH_MAX);
       if (this.registry.size >= this.o.registryMax) {
         return this.sendError(from, WireError.REGISTRY_FULL, fingerprint, 'registry is full');
       }
     }
-    const { entry, previousAddr } = this.registry.put(now, fp, bytesKey(m.cert), a);
+    const sid = bytesKey(keys.sessionId);
+    if (this.registry.sidTaken(sid, fp)) return this.sendError(from, WireError.BUSY, EMPTY, 'session id in use: register again');
+    const secrets = Buffer.allocUnsafeSlow(KEYS_BYTES);
+    secrets.set(keys.c2p, KEYS_C2P);
+    secrets.set(keys.p2c, KEYS_P2C);
+    secrets.set(deliveryKey, KEYS_DELIVERY);
+    secrets.set(m.nonce, KEYS_NONCE);
+    const { entry, previousAddr } = this.registry.put(now, fp, bytesKey(m.cert), a, sid, secrets);
+    this.deliveryKeys.set(fp, bytesKey(deliveryKey));
     this.deadlines.registrationExpiry ??= now + this.o.registrationTtlMs;
-    this.log.debug({ fingerprint: toHex(fingerprint), addr: a, previousAddr }, 'client registered');
-    this.send(from, { type: MsgType.OK });
-    // Pushes in flight went to the old address (a changed NAT mapping): push them again now.
-    this.pushWaiting(now, entry, false, previousAddr !== undefined);
+    this.log.debug({ fingerprint: toHex(fingerprint) }, 'client registered');
+    this.sendRegistrationOk(entry, m.nonce);
+    // Pushes in flight went to the old session or address: push them again now.
+    this.pushWaiting(now, entry, false, previousAddr !== undefined || current !== undefined);
+  }
+
+  /** The OK of a registration: SESSION counter 0 naming the proof's nonce (the same bytes each time). */
+  private sendRegistrationOk(e: RegistryEntry, nonce: Uint8Array): void {
+    const data = sealSession(e.keys.subarray(KEYS_P2C, KEYS_P2C + 32), keyBytes(e.sid), 0, { type: MsgType.OK, ref: new Uint8Array(nonce) });
+    this.transmit(parseAddrKey(e.addr), data);
   }
 
   /**
@@ -444,15 +568,49 @@ export class Peer {
     }
   }
 
-  private onDirJoin(from: Addr, e: RegistryEntry, name: string): void {
-    if (!this.dir) return this.sendError(from, WireError.DIRECTORY_DISABLED, EMPTY, 'this peer has no directory');
+  /** DIR_JOIN in a session: answered OK or ERROR in the session, naming the request's counter. */
+  private onDirJoin(e: RegistryEntry, name: string, ref: Uint8Array, from: Addr): void {
+    const fail = (code: WireError, detail: string): void => {
+      this.countError(code);
+      this.sendSession(e, { type: MsgType.ERROR, code, ref: EMPTY, detail: clip(detail) }, from);
+    };
+    if (!this.dir) return fail(WireError.DIRECTORY_DISABLED, 'this peer has no directory');
     // Listed clients are looked up with CERT_REQUEST: a certificate that is never served is not listed.
     const refusal = name === '' ? null : this.serveRefusal(e.fp, keyBytes(e.cert));
-    if (refusal !== null) return this.sendError(from, WireError.BAD_CERT, EMPTY, refusal);
+    if (refusal !== null) return fail(WireError.BAD_CERT, refusal);
     const r = this.dir.join(e.fp, name);
-    if (r === 'bad_name') return this.sendError(from, WireError.BAD_REQUEST, EMPTY, 'invalid directory name');
-    if (r === 'full') return this.sendError(from, WireError.BAD_REQUEST, EMPTY, 'directory is full');
-    this.send(from, { type: MsgType.OK });
+    if (r === 'bad_name') return fail(WireError.BAD_REQUEST, 'invalid directory name');
+    if (r === 'full') return fail(WireError.BAD_REQUEST, 'directory is full');
+    this.sendSession(e, { type: MsgType.OK, ref }, from);
+  }
+
+  /**
+   * The contact a DELIVER's capability names (its capability id, latin1), or '' when it has none,
+   * or one this peer cannot check (the recipient's delivery key is unknown here) or that fails.
+   */
+  private capContact(e: RegistryEntry | undefined, to: string, m: DeliverMsg): string {
+    if (!m.cap) return '';
+    let dk: Uint8Array | undefined = e?.keys.subarray(KEYS_DELIVERY, KEYS_DELIVERY + 32);
+    if (!dk) {
+      const known = this.deliveryKeys.get(to);
+      if (known === undefined) {
+        this.drops.add('capability_unchecked');
+        return '';
+      }
+      dk = keyBytes(known);
+    }
+    const capId = m.cap.subarray(0, CAP_ID_BYTES);
+    const ck = to + bytesKey(capId);
+    let key = this.capKeys.get(ck);
+    if (!key) {
+      key = capabilityKey(dk, capId);
+      this.capKeys.set(ck, key);
+    }
+    if (!capabilityTagOk(key, m.cap, m.to, m.id)) {
+      this.drops.add('bad_capability');
+      return '';
+    }
+    return bytesKey(capId);
   }
 
   private onDeliver(now: number, from: Addr, a: string, size: number, m: DeliverMsg): void {
@@ -464,23 +622,27 @@ export class Peer {
       if (!sameBlob(old.blob, m.blob)) return this.sendError(from, WireError.ID_CONFLICT, m.id, 'message id reused with another blob');
       return this.onDuplicate(from, old);
     }
+    const e = this.registry.lookup(now, to);
+    const contact = this.capContact(e, to, m);
     if (this.recent.get(idKey) === to) {
       // Acknowledged already, yet its sender sends it again: the end-to-end receipt did not reach
-      // the sender. Pass this copy on (not stored): the recipient shows it at most once and
-      // answers with a new receipt.
-      const r = this.registry.lookup(now, to);
-      if (r && this.rateOk(now, from)) this.send(parseAddrKey(r.addr), { type: MsgType.PUSH, id: m.id, blob: m.blob });
+      // the sender. A contact's copy (valid capability) is passed on once more, not stored, within
+      // the recipient's re-push bucket: the recipient shows it at most once and answers with a new
+      // receipt. A stranger's copy only gets its answer.
+      if (e && contact !== '' && this.repushLimiter.take(now, to) && this.rateOk(now, from)) {
+        this.sendSession(e, { type: MsgType.PUSH, id: m.id, blob: m.blob });
+      }
       return this.result(from, m.id, DeliveryStatus.DELIVERED);
     }
     if (this.store.mailboxSize(to) >= this.o.mailboxMessagesMax) {
       return this.sendError(from, WireError.MAILBOX_FULL, m.id, 'recipient mailbox is full');
     }
-    const senderKey = `${a}|${to}`;
-    if (this.store.unackedOf(senderKey) >= this.o.unackedPerSenderMax) {
+    // A contact's messages are bounded by its own quota, not by the sender's address.
+    const senderKey = contact !== '' ? `c${contact}|${to}` : `${a}|${to}`;
+    if (contact === '' && this.store.unackedOf(senderKey) >= this.o.unackedPerSenderMax) {
       return this.sendError(from, WireError.TOO_MANY_UNACKED, m.id, 'too many unacknowledged messages for this recipient');
     }
     const charge = m.blob.length + MESSAGE_OVERHEAD_BYTES;
-    const e = this.registry.lookup(now, to);
     if (
       this.store.chargedBytes + charge > this.o.storageBytesMax ||
       (!e && this.store.unregisteredChargedBytes + charge > this.o.unregisteredStorageBytesMax)
@@ -535,7 +697,7 @@ export class Peer {
   private push(now: number, e: RegistryEntry, w: Waiting, byTimer = false, id?: Uint8Array): void {
     w.timerPushes = byTimer ? w.timerPushes + 1 : 0;
     const blob = typeof w.blob === 'string' ? keyBytes(w.blob) : w.blob;
-    this.send(parseAddrKey(e.addr), { type: MsgType.PUSH, id: id ?? keyBytes(w.idKey), blob });
+    this.sendSession(e, { type: MsgType.PUSH, id: id ?? keyBytes(w.idKey), blob });
     w.lastPushAt = now;
     w.inFlight = true;
     const at = now + this.o.pushAckTimeoutMs;
@@ -587,18 +749,45 @@ export class Peer {
 
   /** `limit`: the size of the datagram being answered, for an address not yet validated. */
   private sendError(to: Addr, code: WireError, ref: Uint8Array, detail: string, limit?: number): void {
+    this.countError(code);
+    this.send(to, { type: MsgType.ERROR, code, ref, detail: limit === undefined ? clip(detail) : '' }, limit);
+  }
+
+  private countError(code: WireError): void {
     const name = WIRE_ERROR_NAMES[code] ?? String(code);
     this.errorsSent.set(name, (this.errorsSent.get(name) ?? 0) + 1);
-    this.send(to, { type: MsgType.ERROR, code, ref, detail: limit === undefined ? clip(detail) : '' }, limit);
+  }
+
+  /**
+   * A datagram to a registered client, in its session (the next counter, our MAC), to its address
+   * or, for an answer, to where the request came from.
+   */
+  private sendSession(e: RegistryEntry, inner: SessionInner, to?: Addr): void {
+    e.tx++;
+    this.transmit(to ?? parseAddrKey(e.addr), sealSession(e.keys.subarray(KEYS_P2C, KEYS_P2C + 32), keyBytes(e.sid), e.tx, inner));
   }
 
   private send(to: Addr, msg: Message, limit?: number): void {
     const data = encode(msg);
     if (limit !== undefined && data.length > limit) return this.drops.add('amplification_guard');
+    this.transmit(to, data);
+  }
+
+  private transmit(to: Addr, data: Uint8Array): void {
     this.out.push({ to, data });
     this.datagramsOut++;
     this.bytesOut += data.length;
   }
+}
+
+/** The counter in an 8-byte OK ref. */
+function readCounter(ref: Uint8Array): number {
+  return ((ref[0]! << 24) | (ref[1]! << 16) | (ref[2]! << 8) | ref[3]!) * 0x1_0000_0000 + (((ref[4]! << 24) | (ref[5]! << 16) | (ref[6]! << 8) | ref[7]!) >>> 0);
+}
+
+/** The 8 counter bytes of a SESSION datagram, as the ref of its answer. */
+function counterRef(m: SessionMsg): Uint8Array {
+  return new Uint8Array(m.signed!.subarray(10, 18));
 }
 
 /** The stored blob of a message equals `b`. */

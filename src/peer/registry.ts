@@ -1,6 +1,8 @@
 /**
- * The registry of a peer: fingerprint -> {address, certificate, lastSeen} and address ->
- * fingerprint, in RAM only. Kept small per client (see the memory note in peer.ts): keys are
+ * The registry of a peer: fingerprint -> {address, certificate, session, lastSeen} and session id
+ * -> fingerprint, in RAM only. A client is found by the session id its SESSION datagrams carry,
+ * never by its source address: the address is only where pushes go, and it changes only on a
+ * datagram whose session MAC verified (roaming). Kept small per client (see the memory note in peer.ts): keys are
  * latin1 strings of the raw bytes, the certificate is a latin1 string of its DER (no ArrayBuffer
  * and no KeyObject per client), the address is its addrKey text.
  *
@@ -12,8 +14,25 @@ export interface RegistryEntry {
   readonly fp: string;
   /** Certificate DER as a latin1 string. */
   cert: string;
-  /** addrKey() of the client's current address. */
+  /** addrKey() of the client's current address (the last one that sent an authenticated datagram). */
   addr: string;
+  /** Session id, latin1 string of its 8 bytes. */
+  sid: string;
+  /**
+   * The session's secrets, one buffer: client-to-peer MAC key [0, 32), peer-to-client MAC key
+   * [32, 64), the client's delivery key [64, 96), the registration nonce [96, 112).
+   */
+  keys: Buffer;
+  /** Anti-replay window of the client's counters. */
+  rx: ReplayWindow;
+  /** Counter of the last SESSION datagram sent to the client (0 is the registration's OK). */
+  tx: number;
+  /**
+   * Path validation under way: an authenticated datagram came from `addr`, not the client's
+   * address; we sent a KEEPALIVE asking for an answer there, counter `counter`. The client moves
+   * to `addr` when its OK naming that counter comes from `addr`.
+   */
+  probe: { addr: string; counter: number } | undefined;
   /**
    * Time of the last datagram that refreshed the entry, in whole ms after the registry's base
    * time: a small integer (a V8 Smi, stored inline) rather than a boxed double.
@@ -21,9 +40,18 @@ export interface RegistryEntry {
   seen: number;
 }
 
+import { ReplayWindow } from '../crypto/session.js';
+
+/** Offsets in RegistryEntry.keys. */
+export const KEYS_C2P = 0;
+export const KEYS_P2C = 32;
+export const KEYS_DELIVERY = 64;
+export const KEYS_NONCE = 96;
+export const KEYS_BYTES = 112;
+
 export class Registry {
   private readonly byFp = new Map<string, RegistryEntry>();
-  private readonly byAddr = new Map<string, string>();
+  private readonly bySid = new Map<string, string>();
 
   /**
    * @param baseMs time origin of `seen` (the peer's start time)
@@ -56,37 +84,49 @@ export class Registry {
     return undefined;
   }
 
-  /** The live entry registered at an address; an expired one is removed on the way. */
-  atAddr(now: number, addr: string): RegistryEntry | undefined {
-    const fp = this.byAddr.get(addr);
+  /** The live entry of a session id; an expired one is removed on the way. */
+  atSession(now: number, sid: string): RegistryEntry | undefined {
+    const fp = this.bySid.get(sid);
     return fp === undefined ? undefined : this.lookup(now, fp);
   }
 
-  /** Register or move `fp` to `addr`. A different client registered at `addr` is removed. */
-  put(now: number, fp: string, cert: string, addrText: string): { entry: RegistryEntry; previousAddr: string | undefined } {
-    // A flat copy: a template-built address is a rope that would keep its parts alive.
-    const addr = Buffer.from(addrText, 'latin1').toString('latin1');
-    const other = this.byAddr.get(addr);
-    if (other !== undefined && other !== fp) {
-      const o = this.byFp.get(other);
-      if (o) this.remove(o);
-    }
+  /** Whether session id `sid` belongs to a client other than `fp`. */
+  sidTaken(sid: string, fp: string): boolean {
+    const other = this.bySid.get(sid);
+    return other !== undefined && other !== fp;
+  }
+
+  /**
+   * Register `fp` with a new session at `addrText`, replacing its previous session (whose id is
+   * forgotten). Returns the entry and its previous address, if it had one.
+   */
+  put(now: number, fp: string, cert: string, addrText: string, sid: string, keys: Buffer): { entry: RegistryEntry; previousAddr: string | undefined } {
+    const addr = flat(addrText);
     let e = this.byFp.get(fp);
     let previousAddr: string | undefined;
     if (e) {
-      if (e.addr !== addr) {
-        previousAddr = e.addr;
-        this.byAddr.delete(e.addr);
-        e.addr = addr;
-      }
+      if (e.addr !== addr) previousAddr = e.addr;
+      this.bySid.delete(e.sid);
+      e.addr = addr;
       e.cert = cert;
+      e.sid = sid;
+      e.keys = keys;
+      e.rx = new ReplayWindow();
+      e.tx = 0;
+      e.probe = undefined;
       this.touch(now, e);
     } else {
-      e = { fp, cert, addr, seen: this.since(now) };
+      e = { fp, cert, addr, sid, keys, rx: new ReplayWindow(), tx: 0, probe: undefined, seen: this.since(now) };
       this.byFp.set(fp, e);
     }
-    this.byAddr.set(addr, fp);
+    this.bySid.set(sid, fp);
     return { entry: e, previousAddr };
+  }
+
+  /** The client answered our probe from `addrText`: pushes go there from now on. */
+  move(e: RegistryEntry, addrText: string): void {
+    e.addr = flat(addrText);
+    e.probe = undefined;
   }
 
   /** Refresh lastSeen and move the entry to the end of the expiry order. */
@@ -99,7 +139,7 @@ export class Registry {
   remove(e: RegistryEntry): void {
     if (this.byFp.get(e.fp) !== e) return;
     this.byFp.delete(e.fp);
-    if (this.byAddr.get(e.addr) === e.fp) this.byAddr.delete(e.addr);
+    if (this.bySid.get(e.sid) === e.fp) this.bySid.delete(e.sid);
     this.onRemove(e);
   }
 
@@ -126,4 +166,9 @@ export class Registry {
   private since(now: number): number {
     return Math.floor(now - this.baseMs);
   }
+}
+
+/** A flat copy of a string: a template-built address is a rope that would keep its parts alive. */
+function flat(s: string): string {
+  return Buffer.from(s, 'latin1').toString('latin1');
 }

@@ -4,13 +4,14 @@
  * caller builds a message the spec does not allow (that is our bug, not the remote's).
  */
 import {
-  ACK_IDS_MAX, BLOB_MAX_BYTES, CERT_MAX_BYTES, CERT_MIN_BYTES, COOKIE_BYTES, DATAGRAM_MAX_BYTES,
+  ACK_IDS_MAX, BLOB_MAX_BYTES, CAP_BYTES, CERT_MAX_BYTES, CERT_MIN_BYTES, COOKIE_BYTES, DATAGRAM_MAX_BYTES,
   DIRECTORY_NAME_MAX_BYTES, DIRECTORY_PAGE_ENTRIES_MAX, DeliveryStatus, ENVELOPE_HEADER_BYTES,
-  ERROR_DETAIL_MAX_BYTES, FINGERPRINT_BYTES, MESSAGE_ID_BYTES, MsgType, NONCE_BYTES,
-  PROTOCOL_VERSION, SIGNATURE_BYTES,
+  ERROR_DETAIL_MAX_BYTES, FINGERPRINT_BYTES, HELLO_MIN_BYTES, KEEPALIVE_ANSWER, MESSAGE_ID_BYTES, MsgType, NONCE_BYTES,
+  PROTOCOL_VERSION, SESSION_COUNTER_BYTES, SESSION_ID_BYTES, SESSION_OVERHEAD_BYTES, SESSION_TAG_BYTES,
+  SIGNATURE_BYTES, WRAPPED_DELIVERY_KEY_BYTES, X25519_KEY_BYTES,
 } from './constants.js';
 import { cborDecodeChecked, cborEncode, type CborValue } from './cbor.js';
-import type { DirEntry, Message } from './messages.js';
+import type { DeliverMsg, DirEntry, Message } from './messages.js';
 
 /** Why decode() refused a datagram. Stable strings, counted per reason. */
 export type DropReason =
@@ -40,7 +41,12 @@ export class DropCounter {
 }
 
 const utf8 = new TextEncoder();
-const EMPTY_TYPES: ReadonlySet<number> = new Set([MsgType.OK, MsgType.KEEPALIVE, MsgType.REGISTER_AGAIN, MsgType.POLL]);
+/** Inner datagrams a SESSION may carry. */
+export const SESSION_INNER_TYPES: ReadonlySet<number> = new Set([
+  MsgType.OK, MsgType.KEEPALIVE, MsgType.PUSH, MsgType.ACK, MsgType.POLL, MsgType.DIR_JOIN, MsgType.ERROR,
+]);
+const SESSION_MIN_PAYLOAD_BYTES = SESSION_OVERHEAD_BYTES + ENVELOPE_HEADER_BYTES;
+const U32 = 0x1_0000_0000;
 
 // ---------------------------------------------------------------------------------------------
 // encode
@@ -49,11 +55,38 @@ export function encode(msg: Message): Uint8Array {
   let payload: Uint8Array;
   switch (msg.type) {
     case MsgType.OK:
+      if (!(msg.ref instanceof Uint8Array) || (msg.ref.length !== 0 && msg.ref.length !== SESSION_COUNTER_BYTES && msg.ref.length !== NONCE_BYTES)) {
+        throw new LocalProtocolError('OK ref must be 0, 8 or 16 bytes');
+      }
+      payload = msg.ref;
+      break;
     case MsgType.KEEPALIVE:
+      payload = Uint8Array.of(msg.answer ? KEEPALIVE_ANSWER : 0);
+      break;
     case MsgType.REGISTER_AGAIN:
+      payload = need(msg.sessionId, SESSION_ID_BYTES, SESSION_ID_BYTES, 'sessionId');
+      break;
     case MsgType.POLL:
       payload = new Uint8Array(0);
       break;
+    case MsgType.COOKIE:
+      payload = cbor([need(msg.nonce, NONCE_BYTES, NONCE_BYTES, 'nonce'), need(msg.cookie, COOKIE_BYTES, COOKIE_BYTES, 'cookie')]);
+      break;
+    case MsgType.SESSION: {
+      need(msg.sessionId, SESSION_ID_BYTES, SESSION_ID_BYTES, 'sessionId');
+      need(msg.tag, SESSION_TAG_BYTES, SESSION_TAG_BYTES, 'tag');
+      if (!Number.isSafeInteger(msg.counter) || msg.counter < 0) throw new LocalProtocolError('SESSION counter must be an integer 0..2^53-1');
+      if (!SESSION_INNER_TYPES.has(msg.inner.type)) throw new LocalProtocolError(`a SESSION cannot carry type ${msg.inner.type}`);
+      const inner = encode(msg.inner);
+      payload = new Uint8Array(SESSION_ID_BYTES + SESSION_COUNTER_BYTES + inner.length + SESSION_TAG_BYTES);
+      payload.set(msg.sessionId, 0);
+      const dv = new DataView(payload.buffer);
+      dv.setUint32(SESSION_ID_BYTES, Math.floor(msg.counter / U32));
+      dv.setUint32(SESSION_ID_BYTES + 4, msg.counter % U32);
+      payload.set(inner, SESSION_ID_BYTES + SESSION_COUNTER_BYTES);
+      payload.set(msg.tag, payload.length - SESSION_TAG_BYTES);
+      break;
+    }
     case MsgType.REGISTER: {
       need(msg.cert, CERT_MIN_BYTES, CERT_MAX_BYTES, 'cert');
       need(msg.nonce, NONCE_BYTES, NONCE_BYTES, 'nonce');
@@ -66,14 +99,16 @@ export function encode(msg: Message): Uint8Array {
     }
     case MsgType.HELLO:
       need(msg.nonce, NONCE_BYTES, NONCE_BYTES, 'nonce');
-      payload = new Uint8Array(padded(NONCE_BYTES, msg.padTo));
+      payload = new Uint8Array(padded(NONCE_BYTES, msg.padTo ?? HELLO_MIN_BYTES));
       payload.set(msg.nonce, 0);
       break;
     case MsgType.CHALLENGE:
       payload = cbor([
+        need(msg.nonce, NONCE_BYTES, NONCE_BYTES, 'nonce'),
         need(msg.cookie, COOKIE_BYTES, COOKIE_BYTES, 'cookie'),
         need(msg.peerCert, CERT_MIN_BYTES, CERT_MAX_BYTES, 'peerCert'),
-        need(msg.sig, SIGNATURE_BYTES, SIGNATURE_BYTES, 'sig'),
+        need(msg.peerKey, X25519_KEY_BYTES, X25519_KEY_BYTES, 'peerKey'),
+        need(msg.keySig, SIGNATURE_BYTES, SIGNATURE_BYTES, 'keySig'),
       ]);
       break;
     case MsgType.REGISTER_PROOF:
@@ -81,18 +116,23 @@ export function encode(msg: Message): Uint8Array {
         need(msg.cert, CERT_MIN_BYTES, CERT_MAX_BYTES, 'cert'),
         need(msg.nonce, NONCE_BYTES, NONCE_BYTES, 'nonce'),
         need(msg.cookie, COOKIE_BYTES, COOKIE_BYTES, 'cookie'),
+        need(msg.peerKey, X25519_KEY_BYTES, X25519_KEY_BYTES, 'peerKey'),
+        need(msg.clientKey, X25519_KEY_BYTES, X25519_KEY_BYTES, 'clientKey'),
+        need(msg.wrappedKey, WRAPPED_DELIVERY_KEY_BYTES, WRAPPED_DELIVERY_KEY_BYTES, 'wrappedKey'),
         need(msg.sig, SIGNATURE_BYTES, SIGNATURE_BYTES, 'sig'),
       ]);
       break;
     // The three datagrams of every relayed message are written directly (flatCbor), byte for byte
     // what the general encoder writes for them.
-    case MsgType.DELIVER:
-      return flatCbor(msg.type, [
+    case MsgType.DELIVER: {
+      const head = [
         need(msg.cookie, COOKIE_BYTES, COOKIE_BYTES, 'cookie'),
         need(msg.to, FINGERPRINT_BYTES, FINGERPRINT_BYTES, 'to'),
         need(msg.id, MESSAGE_ID_BYTES, MESSAGE_ID_BYTES, 'id'),
-        need(msg.blob, 1, BLOB_MAX_BYTES, 'blob'),
-      ]);
+      ];
+      if (msg.cap !== undefined) head.push(need(msg.cap, CAP_BYTES, CAP_BYTES, 'cap'));
+      return flatCbor(msg.type, [...head, need(msg.blob, 1, BLOB_MAX_BYTES, 'blob')]);
+    }
     case MsgType.RESULT:
       if (msg.status !== DeliveryStatus.DELIVERED && msg.status !== DeliveryStatus.HELD) {
         throw new LocalProtocolError(`RESULT status must be 200 or 300, not ${msg.status}`);
@@ -280,14 +320,15 @@ export function decodeFlat(data: Uint8Array): DecodeResult | undefined {
   if (n < 4 || n > DATAGRAM_MAX_BYTES || data[0] !== PROTOCOL_VERSION) return undefined;
   switch (data[1]) {
     case MsgType.DELIVER: {
-      // 84, 54 cookie(20), 58 20 to(32), 50 id(16), blob head, blob
-      if (n < 77 || data[2] !== 0x84 || data[3] !== 0x54 || data[24] !== 0x58 || data[25] !== 0x20 || data[58] !== 0x50) return undefined;
-      const blobAt = bstrEnd(data, 75, 1, BLOB_MAX_BYTES);
+      // 84 (or 85), 54 cookie(20), 58 20 to(32), 50 id(16), [50 cap(16)], blob head, blob
+      const withCap = data[2] === 0x85;
+      if (n < 77 || (data[2] !== 0x84 && !withCap) || data[3] !== 0x54 || data[24] !== 0x58 || data[25] !== 0x20 || data[58] !== 0x50) return undefined;
+      if (withCap && (n < 94 || data[75] !== 0x50)) return undefined;
+      const blobAt = bstrEnd(data, withCap ? 92 : 75, 1, BLOB_MAX_BYTES);
       if (blobAt < 0) return undefined;
-      return {
-        ok: true,
-        msg: { type: MsgType.DELIVER, cookie: view(data, 4, 24), to: view(data, 26, 58), id: view(data, 59, 75), blob: view(data, blobAt, n) },
-      };
+      const cookie = view(data, 4, 24), to = view(data, 26, 58), id = view(data, 59, 75), blob = view(data, blobAt, n);
+      const msg: DeliverMsg = withCap ? { type: MsgType.DELIVER, cookie, to, id, cap: view(data, 76, 92), blob } : { type: MsgType.DELIVER, cookie, to, id, blob };
+      return { ok: true, msg };
     }
     case MsgType.PUSH: {
       // 82, 50 id(16), blob head, blob
@@ -362,12 +403,30 @@ function decodeInner(data: Uint8Array): DecodeResult {
   if (data[0] !== PROTOCOL_VERSION) return fail('bad_version');
   const type = data[1]!;
   const payload = data.subarray(ENVELOPE_HEADER_BYTES);
-  if (EMPTY_TYPES.has(type)) {
-    return payload.length === 0 ? { ok: true, msg: { type } as Message } : fail('trailing_bytes');
+  switch (type) {
+    case MsgType.POLL:
+      return payload.length === 0 ? { ok: true, msg: { type } } : fail('trailing_bytes');
+    case MsgType.OK:
+      if (payload.length !== 0 && payload.length !== SESSION_COUNTER_BYTES && payload.length !== NONCE_BYTES) return fail('bad_length');
+      return { ok: true, msg: { type, ref: copy(payload, 0, payload.length) } };
+    case MsgType.KEEPALIVE:
+      if (payload.length < 1) return fail('truncated');
+      if (payload.length > 1) return fail('trailing_bytes');
+      if (payload[0]! > KEEPALIVE_ANSWER) return fail('bad_schema');
+      return { ok: true, msg: { type, answer: payload[0] === KEEPALIVE_ANSWER } };
+    case MsgType.REGISTER_AGAIN:
+      if (payload.length < SESSION_ID_BYTES) return fail('truncated');
+      if (payload.length > SESSION_ID_BYTES) return fail('trailing_bytes');
+      return { ok: true, msg: { type, sessionId: copy(payload, 0, SESSION_ID_BYTES) } };
+    case MsgType.REGISTER:
+      return decodeRegister(payload);
+    case MsgType.HELLO:
+      return decodeHello(payload);
+    case MsgType.SESSION:
+      return decodeSession(data, payload);
+    default:
   }
-  if (type === MsgType.REGISTER) return decodeRegister(payload);
-  if (type === MsgType.HELLO) return decodeHello(payload);
-  if (type < MsgType.OK || type > MsgType.ERROR) return fail('unknown_type');
+  if (type < MsgType.OK || type > MsgType.SESSION) return fail('unknown_type');
   if (payload.length === 0) return fail('truncated');
   const c = cborDecodeChecked(payload);
   if (!c.ok) return fail(c.reason as DropReason);
@@ -392,6 +451,33 @@ function decodeHello(p: Uint8Array): DecodeResult {
   if (p.length < NONCE_BYTES) return fail('truncated');
   if (!allZero(p, NONCE_BYTES)) return fail('bad_padding');
   return { ok: true, msg: { type: MsgType.HELLO, nonce: copy(p, 0, NONCE_BYTES) } };
+}
+
+/**
+ * SESSION: sessionId, counter, a whole inner datagram (decoded by decode(), flat path included) and
+ * the tag. The tag is not checked here (the codec holds no keys): `signed` is what it covers.
+ */
+function decodeSession(data: Uint8Array, p: Uint8Array): DecodeResult {
+  if (p.length < SESSION_MIN_PAYLOAD_BYTES) return fail('truncated');
+  const hi = ((p[8]! << 24) | (p[9]! << 16) | (p[10]! << 8) | p[11]!) >>> 0;
+  const lo = ((p[12]! << 24) | (p[13]! << 16) | (p[14]! << 8) | p[15]!) >>> 0;
+  if (hi >= 0x200000) return fail('bad_schema'); // above 2^53-1
+  const innerStart = ENVELOPE_HEADER_BYTES + SESSION_ID_BYTES + SESSION_COUNTER_BYTES;
+  const tagStart = data.length - SESSION_TAG_BYTES;
+  const inner = decode(view(data, innerStart, tagStart));
+  if (!inner.ok) return inner;
+  if (!SESSION_INNER_TYPES.has(inner.msg.type)) return fail('bad_schema');
+  return {
+    ok: true,
+    msg: {
+      type: MsgType.SESSION,
+      sessionId: copy(p, 0, SESSION_ID_BYTES),
+      counter: hi * U32 + lo,
+      inner: inner.msg,
+      signed: view(data, 0, tagStart),
+      tag: view(data, tagStart, data.length),
+    },
+  };
 }
 
 /** A copy of bytes [from, to) of `p` as a plain Uint8Array (Buffer.slice would give a view). */
@@ -434,24 +520,37 @@ function tuple(v: unknown, n: number): unknown[] | null {
 function fromCbor(type: number, v: unknown): Message | null {
   switch (type) {
     case MsgType.CHALLENGE: {
-      const a = tuple(v, 3);
+      const a = tuple(v, 5);
       if (!a) return null;
-      const cookie = fixed(a[0], COOKIE_BYTES), peerCert = bytes(a[1], CERT_MIN_BYTES, CERT_MAX_BYTES), sig = fixed(a[2], SIGNATURE_BYTES);
-      return cookie && peerCert && sig ? { type, cookie, peerCert, sig } : null;
+      const nonce = fixed(a[0], NONCE_BYTES), cookie = fixed(a[1], COOKIE_BYTES), peerCert = bytes(a[2], CERT_MIN_BYTES, CERT_MAX_BYTES);
+      const peerKey = fixed(a[3], X25519_KEY_BYTES), keySig = fixed(a[4], SIGNATURE_BYTES);
+      return nonce && cookie && peerCert && peerKey && keySig ? { type, nonce, cookie, peerCert, peerKey, keySig } : null;
     }
     case MsgType.REGISTER_PROOF: {
-      const a = tuple(v, 4);
+      const a = tuple(v, 7);
       if (!a) return null;
       const cert = bytes(a[0], CERT_MIN_BYTES, CERT_MAX_BYTES), nonce = fixed(a[1], NONCE_BYTES);
-      const cookie = fixed(a[2], COOKIE_BYTES), sig = fixed(a[3], SIGNATURE_BYTES);
-      return cert && nonce && cookie && sig ? { type, cert, nonce, cookie, sig } : null;
+      const cookie = fixed(a[2], COOKIE_BYTES), peerKey = fixed(a[3], X25519_KEY_BYTES), clientKey = fixed(a[4], X25519_KEY_BYTES);
+      const wrappedKey = fixed(a[5], WRAPPED_DELIVERY_KEY_BYTES), sig = fixed(a[6], SIGNATURE_BYTES);
+      return cert && nonce && cookie && peerKey && clientKey && wrappedKey && sig
+        ? { type, cert, nonce, cookie, peerKey, clientKey, wrappedKey, sig }
+        : null;
     }
     case MsgType.DELIVER: {
-      const a = tuple(v, 4);
-      if (!a) return null;
+      if (!Array.isArray(v) || (v.length !== 4 && v.length !== 5)) return null;
+      const a = v as unknown[];
       const cookie = fixed(a[0], COOKIE_BYTES), to = fixed(a[1], FINGERPRINT_BYTES);
-      const id = fixed(a[2], MESSAGE_ID_BYTES), blob = bytes(a[3], 1, BLOB_MAX_BYTES);
-      return cookie && to && id && blob ? { type, cookie, to, id, blob } : null;
+      const id = fixed(a[2], MESSAGE_ID_BYTES), blob = bytes(a[a.length - 1], 1, BLOB_MAX_BYTES);
+      if (!cookie || !to || !id || !blob) return null;
+      if (a.length === 4) return { type, cookie, to, id, blob };
+      const cap = fixed(a[3], CAP_BYTES);
+      return cap ? { type, cookie, to, id, cap, blob } : null;
+    }
+    case MsgType.COOKIE: {
+      const a = tuple(v, 2);
+      if (!a) return null;
+      const nonce = fixed(a[0], NONCE_BYTES), cookie = fixed(a[1], COOKIE_BYTES);
+      return nonce && cookie ? { type, nonce, cookie } : null;
     }
     case MsgType.RESULT: {
       const a = tuple(v, 2);

@@ -1,10 +1,10 @@
 /**
- * Wire constants of the peerpost protocol, version 1. docs/PROTOCOL.md is the normative text;
+ * Wire constants of the peerpost protocol, version 2. docs/PROTOCOL.md is the normative text;
  * every number here appears there with the same name.
  */
 
 /** The only protocol version this implementation speaks (first byte of every datagram). */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 /** No datagram, in either direction, is longer than this. */
 export const DATAGRAM_MAX_BYTES = 1200;
@@ -46,9 +46,41 @@ export const ERROR_DETAIL_MAX_BYTES = 96;
 /** Most bytes of sealed blob in DELIVER or PUSH (the rest of the 1200 goes to the framing). */
 export const BLOB_MAX_BYTES = 1100;
 
-/** Domain-separation labels of the signatures in the handshake (ASCII, no terminator). */
-export const LABEL_CHALLENGE = 'peerpost/1 challenge';
-export const LABEL_REGISTER = 'peerpost/1 register';
+/** Domain-separation labels of the handshake (ASCII, no terminator). */
+export const LABEL_PEER_KEY = 'peerpost/2 peer-key';
+export const LABEL_REGISTER = 'peerpost/2 register';
+export const LABEL_SESSION = 'peerpost/2 session';
+export const LABEL_DELIVERY_KEY = 'peerpost/2 delivery-key';
+export const LABEL_CAP_ID = 'peerpost/2 cap-id';
+export const LABEL_CAP_KEY = 'peerpost/2 cap-key';
+export const LABEL_CAP_TAG = 'peerpost/2 cap-tag';
+
+/** An X25519 public key (the peer's handshake key, the client's session key). */
+export const X25519_KEY_BYTES = 32;
+
+/** The client's delivery key, as sent to its peer at registration: sealed with ChaCha20-Poly1305. */
+export const DELIVERY_KEY_BYTES = 32;
+export const WRAPPED_DELIVERY_KEY_BYTES = DELIVERY_KEY_BYTES + 16;
+
+/** A session id (chosen by the key schedule), the session counter and the session MAC. */
+export const SESSION_ID_BYTES = 8;
+export const SESSION_COUNTER_BYTES = 8;
+export const SESSION_TAG_BYTES = 16;
+/** sessionId + counter + tag around the inner datagram of a SESSION. */
+export const SESSION_OVERHEAD_BYTES = SESSION_ID_BYTES + SESSION_COUNTER_BYTES + SESSION_TAG_BYTES;
+
+/** A delivery capability in DELIVER: capability id (4) || tag (12). */
+export const CAP_ID_BYTES = 4;
+export const CAP_TAG_BYTES = 12;
+export const CAP_BYTES = CAP_ID_BYTES + CAP_TAG_BYTES;
+/** The secret a client hands a contact with a capability id: the key of its tags. */
+export const CAP_KEY_BYTES = 32;
+
+/** KEEPALIVE flag: the client wants an OK back. */
+export const KEEPALIVE_ANSWER = 1;
+
+/** Smallest HELLO a peer answers (its COOKIE answer is never larger). */
+export const HELLO_MIN_BYTES = 64;
 
 /** Root payload types. Numbers 1 and 2 keep the numbering of the original notes. */
 export const MsgType = {
@@ -70,6 +102,8 @@ export const MsgType = {
   DIR_LIST: 16,
   DIR_PAGE: 17,
   ERROR: 18,
+  COOKIE: 19,
+  SESSION: 20,
 } as const;
 export type MsgType = (typeof MsgType)[keyof typeof MsgType];
 
@@ -117,6 +151,8 @@ export const WireError = {
   BAD_REQUEST: 12,
   /** A message id was reused with a different blob. */
   ID_CONFLICT: 13,
+  /** The peer is under load and does not take new registrations now: retry later. */
+  BUSY: 14,
 } as const;
 export type WireError = (typeof WireError)[keyof typeof WireError];
 

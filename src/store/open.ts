@@ -148,7 +148,7 @@ export function legacyBatch(snapshot: ClientSnapshot, history: HistoryEntry[]): 
     groups: groups.map((g) => [g.id, g]),
     certs: Object.entries(certs),
     outbox: outbox.map((m) => [m.id, m]),
-    dedupe: dedupe.map((d) => [d.key, d.atMs]),
+    dedupe: dedupe.map((d) => [d.key, { atMs: d.atMs, ...(d.sentAtMs !== undefined ? { sentAtMs: d.sentAtMs } : {}) }]),
     history: all.map((entry) => ({ op: 'add', entry })),
   };
 }

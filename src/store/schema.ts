@@ -67,6 +67,8 @@ const MIGRATIONS: ReadonlyArray<(db: Database) => void> = [
     // Full-text search where the SQLite build has FTS5 (better-sqlite3's has); LIKE otherwise.
     if (hasFts5(db)) db.exec(FTS);
   },
+  // 2: a dedupe entry also keeps its message's sending time (the sender's dedupe floor).
+  (db) => db.exec('ALTER TABLE dedupe ADD COLUMN sent_at_ms INTEGER'),
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -43,7 +43,7 @@ export class SqliteClientStore implements ClientStore {
       certDel: p('DELETE FROM certs WHERE fingerprint = ?'),
       outboxPut: p('INSERT INTO outbox (id, recipient, state, created_at_ms, json) VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET recipient = excluded.recipient, state = excluded.state, json = excluded.json'),
       outboxDel: p('DELETE FROM outbox WHERE id = ?'),
-      dedupePut: p('INSERT INTO dedupe (key, at_ms) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET at_ms = excluded.at_ms'),
+      dedupePut: p('INSERT INTO dedupe (key, at_ms, sent_at_ms) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET at_ms = excluded.at_ms, sent_at_ms = excluded.sent_at_ms'),
       dedupeDel: p('DELETE FROM dedupe WHERE key = ?'),
       msgAdd: p('INSERT OR IGNORE INTO messages (id, contact, dir, at_ms, sent_at_ms, text, state, reason, extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)'),
       msgState: p("UPDATE messages SET state = ?, reason = ? WHERE contact = ? AND dir = 'out' AND id = ?"),
@@ -64,7 +64,7 @@ export class SqliteClientStore implements ClientStore {
     const groups = db.prepare('SELECT id, json FROM chat_groups ORDER BY rowid').all() as Array<{ id: string; json: string }>;
     const certs = db.prepare('SELECT fingerprint, cert FROM certs ORDER BY rowid').all() as Array<{ fingerprint: string; cert: string }>;
     const outbox = db.prepare('SELECT id, json FROM outbox ORDER BY rowid').all() as Array<{ id: string; json: string }>;
-    const dedupe = db.prepare('SELECT key, at_ms FROM dedupe ORDER BY rowid').all() as Array<{ key: string; at_ms: number }>;
+    const dedupe = db.prepare('SELECT key, at_ms, sent_at_ms FROM dedupe ORDER BY rowid').all() as Array<{ key: string; at_ms: number; sent_at_ms: number | null }>;
     if (!meta.length && !contacts.length && !groups.length && !certs.length && !outbox.length && !dedupe.length) return undefined;
     const s: ClientSnapshot = { version: CLIENT_STATE_VERSION, contacts: [], groups: [], certs: {}, outbox: [], dedupe: [] };
     const top = s as unknown as Record<string, unknown>;
@@ -81,8 +81,8 @@ export class SqliteClientStore implements ClientStore {
     });
     for (const r of outbox) this.use('outbox', r.id, () => s.outbox.push(checkOutbox(parseJson(r.json), r.id)));
     for (const r of dedupe) this.use('dedupe', r.key, () => {
-      checkDedupeKey(r.key, r.at_ms);
-      s.dedupe.push({ key: r.key, atMs: r.at_ms });
+      checkDedupeKey(r.key, r.at_ms, r.sent_at_ms);
+      s.dedupe.push({ key: r.key, atMs: r.at_ms, ...(r.sent_at_ms !== null ? { sentAtMs: r.sent_at_ms } : {}) });
     });
     return s;
   }
@@ -151,7 +151,7 @@ export class SqliteClientStore implements ClientStore {
     for (const [k, g] of b.groups) g === undefined ? st.groupDel!.run(k) : st.groupPut!.run(k, JSON.stringify(g));
     for (const [k, c] of b.certs) c === undefined ? st.certDel!.run(k) : st.certPut!.run(k, c);
     for (const [k, m] of b.outbox) m === undefined ? st.outboxDel!.run(k) : st.outboxPut!.run(k, m.to, m.state, m.createdAtMs, JSON.stringify(m));
-    for (const [k, at] of b.dedupe) at === undefined ? st.dedupeDel!.run(k) : st.dedupePut!.run(k, at);
+    for (const [k, d] of b.dedupe) d === undefined ? st.dedupeDel!.run(k) : st.dedupePut!.run(k, d.atMs, d.sentAtMs ?? null);
     for (const op of b.history) {
       if (op.op === 'state') {
         st.msgState!.run(op.state, op.reason ?? null, op.contact, op.id);

@@ -91,9 +91,10 @@ export function checkOutbox(v: unknown, id: string): OutboxMessage {
   return m as unknown as OutboxMessage;
 }
 
-export function checkDedupeKey(key: string, atMs: unknown): void {
+export function checkDedupeKey(key: string, atMs: unknown, sentAtMs: unknown): void {
   need(/^[0-9a-f]{64}:[0-9a-f]{32}$/.test(key), 'its key is not fingerprint:id');
   need(isTime(atMs), 'its time is not a number');
+  need(sentAtMs === null || isTime(sentAtMs), 'its sending time is not a number');
 }
 
 /** Top-level fields: those named like fingerprints and keys must be hex. */

@@ -14,14 +14,18 @@ export const IDENTITY_VALIDITY_DAYS = 3650;
 export const PEERS_MAX = 5;
 export const CLIENTS_MAX = 40;
 export const GHOSTS_MAX = 2;
-/** Peers first, then clients, then ghosts, then the attacker. */
-export const IDENTITIES_TOTAL = PEERS_MAX + CLIENTS_MAX + GHOSTS_MAX + 1;
+/** Throwaway identities the attacker registers and abandons (storage floods from many identities). */
+export const SYBILS_MAX = 6;
+const ATTACKER_AT = PEERS_MAX + CLIENTS_MAX + GHOSTS_MAX;
+/** Peers first, then clients, then ghosts, then the attacker, then its sybils. */
+export const IDENTITIES_TOTAL = ATTACKER_AT + 1 + SYBILS_MAX;
 
 export interface IdentityPool {
   peers: Identity[];
   clients: Identity[];
   ghosts: Identity[];
   attacker: Identity;
+  sybils: Identity[];
 }
 
 let pool: IdentityPool | undefined;
@@ -37,7 +41,8 @@ export function identities(): IdentityPool {
     peers: all.slice(0, PEERS_MAX),
     clients: all.slice(PEERS_MAX, PEERS_MAX + CLIENTS_MAX),
     ghosts: all.slice(PEERS_MAX + CLIENTS_MAX, PEERS_MAX + CLIENTS_MAX + GHOSTS_MAX),
-    attacker: all[IDENTITIES_TOTAL - 1]!,
+    attacker: all[ATTACKER_AT]!,
+    sybils: all.slice(ATTACKER_AT + 1, ATTACKER_AT + 1 + SYBILS_MAX),
   };
   return pool;
 }

@@ -4,12 +4,13 @@
  * signatures and sealed blobs are then functions of the seed alone). Run once:
  *   node --import tsx test/sim/make-identities.ts
  */
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { generateIdentity } from '../../src/identity/certificate.js';
 import { IDENTITIES_FILE, IDENTITY_NOT_BEFORE_MS, IDENTITY_VALIDITY_DAYS, IDENTITIES_TOTAL } from './identities.js';
 
-const out: Array<{ cert: string; key: string }> = [];
-for (let i = 0; i < IDENTITIES_TOTAL; i++) {
+// Identities already in the file are kept (seeds keep replaying the same runs); missing ones are added.
+const out: Array<{ cert: string; key: string }> = existsSync(IDENTITIES_FILE) ? JSON.parse(readFileSync(IDENTITIES_FILE, 'utf8')) : [];
+for (let i = out.length; i < IDENTITIES_TOTAL; i++) {
   const id = await generateIdentity({ commonName: `sim-${i}`, notBefore: new Date(IDENTITY_NOT_BEFORE_MS), validityDays: IDENTITY_VALIDITY_DAYS });
   out.push({
     cert: Buffer.from(id.cert).toString('hex'),

@@ -175,7 +175,10 @@ export class SimNet {
       ep.deadline = undefined;
       return;
     }
-    for (let t = m.pollTransmit(); t; t = m.pollTransmit()) this.send({ from: ep.addr, to: t.to, data: t.data }, ep);
+    for (let t = m.pollTransmit(); t; t = m.pollTransmit()) {
+      // Only the attacker sets spoofFrom: a source address that is not its own.
+      this.send({ from: (t as { spoofFrom?: Addr }).spoofFrom ?? ep.addr, to: t.to, data: t.data }, ep);
+    }
     ep.deadline = m.pollTimeout();
     this.afterCall?.(ep);
   }

@@ -11,7 +11,7 @@ import { Peer, MESSAGE_OVERHEAD_BYTES, type PeerOptions } from '../../src/peer/i
 import { Client, MemoryClientStore, CHUNK_COUNT_MAX, type ClientEvent, type ClientOptions } from '../../src/client/index.js';
 import { UsageError } from '../../src/core/errors.js';
 import { addrKey, type Addr } from '../../src/core/types.js';
-import { toHex, type Identity } from '../../src/identity/certificate.js';
+import { fingerprintOf, toHex, type Identity } from '../../src/identity/certificate.js';
 import { MsgType } from '../../src/protocol/constants.js';
 import { decode } from '../../src/protocol/codec.js';
 import { Attacker } from './attacker.js';
@@ -241,7 +241,7 @@ class Scenario {
     this.net.onSend = (w, from) => this.onSend(w, from);
     this.net.afterCall = (ep) => this.afterCall(ep);
     this.net.afterHandle = (ep, w) => {
-      if (w.data[1] === MsgType.REGISTER_PROOF) this.checkRegistration(ep, w.from);
+      if (w.data[1] === MsgType.REGISTER_PROOF) this.checkRegistration(ep, w.from, w.data);
     };
     if (this.tracer) this.net.onFate = (w, fate) => this.tracer!.datagram(this.net.now, w, fate);
     for (const c of this.clients) this.startClient(c);
@@ -251,7 +251,11 @@ class Scenario {
   private addAttacker(topo: Rng): void {
     const pool = identities();
     const addr = { host: '172.16.6.6', port: 6666 };
-    this.attacker = new Attacker(pool.attacker, this.peers.map((p) => p.addr), Rng.stream(this.seed, 'attacker'), START_MS, topo.int(2000, 10_000), this.activeEndMs);
+    this.attacker = new Attacker(
+      pool.attacker, this.peers.map((p) => p.addr), Rng.stream(this.seed, 'attacker'), START_MS, topo.int(2000, 10_000), this.activeEndMs,
+      this.clients.map((c) => c.identity), addr, pool.sybils,
+    );
+    for (const [k, s] of pool.sybils.entries()) this.ledger.name(s.fingerprintHex, `sybil${k}`);
     this.attackerEp = this.net.add('attacker', addr, this.attacker);
     this.addrNames.set(addrKey(addr), 'attacker');
     this.ledger.name(pool.attacker.fingerprintHex, 'attacker');
@@ -473,43 +477,60 @@ class Scenario {
 
   private onSend(w: Wire, from: Endpoint): void {
     const type = w.data[1];
-    if (type === MsgType.DELIVER || type === MsgType.REGISTER_PROOF) this.attacker?.capture(w);
+    if (this.attackerEp && this.byEp.has(from) && addrKey(w.to) === this.attackerEp.key) {
+      // The attacker names its own address as its peer inside what it seals: a client that sends
+      // there tells a stranger's chosen address where it is.
+      this.ledger.violation('reveal-address', `${this.byEp.get(from)!.name} sent a datagram to the attacker's address`, this.net.now);
+    }
+    if (type === MsgType.DELIVER || type === MsgType.REGISTER_PROOF || type === MsgType.SESSION) this.attacker?.capture(w);
     if (type === MsgType.DELIVER) {
       const r = decode(w.data);
       if (r.ok && r.msg.type === MsgType.DELIVER) this.deliverTo.set(latin1(r.msg.id), toHex(r.msg.to));
-    } else if (type === MsgType.PUSH && this.peerByEp.has(from)) {
+    } else if (type === MsgType.SESSION && this.peerByEp.has(from)) {
       this.checkPush(w, from);
     }
     this.tracer?.datagram(this.net.now, w, 'sent');
   }
 
-  /** A peer pushes a message only to an address its recipient really used. */
+  /** The attacker's own identity or one of its sybils. */
+  private attackerOwns(fp: string): boolean {
+    const pool = identities();
+    return fp === pool.attacker.fingerprintHex || pool.sybils.some((s) => s.fingerprintHex === fp);
+  }
+
+  /** A peer pushes a message (inside a session) only to an address its recipient really used. */
   private checkPush(w: Wire, from: Endpoint): void {
     const r = decode(w.data);
-    if (!r.ok || r.msg.type !== MsgType.PUSH) return this.ledger.violation('bad-push', `${from.name} sent an undecodable PUSH`, this.net.now);
-    const to = this.deliverTo.get(latin1(r.msg.id));
+    if (!r.ok || r.msg.type !== MsgType.SESSION) return this.ledger.violation('bad-push', `${from.name} sent an undecodable SESSION datagram`, this.net.now);
+    const inner = r.msg.inner;
+    if (inner.type !== MsgType.PUSH) return;
+    const to = this.deliverTo.get(latin1(inner.id));
     const dest = addrKey(w.to);
     const destName = this.addrNames.get(dest) ?? dest;
-    if (to === undefined) return this.ledger.violation('push-unknown', `${from.name} pushed id ${toHex(r.msg.id)} that no DELIVER carried, to ${destName}`, this.net.now);
+    if (to === undefined) return this.ledger.violation('push-unknown', `${from.name} pushed id ${toHex(inner.id)} that no DELIVER carried, to ${destName}`, this.net.now);
     const owner = this.byFp.get(to);
-    if (owner ? owner.addrs.has(dest) : this.attackerEp !== undefined && to === identities().attacker.fingerprintHex && dest === this.attackerEp.key) return;
+    if (owner ? owner.addrs.has(dest) : this.attackerEp !== undefined && this.attackerOwns(to) && dest === this.attackerEp.key) return;
     this.ledger.violation('push-hijack', `${from.name} pushed a message for ${this.ledger.nameOf(to)} to ${destName} (${dest}), an address it never used`, this.net.now);
   }
 
   /**
-   * After a REGISTER_PROOF, whoever the peer now has at the sender's address must be a client that
-   * really used that address. The registry is private to the peer; the simulator reads it.
+   * After a REGISTER_PROOF, if the peer now has the proof's certificate registered at the sender's
+   * address, that must be a client that really used that address. The registry is private to the
+   * peer; the simulator reads it.
    */
-  private checkRegistration(ep: Endpoint, from: Addr): void {
+  private checkRegistration(ep: Endpoint, from: Addr, data: Uint8Array): void {
     const p = this.peerByEp.get(ep);
-    const registry = (ep.machine as unknown as { registry?: { atAddr?: (now: number, addr: string) => { fp: string } | undefined } } | null)?.registry;
-    if (!p || typeof registry?.atAddr !== 'function') return;
+    const registry = (ep.machine as unknown as { registry?: { lookup?: (now: number, fp: string) => { fp: string; addr: string } | undefined } } | null)?.registry;
+    const proof = decode(data);
+    if (!p || typeof registry?.lookup !== 'function' || !proof.ok || proof.msg.type !== MsgType.REGISTER_PROOF) {
+      return this.ledger.violation('check-registration', 'the registration check cannot read the registry or the proof', this.net.now);
+    }
     const key = addrKey(from);
-    const e = registry.atAddr(this.net.now, key);
-    if (!e) return;
+    const e = registry.lookup(this.net.now, latin1(fingerprintOf(proof.msg.cert)));
+    if (!e || e.addr !== key) return;
     const fp = Buffer.from(e.fp, 'latin1').toString('hex');
     const owner = this.byFp.get(fp);
-    if (owner ? owner.addrs.has(key) : fp === identities().attacker.fingerprintHex && key === this.attackerEp?.key) return;
+    if (owner ? owner.addrs.has(key) : this.attackerOwns(fp) && key === this.attackerEp?.key) return;
     this.ledger.violation('register-hijack', `${p.name} registered ${this.ledger.nameOf(fp)} at ${this.addrNames.get(key) ?? key} (${key}), an address it never used`, this.net.now);
   }
 
@@ -562,7 +583,9 @@ class Scenario {
     if (s.waitingMessages > o.mailboxMessagesMax! * recipients) {
       this.ledger.violation('bound', `${p.name} holds ${s.waitingMessages} messages for at most ${recipients} recipients of ${o.mailboxMessagesMax}`, this.net.now);
     }
-    if (s.registered > this.clients.length + 1) this.ledger.violation('bound', `${p.name} has ${s.registered} registrations`, this.net.now);
+    // Our clients, the attacker and the sybil identities its sybil-flood registers.
+    const registrable = this.clients.length + (this.attacker ? 1 + identities().sybils.length : 0);
+    if (s.registered > registrable) this.ledger.violation('bound', `${p.name} has ${s.registered} registrations for ${registrable} identities`, this.net.now);
   }
 
   private checkClientBounds(c: ClientSlot, m: Client): void {

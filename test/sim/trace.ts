@@ -45,11 +45,13 @@ export class Tracer {
   }
 
   datagram(now: number, w: Wire, fate: Fate | 'sent'): void {
-    const t = w.data[1];
-    if (t !== MsgType.DELIVER && t !== MsgType.RESULT && t !== MsgType.PUSH && t !== MsgType.ACK && t !== MsgType.ERROR) return;
+    const outer = w.data[1];
+    if (outer !== MsgType.DELIVER && outer !== MsgType.RESULT && outer !== MsgType.SESSION && outer !== MsgType.ERROR) return;
     const r = decode(w.data);
     if (!r.ok) return;
-    const m = r.msg;
+    // A SESSION is traced by what it carries (its tag is the peer's and client's business).
+    const m = r.msg.type === MsgType.SESSION ? r.msg.inner : r.msg;
+    const t = m.type;
     let ids: Uint8Array[] = [];
     let extra = '';
     if (m.type === MsgType.DELIVER || m.type === MsgType.PUSH) ids = [m.id];

@@ -9,6 +9,7 @@ import { cliContext, table, type GlobalArgs } from '../context.js';
 import { oneShotOptions, resolveContactAddress, waitFor, withClient, type OneShotArgs } from '../session.js';
 import { progress } from '../progress.js';
 import { explainReason } from '../format.js';
+import { safeText } from '../safe-text.js';
 
 function flags(c: ContactRecord): string {
   if (c.changed) return 'CHANGED: confirm or remove';
@@ -69,7 +70,7 @@ const list: CommandModule<GlobalArgs, GlobalArgs> = {
       return;
     }
     if (!cs.length) return ctx.note('no contacts; add one with: peerpost contacts add FP@HOST:PORT NAME');
-    ctx.result({}, table(cs.map((c) => [c.petname, `${c.fingerprint}@${c.peer}  ${flags(c)}`] as const)));
+    ctx.result({}, table(cs.map((c) => [safeText(c.petname), `${c.fingerprint}@${safeText(c.peer)}  ${flags(c)}`] as const)));
   },
 };
 
