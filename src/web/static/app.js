@@ -108,6 +108,10 @@ async function openChat(key) {
     el('h2', { dir: 'auto', id: 'chat-title' }, safeText(c?.name ?? key.slice(0, 12))),
     c?.contact ? el('span', { class: `badge ${c.contact.verification}`, id: 'verification' }, c.contact.verification) : null,
     c?.kind === 'contact' ? el('button', { type: 'button', id: 'codes-btn', onclick: () => openCodes(key).catch(fail) }, 'Safety code') : null,
+    c?.contact?.changed ? [
+      el('span', { class: 'badge mismatch' }, 'their identity changed: nothing is sent until you accept it'),
+      el('button', { type: 'button', id: 'confirm-btn', onclick: () => api('POST', '/api/contacts/confirm', { name: c.name }).then(() => loadConvs()).then(() => openChat(key)).catch(fail) }, 'Accept the new identity'),
+    ] : null,
     c?.kind === 'request' ? [
       el('span', { class: 'badge' }, 'message request'),
       el('button', { type: 'button', id: 'accept-btn', onclick: () => accept(key).catch(fail) }, 'Accept'),
@@ -296,6 +300,9 @@ function onEvent(ev) {
       return;
     case 'registered':
       setStatus('online');
+      return;
+    case 'peer-identity-changed':
+      setStatus('your peer\'s identity changed: not registering (see the terminal)');
       return;
     case 'peer-unavailable':
       setStatus(`your peer does not answer (${ev.tries} tries); messages wait`);
