@@ -73,7 +73,9 @@ if (!existsSync(CHROMIUM)) {
     await p.type('#add-address', address);
     await p.type('#add-name', name);
     await p.click('#add-submit');
-    await p.waitForSelector('#add-result[data-ok="true"]', { timeout: WAIT_MS });
+    await p.waitForSelector('#add-result[data-ok="true"]', { timeout: WAIT_MS }).catch(async (e: Error) => {
+      throw new Error(`${e.message}; the page says: ${await text(p, '#add-result').catch(() => '(nothing)')}`);
+    });
   };
 
   const sendInPage = async (p: Page, msg: string): Promise<void> => {

@@ -8,6 +8,8 @@ import { safeText, safeLines } from '/safe-text.js';
 const ACTION_HEADERS = { 'content-type': 'application/json', 'x-peerpost': '1' };
 /** Seconds between reconnection attempts of the live feed (doubling up to the last). */
 const RECONNECT_DELAYS_S = [1, 2, 5, 10];
+/** Certificate checks remembered by the page; the oldest is forgotten. */
+const CERT_RESULTS_MAX = 256;
 
 const S = {
   me: null,
@@ -19,6 +21,8 @@ const S = {
   /** State elements of shown sent messages, by message id. */
   stateEls: new Map(),
   pendingAdd: null,
+  /** The last certificate check of each fingerprint (contact-cert events), at most CERT_RESULTS_MAX. */
+  certResults: new Map(),
 };
 
 // ---- helpers ---------------------------------------------------------------------------------
@@ -261,18 +265,26 @@ async function addContact(address, name, result) {
   result.textContent = 'adding…';
   const { contact } = await api('POST', '/api/contacts', { address, name });
   S.pendingAdd = contact.fingerprint;
-  result.textContent = contact.certificate ? 'added' : `added ${contact.name}: checking their certificate with their peer…`;
   result.setAttribute('data-fingerprint', contact.fingerprint);
+  // The check may have ended before this answer came (its event is kept in S.certResults).
+  const early = S.certResults.get(contact.fingerprint);
+  if (contact.certificate) showCertResult(result, { ok: true });
+  else if (early) showCertResult(result, early);
+  else result.textContent = `added ${contact.name}: checking their certificate with their peer…`;
   await loadConvs();
 }
 
+function showCertResult(result, ev) {
+  result.className = ev.ok ? 'ok' : 'bad';
+  result.textContent = ev.ok ? 'certificate checked: you can write now' : `their certificate could not be checked: ${ev.reason ?? 'unknown reason'}`;
+  result.setAttribute('data-ok', String(ev.ok));
+}
+
 function onContactCert(ev) {
-  if (S.view.screen === 'add' && S.pendingAdd === ev.fingerprint) {
-    const result = document.getElementById('add-result');
-    result.className = ev.ok ? 'ok' : 'bad';
-    result.textContent = ev.ok ? 'certificate checked: you can write now' : `their certificate could not be checked: ${ev.reason ?? 'unknown reason'}`;
-    result.setAttribute('data-ok', String(ev.ok));
-  }
+  S.certResults.set(ev.fingerprint, ev);
+  if (S.certResults.size > CERT_RESULTS_MAX) S.certResults.delete(S.certResults.keys().next().value);
+  const result = document.getElementById('add-result');
+  if (S.view.screen === 'add' && S.pendingAdd === ev.fingerprint && result) showCertResult(result, ev);
   loadConvs().catch(fail);
 }
 
