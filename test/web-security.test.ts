@@ -195,3 +195,22 @@ t.test('peerpost node --web-port 0 --json: the ready event carries the link, whi
   t.match(res.headers.get('set-cookie') ?? '', /HttpOnly; SameSite=Strict/);
   t.equal(readFileSync(join(home, WEB_TOKEN_FILE), 'utf8').trim(), new URL(web).searchParams.get('token'));
 });
+
+t.test('peerpost client --web-port 0 --json: the page of a client of a peer elsewhere', async (t) => {
+  const tmp = tempDir('peerpost-web-client-');
+  t.teardown(tmp.cleanup);
+  const peer = ChatProcess.start(['node', '--home', join(tmp.dir, 'node'), '--port', '0', '--json']);
+  t.teardown(() => peer.stop());
+  const nodeReady = await peer.waitFor((e) => e.event === 'ready', 'the node ready');
+  const peerAddr = String(nodeReady.address).split('@')[1]!;
+  const c = ChatProcess.start(['client', '--home', join(tmp.dir, 'client'), '--peer', peerAddr, '--web-port', '0', '--json']);
+  t.teardown(() => c.stop());
+  const ready = await c.waitFor((e) => e.event === 'ready', 'the client ready');
+  const web = new URL(String(ready.web));
+  t.equal(web.hostname, '127.0.0.1');
+  const token = web.searchParams.get('token')!;
+  const me = await fetch(`${web.origin}/api/me`, { headers: { authorization: `Bearer ${token}` } });
+  t.equal(me.status, 200);
+  t.equal((await me.json() as { address: string }).address, ready.address);
+  t.equal((await fetch(`${web.origin}/api/me`)).status, 401);
+});
