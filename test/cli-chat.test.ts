@@ -234,4 +234,5 @@ t.test('peerpost verify: the live check from the command line against a running 
   await bob.waitFor((e) => e.event === 'verify-answer' && e.contact === 'carol' && e.match === false, "carol's no at bob");
   const bobDone = await bob.waitFor((e) => e.event === 'verify-done' && e.contact === 'carol' && e.theirAnswer === false, 'bob told of the mismatch');
   t.equal(bobDone.verified, false, "carol's no undoes bob's yes");
+  t.notOk(bob.events.some((e) => e.event === 'delivery'), "the live checks' own messages are not shown as bob's deliveries");
 });

@@ -58,6 +58,14 @@ t.test('a failed command saves nothing; a damaged config.json stops the node at 
 
   const ok = await runCli(['inbox', '--home', home, '--peer', peerAddr, '--quiet', '0.2']);
   t.equal(ok.code, 0, 'a peer that answers is saved');
+  const t1 = Date.now();
+  const toNobody = await runCli(['send', `${nobody}@${peerAddr}`, 'hello?', '--home', home, '--timeout', '15']);
+  t.equal(toNobody.code, 1);
+  t.match(toNobody.stderr, /cannot go now: certificate-not-found: the recipient is not registered at that peer/, 'send names the cause');
+  t.ok(Date.now() - t1 < 10_000, `at once, not after --timeout (${Date.now() - t1} ms)`);
+  const qr = await runCli(['id', '--qr', '--home', home]);
+  t.equal(qr.code, 0);
+  t.match(qr.stdout, /address +[0-9a-f]{64}@[\s\S]*[▄▀█]/, 'peerpost id --qr prints a QR code of the address');
   const silent = await runCli(['inbox', '--home', home, '--peer', '127.0.0.1:9', '--timeout', '1']);
   t.equal(silent.code, 1);
   t.match(silent.stderr, /your own peer 127\.0\.0\.1:9/);

@@ -172,6 +172,12 @@ export async function burst(stored: number, messages: number, log: (s: string) =
       b.proc.send({ contact: a.address });
       await b.next((m) => m.contactReady === true);
       await until(() => a.contacts()[0]?.cert !== undefined, 10_000, 'certificates');
+      // The CARD (certificate and capability) the sender sends a new contact is acknowledged
+      // before the burst starts, so the burst is 1,000 messages and nothing else.
+      const sender = (a as unknown as { machine: { ctx: { s: { cardsAcked?: Record<string, number> } } } }).machine.ctx;
+      const bobFp = address.split('@')[0]!;
+      const [warm] = a.send('bob', 'warm-up');
+      await until(() => a.messageState(warm!)?.state === 'delivered' && sender.s.cardsAcked?.[bobFp] !== undefined, 30_000, 'the CARD exchange');
       const store = (a as unknown as { machine: { ctx: { store: { commit(b: StoreBatch): void } } } }).machine.ctx.store;
       const commits = countCommits(store);
       let delivered = 0;

@@ -583,9 +583,9 @@ class Scenario {
     if (s.waitingMessages > o.mailboxMessagesMax! * recipients) {
       this.ledger.violation('bound', `${p.name} holds ${s.waitingMessages} messages for at most ${recipients} recipients of ${o.mailboxMessagesMax}`, this.net.now);
     }
-    // Our clients, the attacker and the sybil identities its sybil-flood registers.
-    const registrable = this.clients.length + (this.attacker ? 1 + identities().sybils.length : 0);
-    if (s.registered > registrable) this.ledger.violation('bound', `${p.name} has ${s.registered} registrations for ${registrable} identities`, this.net.now);
+    // Every client, the attacker and each of its sybils (registered by the sybil-flood action) at most once.
+    const registrants = this.clients.length + 1 + identities().sybils.length;
+    if (s.registered > registrants) this.ledger.violation('bound', `${p.name} has ${s.registered} registrations for at most ${registrants} identities`, this.net.now);
   }
 
   private checkClientBounds(c: ClientSlot, m: Client): void {

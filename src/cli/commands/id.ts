@@ -13,15 +13,22 @@ import { table } from '../context.js';
 /** The address of a node started with the defaults (npm start), used until a peer is saved. */
 export const DEFAULT_NODE_ADDRESS = '127.0.0.1:7777';
 import { idImportCommand } from './id-import.js';
+import qrcode from 'qrcode-terminal';
 
-export const idCommand: CommandModule<GlobalArgs, GlobalArgs> = {
+interface IdArgs extends GlobalArgs {
+  qr: boolean;
+}
+
+export const idCommand: CommandModule<GlobalArgs, IdArgs> = {
   command: 'id',
   describe: "show this node's identity, creating one if there is none",
   builder: (y: Argv<GlobalArgs>) =>
     y
       .command(idImportCommand)
+      .option('qr', { type: 'boolean', default: false, describe: 'also print the address as a QR code (to scan with a phone)' })
       .example('$0 id', 'print the fingerprint, subject and validity')
-      .example('$0 id --json', 'the same as one JSON object'),
+      .example('$0 id --json', 'the same as one JSON object')
+      .example('$0 id --qr', 'with a QR code of the address') as never,
   handler: async (argv) => {
     const ctx = cliContext(argv);
     const { identity, created } = await loadOrCreateIdentity(ctx.home);
@@ -32,6 +39,8 @@ export const idCommand: CommandModule<GlobalArgs, GlobalArgs> = {
     const peer = typeof cfg.peer === 'string' ? cfg.peer : DEFAULT_NODE_ADDRESS;
     summary.code = await identityCodeAsync(identity.fingerprint);
     summary.address = `${identity.fingerprintHex}@${peer}`;
-    ctx.result(summary, [...idText(summary), ...table([['code', summary.code as string], ['address', summary.address as string]])]);
+    const qr: string[] = [];
+    if (argv.qr && !ctx.json) qrcode.generate(summary.address as string, { small: true }, (s) => qr.push(s));
+    ctx.result(summary, [...idText(summary), ...table([['code', summary.code as string], ['address', summary.address as string]]), ...qr]);
   },
 };

@@ -4,6 +4,7 @@ import { PeerpostError, UsageError } from '../../core/errors.js';
 import { cliContext, type CliContext, type GlobalArgs } from '../context.js';
 import { parseContactAddress } from '../../client/index.js';
 import { withReadStore } from '../read-store.js';
+import { explainReason } from '../format.js';
 
 /** Refuse an unknown recipient before touching the network. */
 function knownRecipient(ctx: CliContext, ref: string): void {
@@ -23,6 +24,9 @@ interface Args extends GlobalArgs, OneShotArgs {
   text: string;
   wait: 'held' | 'delivered';
 }
+
+/** Reasons a queued message gives that no wait within this command will change. */
+const CAUSE_KNOWN = new Set(['certificate-not-found', 'fingerprint-mismatch', 'bad-certificate', 'certificate-unreachable']);
 
 /** After the recipient's device took the message, how long to wait for its receipt before saying `held`. */
 export const RECEIPT_GRACE_MS = 2000;
@@ -47,7 +51,7 @@ export const sendCommand: CommandModule<GlobalArgs, Args> = {
         const timer = setTimeout(() => {
           const st = c.messageState(id);
           if (st?.state === 'held' && argv.wait === 'held') return finish({ id, status: 'held', ...(st.reason ? { reason: st.reason } : {}) });
-          finish(undefined, new PeerpostError('PEERPOST_TIMEOUT', `no answer within ${Math.round(timeoutMs / 1000)} s (message ${id} is ${st?.state ?? 'unknown'}${st?.reason ? `: ${st.reason}` : ''}; it stays in the outbox and is resent next time)`));
+          finish(undefined, new PeerpostError('PEERPOST_TIMEOUT', `no answer within ${Math.round(timeoutMs / 1000)} s (message ${id} is ${st?.state ?? 'unknown'}${st?.reason ? `: ${explainReason(st.reason)}` : ''}; it stays in the outbox and is resent next time)`));
         }, timeoutMs);
         const finish = (v?: { id: string; status: string; reason?: string }, err?: Error): void => {
           clearTimeout(timer);
@@ -59,7 +63,11 @@ export const sendCommand: CommandModule<GlobalArgs, Args> = {
         const onDelivery = (d: { id: string; state: string; reason?: string }): void => {
           if (d.id !== id) return;
           if (d.state === 'delivered') return finish({ id, status: 'delivered' });
-          if (d.state === 'failed') return finish(undefined, new PeerpostError('PEERPOST_SEND_FAILED', `message ${id} failed: ${d.reason ?? 'unknown reason'}`));
+          if (d.state === 'failed') return finish(undefined, new PeerpostError('PEERPOST_SEND_FAILED', `message ${id} failed: ${explainReason(d.reason ?? 'unknown reason')}`));
+          if (d.state === 'queued' && d.reason && CAUSE_KNOWN.has(d.reason)) {
+            // The recipient's peer answered why the message cannot go now: say so at once.
+            return finish(undefined, new PeerpostError('PEERPOST_SEND_WAITING', `message ${id} cannot go now: ${explainReason(d.reason)} (it stays in the outbox and is tried again next time)`));
+          }
           if (d.state === 'held' && argv.wait === 'held' && !grace) {
             // The recipient's peer has it. If its device already took it, the receipt is close.
             const wait = d.reason === 'delivered-to-device' ? RECEIPT_GRACE_MS : 0;
