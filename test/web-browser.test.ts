@@ -50,7 +50,8 @@ if (!existsSync(CHROMIUM)) {
 
   t.before(async () => {
     mkdirSync(SCREENSHOT_DIR, { recursive: true });
-    [a, b] = await Promise.all([startWebNode('alice'), startWebNode('bob')]);
+    // Alice's messages to a fingerprint that her peer says does not exist fail after about 1 s (defaults: minutes).
+    [a, b] = await Promise.all([startWebNode('alice', { unknownSenderGraceMs: 1000, certRetryMs: 500 }), startWebNode('bob')]);
     browser = await puppeteer.launch({
       executablePath: CHROMIUM,
       headless: true,
@@ -210,6 +211,34 @@ if (!existsSync(CHROMIUM)) {
     const names = await pa.$$eval('#convs li[data-kind="group"] .name', (els) => els.map((e) => e.textContent ?? ''));
     t.ok(names.includes('<b>x</b><U+202E>evil^[[31m'), `the group name is shown as text: ${JSON.stringify(names)}`);
     t.equal(await pa.$$eval('#convs b', (e) => e.length), 0);
+  });
+
+  t.test('a contact whose certificate cannot be found: the page says why, and a message to it fails with the reason', async (t) => {
+    const ghost = `${'ab'.repeat(32)}@${a.node.address.split('@')[1]!}`;
+    await pa.click('#add-btn');
+    await pa.waitForSelector('#add-form', { timeout: WAIT_MS });
+    await pa.type('#add-address', ghost);
+    await pa.type('#add-name', 'ghost');
+    await pa.click('#add-submit');
+    await pa.waitForSelector('#add-result[data-ok="false"]', { timeout: WAIT_MS });
+    t.match(await text(pa, '#add-result'), /could not be checked: certificate-not-found/);
+    await shot(pa, 'add-contact-failed');
+    await pa.click(`#convs li[data-key="${'ab'.repeat(32)}"]`);
+    await sendInPage(pa, 'anyone?');
+    const sel = '#messages li.out .state[data-state="failed"]';
+    await pa.waitForSelector(sel, { timeout: WAIT_MS });
+    t.equal(await text(pa, sel), 'failed (certificate-not-found)');
+    await shot(pa, 'failed');
+  });
+
+  t.test('a message to a node that is down stays queued', async (t) => {
+    await b.web.close();
+    await b.node.close();
+    await pa.click(`#convs li[data-key="${b.node.fingerprint}"]`);
+    await sendInPage(pa, 'are you there?');
+    await waitText(pa, '#messages li.out .text', 'are you there?');
+    const states = await pa.$$eval('#messages li.out', (els) => els.map((e) => [e.querySelector('.text')?.textContent, e.querySelector('.state')?.getAttribute('data-state')]));
+    t.same(states.at(-1), ['are you there?', 'queued']);
   });
 
   t.test('a wrong or missing token is refused; a page of another origin can do nothing', async (t) => {

@@ -3,7 +3,7 @@
  * 127.0.0.1 with any free port, and its WebServer on 127.0.0.1 with any free port.
  */
 import { join } from 'node:path';
-import { Node } from '../../src/api/node.js';
+import { Node, type NodeStartOptions } from '../../src/api/node.js';
 import { WebServer } from '../../src/web/server.js';
 import { ensureBuilt, tempDir } from './cli.js';
 
@@ -15,11 +15,11 @@ export interface WebNode {
 }
 
 /** A node and its page; dist/ is built first (the page imports dist/cli/safe-text.js). */
-export async function startWebNode(name: string): Promise<WebNode> {
+export async function startWebNode(name: string, clientOptions?: NodeStartOptions['clientOptions']): Promise<WebNode> {
   ensureBuilt();
   const tmp = tempDir(`peerpost-web-${name}-`);
   const home = join(tmp.dir, 'home');
-  const node = await Node.start({ host: '127.0.0.1', port: 0, home });
+  const node = await Node.start({ host: '127.0.0.1', port: 0, home, ...(clientOptions ? { clientOptions } : {}) });
   let web: WebServer;
   try {
     web = await WebServer.start({ messenger: node, home, port: 0 });
