@@ -6,11 +6,18 @@
  *               messages/s one peer relays end to end (DELIVER, PUSH, ACK, RESULT 200), peer in a
  *               child process, load generator in this one; the offered rate is stepped up until
  *               loss reaches 0.1% or the median latency passes 10 ms (a growing queue); latency
- *               p50/p99 at half the highest passing rate
+ *               p50/p99 at half the highest passing rate. Recipients run real sessions and
+ *               senders send with capabilities (scripts/bench/relay.ts).
+ *   baseline    the same relay measurement of the code before protocol 2 (commit 1b554c2, taken
+ *               from git history into a temporary directory, its own peer and load generator),
+ *               run in turn with the current code's, and the ratio of the two
  *   forwarder   the same datagrams through a plain dgram forwarder: the runtime's ceiling
  *   register    full registrations/s with distinct certificates (first time, then again)
  *   memory      RSS per registered client at 100,000 and 1,000,000 clients (child process)
- *   keepalive   KEEPALIVEs/s through Peer.handle() with 1,000,000 registered clients
+ *   keepalive   SESSION KEEPALIVEs through Peer.handle() with 1,000,000 registered clients; then
+ *               over UDP to a peer in a child process with 1,000,000 clients in its registry, at
+ *               40,000/s (one per client per 25 s), a quarter asking for an answer: the peer's
+ *               CPU as a share of one core
  *   store       the client's persistence cost per message with 100 / 10,000 / 100,000 messages
  *               stored, JSON file against SQLite; one node's burst of 1,000 messages to another
  *               with 100,000 stored in each (scripts/bench/store.ts). `--store-only` runs just this.
@@ -19,7 +26,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { dirname, join } from 'node:path';
 import { BLOB_MAX_BYTES } from '../src/protocol/constants.js';
 import { SEAL_BUCKETS_BYTES, SEAL_BODY_MAX_BYTES, SEAL_LENGTH_PREFIX_BYTES, SEAL_OVERHEAD_BYTES } from '../src/crypto/seal.js';
@@ -30,6 +37,8 @@ import { registrationBreakdown, registrationKeys, registrationRun, type Registra
 import type { MemoryResult } from './bench/memory-child.js';
 import { registerInProcess } from './bench/register-inproc.js';
 import { relayInProcess } from './bench/relay-inproc.js';
+import { BASELINE_COMMIT, prepareBaseline, type Baseline } from './bench/baseline.js';
+import { keepaliveOverUdp, type KeepaliveResult } from './bench/keepalive.js';
 import { burst, persistenceCost, type BurstResult, type PersistencePoint } from './bench/store.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -41,8 +50,10 @@ const outFile = outAt >= 0 ? args[outAt + 1] : './bench-results.json';
 if (!outFile) throw new Error('--out needs a file name');
 
 const P = quick
-  ? { stepMs: 400, startRate: 2000, stepFactor: 1.5, latencyMs: 800, regCount: 1500, regCerts: 20_000, memCounts: [20_000], memSet: 20_000, keepalives: 200_000, breakdownN: 300, relayInProcess: 50_000 }
-  : { stepMs: 2000, startRate: 2000, stepFactor: 1.2, latencyMs: 3000, regCount: 8000, regCerts: 20_000, memCounts: [100_000, 1_000_000], memSet: 1_000_000, keepalives: 1_000_000, breakdownN: 2000, relayInProcess: 400_000 };
+  ? { stepMs: 400, startRate: 2000, stepFactor: 1.5, latencyMs: 800, regCount: 1500, regCerts: 20_000, memCounts: [20_000], memSet: 20_000, keepalives: 200_000, breakdownN: 300, relayInProcess: 50_000, udpKeepaliveClients: 20_000, udpKeepaliveMs: 2000 }
+  : { stepMs: 2000, startRate: 2000, stepFactor: 1.2, latencyMs: 3000, regCount: 8000, regCerts: 20_000, memCounts: [100_000, 1_000_000], memSet: 1_000_000, keepalives: 1_000_000, breakdownN: 2000, relayInProcess: 400_000, udpKeepaliveClients: 1_000_000, udpKeepaliveMs: 10_000 };
+/** One keepalive per client per 25 s at 1,000,000 clients. */
+const UDP_KEEPALIVE_PER_S = 40_000;
 const SENDERS = 16;
 const RECIPIENTS = 16;
 const REGISTER_CONCURRENCY = 64;
@@ -71,8 +82,8 @@ interface Child {
   stop(): Promise<void>;
 }
 
-async function spawnServer(kind: 'peer' | 'forwarder'): Promise<Child> {
-  const proc = fork(join(here, 'bench', 'server-child.ts'), [kind], { execArgv: ['--import', 'tsx'] });
+async function spawnServer(kind: 'peer' | 'forwarder', script = join(here, 'bench', 'server-child.ts')): Promise<Child> {
+  const proc = fork(script, [kind], { execArgv: ['--import', 'tsx'] });
   const address = await new Promise<Addr>((resolve, reject) => {
     proc.once('error', reject);
     proc.once('message', (m: { address: Addr }) => resolve(m.address));
@@ -102,7 +113,16 @@ function cpuMs(s: Record<string, unknown>): number {
   return (c.user + c.system) / 1000;
 }
 
+/** Whose peer and load generator a relay run measures. */
+interface RelayTarget {
+  /** 'sessions': this checkout; 'baseline': BASELINE_COMMIT; 'forwarder': the plain forwarder. */
+  name: 'sessions' | 'baseline' | 'forwarder';
+  serverScript?: string;
+  Load: Pick<typeof RelayLoad, 'setup'>;
+}
+
 interface RelayResult {
+  name: RelayTarget['name'];
   mode: RelayMode;
   bodyBytes: number;
   blobBytes: number;
@@ -120,10 +140,12 @@ function usPerOp(cpuPct: number, perS: number): number {
   return perS > 0 ? Math.round((cpuPct * 1e4) / perS) : 0;
 }
 
-async function relay(mode: RelayMode, bodyBytes: number, certs: Awaited<ReturnType<typeof loadCerts>>, firstCert: number): Promise<RelayResult> {
-  const server = await spawnServer(mode);
+async function relay(target: RelayTarget, bodyBytes: number, certs: Awaited<ReturnType<typeof loadCerts>>, firstCert: number): Promise<RelayResult> {
+  const mode: RelayMode = target.name === 'forwarder' ? 'forwarder' : 'peer';
+  const name = target.name;
+  const server = await spawnServer(mode, target.serverScript);
   const blobBytes = blobBytesFor(bodyBytes);
-  const load = await RelayLoad.setup(mode, server.address, blobBytes, SENDERS, RECIPIENTS, certs, firstCert);
+  const load = await target.Load.setup(mode, server.address, blobBytes, SENDERS, RECIPIENTS, certs, firstCert);
   const step = async (rate: number, ms: number): Promise<RelayStep & { serverCpuPct: number }> => {
     const s0 = await server.stats();
     const t0 = performance.now();
@@ -140,7 +162,7 @@ async function relay(mode: RelayMode, bodyBytes: number, certs: Awaited<ReturnTy
   for (let i = 0; i < STEPS_MAX; i++) {
     const r = await step(Math.round(rate), P.stepMs);
     steps.push(r);
-    log(`  ${mode} body ${bodyBytes}: offered ${r.offeredPerS}/s delivered ${r.deliveredPerS}/s loss ${r.lossPct.toFixed(3)}% p50 ${r.p50Us} us p99 ${r.p99Us} us cpu server ${r.serverCpuPct}% generator ${r.generatorCpuPct}%`);
+    log(`  ${name} body ${bodyBytes}: offered ${r.offeredPerS}/s delivered ${r.deliveredPerS}/s loss ${r.lossPct.toFixed(3)}% p50 ${r.p50Us} us p99 ${r.p99Us} us cpu server ${r.serverCpuPct}% generator ${r.generatorCpuPct}%`);
     if (!ok(r)) {
       failedAt = r.offeredPerS;
       break;
@@ -153,12 +175,19 @@ async function relay(mode: RelayMode, bodyBytes: number, certs: Awaited<ReturnTy
     const mid = Math.round((best + failedAt) / 2);
     const r = await step(mid, P.stepMs);
     steps.push(r);
-    log(`  ${mode} body ${bodyBytes}: offered ${r.offeredPerS}/s delivered ${r.deliveredPerS}/s loss ${r.lossPct.toFixed(3)}% p50 ${r.p50Us} us (refine)`);
+    log(`  ${name} body ${bodyBytes}: offered ${r.offeredPerS}/s delivered ${r.deliveredPerS}/s loss ${r.lossPct.toFixed(3)}% p50 ${r.p50Us} us (refine)`);
     if (ok(r)) best = mid;
   }
   await new Promise((r) => setTimeout(r, 500));
   const latency = await step(Math.max(500, Math.round(best / 2)), P.latencyMs);
-  log(`  ${mode} body ${bodyBytes}: at ${latency.offeredPerS}/s p50 ${latency.p50Us} us p99 ${latency.p99Us} us loss ${latency.lossPct.toFixed(3)}%`);
+  log(`  ${name} body ${bodyBytes}: at ${latency.offeredPerS}/s p50 ${latency.p50Us} us p99 ${latency.p99Us} us loss ${latency.lossPct.toFixed(3)}%`);
+  if (name === 'sessions') {
+    // Every PUSH authenticated at the recipients, every ACK and capability accepted by the peer.
+    const faults = (load as RelayLoad).faults;
+    const drops = (await server.stats()).drops as Record<string, number>;
+    const bad = { ...faults, ...Object.fromEntries(['bad_session_tag', 'session_replay', 'bad_capability', 'capability_unchecked', 'not_in_session'].map((k) => [k, drops[k] ?? 0])) };
+    if (Object.values(bad).some((v) => v !== 0)) throw new Error(`relay run with sessions was not clean: ${JSON.stringify(bad)}`);
+  }
   await load.close();
   await server.stop();
   const top = steps.filter((x) => x.offeredPerS === best).at(-1);
@@ -166,7 +195,7 @@ async function relay(mode: RelayMode, bodyBytes: number, certs: Awaited<ReturnTy
     serverUsPerMessage: usPerOp(top.serverCpuPct, top.deliveredPerS),
     generatorUsPerMessage: usPerOp(top.generatorCpuPct, top.deliveredPerS),
   };
-  return { mode, bodyBytes, blobBytes, datagramBytes: load.datagramBytes, steps, maxMessagesPerS: best, maxDatagramsPerS: best * 4, latency, cpuAtTop };
+  return { name, mode, bodyBytes, blobBytes, datagramBytes: load.datagramBytes, steps, maxMessagesPerS: best, maxDatagramsPerS: best * 4, latency, cpuAtTop };
 }
 
 async function registrations(certs: Awaited<ReturnType<typeof loadCerts>>): Promise<{ first: RegistrationRun; again: RegistrationRun; serverCpuPct: { first: number; again: number } }> {
@@ -244,23 +273,55 @@ async function main(): Promise<void> {
   log(`  through Peer.handle() in process: ${inProcess.firstPerS}/s first time, ${inProcess.againPerS}/s again`);
   const relayCpu = { blob512: await relayInProcess(certs, 12_000, 512, P.relayInProcess), blob1100: await relayInProcess(certs, 12_100, 1100, P.relayInProcess) };
   log(`  relay through Peer.handle() in process: ${relayCpu.blob512.usPerMessage} us per message (512 B blobs), ${relayCpu.blob1100.usPerMessage} us (1,100 B)`);
-  log('relay');
-  const peer200 = await relay('peer', 200, certs, 0);
-  const peer1000 = await relay('peer', 1000, certs, 40);
+  const sessions: RelayTarget = { name: 'sessions', Load: RelayLoad };
+  let peer200: RelayResult, peer1000: RelayResult;
+  let base200: RelayResult | undefined, base1000: RelayResult | undefined;
+  let baseTarget: RelayTarget | undefined;
+  let baselineSkipped: string | undefined;
+  let baseInProcess: { blob512: { perS: number; usPerMessage: number } } | undefined;
+  const base = prepareBaseline(dirname(here));
+  try {
+    if (typeof base === 'string') {
+      baselineSkipped = base;
+      log(`  comparison with the code before protocol 2 skipped: ${base}`);
+    } else {
+      log(`  baseline: commit ${base.commit} in ${base.dir}`);
+      const mod = (await import(pathToFileURL(base.relayModule).href)) as { RelayLoad: RelayTarget['Load'] };
+      baseTarget = { name: 'baseline', serverScript: base.serverChild, Load: mod.RelayLoad };
+      // Its own in-process relay (it times with the wall clock: comparable when the machine is quiet).
+      const inproc = (await import(pathToFileURL(base.relayInProcessModule).href)) as { relayInProcess: typeof relayInProcess };
+      baseInProcess = { blob512: await inproc.relayInProcess(certs, 12_200, 512, P.relayInProcess) };
+      log(`  baseline relay through Peer.handle() in process: ${baseInProcess.blob512.usPerMessage} us per message (512 B blobs)`);
+    }
+    log('relay: the current code (sessions) and the code before protocol 2 (baseline), in turn');
+    if (baseTarget) base200 = await relay(baseTarget, 200, certs, 0);
+    peer200 = await relay(sessions, 200, certs, 0);
+    if (baseTarget) base1000 = await relay(baseTarget, 1000, certs, 40);
+    peer1000 = await relay(sessions, 1000, certs, 40);
+  } finally {
+    if (typeof base !== 'string') base.remove();
+  }
   log('forwarder');
-  const fwd200 = await relay('forwarder', 200, certs, 0);
-  const fwd1000 = await relay('forwarder', 1000, certs, 0);
+  const forwarder: RelayTarget = { name: 'forwarder', Load: RelayLoad };
+  const fwd200 = await relay(forwarder, 200, certs, 0);
+  const fwd1000 = await relay(forwarder, 1000, certs, 0);
   log('registrations');
   const reg = await registrations(certs);
   log('memory and keepalives');
   const mem = await memory();
+  log(`keepalives over UDP: ${P.udpKeepaliveClients.toLocaleString('en')} clients, ${UDP_KEEPALIVE_PER_S.toLocaleString('en')}/s for ${P.udpKeepaliveMs / 1000} s`);
+  const keepalive = await keepaliveOverUdp(join(here, 'bench'), P.udpKeepaliveClients, UDP_KEEPALIVE_PER_S, P.udpKeepaliveMs, log);
+  log(`  ${JSON.stringify(keepalive)}`);
+  const kd = keepalive.drops;
+  if (kd.bad_session_tag || kd.session_replay || kd.path_probe || kd.not_in_session) throw new Error(`the peer refused keepalives: ${JSON.stringify(kd)}`);
   const storeResults = await store();
   const results = {
     quick,
     machine: { ...machine, loadavgAtEnd: loadavg().map((x) => Math.round(x * 100) / 100) },
-    relay: { peer200, peer1000, fwd200, fwd1000, inProcess: relayCpu },
+    relay: { peer200, peer1000, fwd200, fwd1000, inProcess: relayCpu, baseline: { commit: BASELINE_COMMIT, skipped: baselineSkipped, base200, base1000, inProcess: baseInProcess } },
     registration: { breakdownUs: breakdown, inProcess, ...reg },
     memory: mem,
+    keepalive,
     store: storeResults,
     runtimeS: Math.round((performance.now() - started) / 1000),
   };
@@ -270,7 +331,11 @@ async function main(): Promise<void> {
 }
 
 type Results = {
-  relay: Record<'peer200' | 'peer1000' | 'fwd200' | 'fwd1000', RelayResult> & { inProcess: Record<'blob512' | 'blob1100', { perS: number; usPerMessage: number }> };
+  relay: Record<'peer200' | 'peer1000' | 'fwd200' | 'fwd1000', RelayResult> & {
+    inProcess: Record<'blob512' | 'blob1100', { perS: number; usPerMessage: number }>;
+    baseline: { commit: string; skipped: string | undefined; base200: RelayResult | undefined; base1000: RelayResult | undefined; inProcess: { blob512: { usPerMessage: number } } | undefined };
+  };
+  keepalive: KeepaliveResult;
   registration: { first: RegistrationRun; again: RegistrationRun; inProcess: { firstPerS: number; againPerS: number }; serverCpuPct: { first: number; again: number } };
   memory: MemoryResult;
   store: StoreResults;
@@ -278,9 +343,33 @@ type Results = {
   runtimeS: number;
 };
 
+/** Server CPU per message at the highest offered rate that both runs passed (their steps share rates), or undefined. */
+function cpuAtCommonRate(a: RelayResult, b: RelayResult): { rate: number; a: number; b: number } | undefined {
+  const passed = (r: RelayResult): Map<number, RelayStep & { serverCpuPct: number }> => new Map(r.steps.filter((x) => x.offeredPerS <= r.maxMessagesPerS).map((x) => [x.offeredPerS, x]));
+  const pa = passed(a);
+  const pb = passed(b);
+  const rate = Math.max(0, ...[...pa.keys()].filter((k) => pb.has(k)));
+  if (!rate) return undefined;
+  const x = pa.get(rate)!;
+  const y = pb.get(rate)!;
+  return { rate, a: usPerOp(x.serverCpuPct, x.deliveredPerS), b: usPerOp(y.serverCpuPct, y.deliveredPerS) };
+}
+
 function printTable(r: Results): void {
   const rows: Array<[string, string, string]> = [];
-  const ratio = (p: RelayResult, f: RelayResult): string => (f.maxDatagramsPerS ? `${Math.round((100 * p.maxDatagramsPerS) / f.maxDatagramsPerS)}%` : 'n/a');
+  const pct = (a: number, b: number): string => (b ? `${Math.round((100 * a) / b)}%` : 'n/a');
+  const ratio = (p: RelayResult, f: RelayResult): string => pct(p.maxDatagramsPerS, f.maxDatagramsPerS);
+  const bl = r.relay.baseline;
+  if (bl.skipped) rows.push([`relay against ${bl.commit} (before protocol 2)`, `skipped: ${bl.skipped}`, '']);
+  for (const [p, b] of [[r.relay.peer200, bl.base200], [r.relay.peer1000, bl.base1000]] as const) {
+    if (!b) continue;
+    const tag = `body ${p.bodyBytes} B`;
+    rows.push([`relay, ${tag}, before protocol 2 (${bl.commit})`, `${b.maxMessagesPerS} msg/s, peer ${b.cpuAtTop?.serverUsPerMessage ?? 'n/a'} us CPU/msg at the top rate`, '']);
+    rows.push([`relay, ${tag}, authenticated sessions`, `${p.maxMessagesPerS} msg/s, peer ${p.cpuAtTop?.serverUsPerMessage ?? 'n/a'} us CPU/msg at the top rate`, '']);
+    rows.push([`  sessions / before, messages per second`, pct(p.maxMessagesPerS, b.maxMessagesPerS), '>= 90%']);
+    const c = cpuAtCommonRate(p, b);
+    if (c) rows.push([`  peer CPU per message at ${c.rate} msg/s (both passed)`, `before ${c.b} us, sessions ${c.a} us: sessions cost ${pct(c.a, c.b)}`, '<= 111%']);
+  }
   for (const [p, f] of [[r.relay.peer200, r.relay.fwd200], [r.relay.peer1000, r.relay.fwd1000]] as const) {
     const tag = `body ${p.bodyBytes} B (blob ${p.blobBytes} B)`;
     rows.push([`relay, ${tag}`, `${p.maxMessagesPerS} msg/s = ${p.maxDatagramsPerS} dgram/s`, '']);
@@ -289,6 +378,7 @@ function printTable(r: Results): void {
     rows.push([`  peer / forwarder`, ratio(p, f), '>= 70%']);
   }
   rows.push(['  peer CPU per relayed message (handle() in process)', `${r.relay.inProcess.blob512.usPerMessage} us (512 B blob), ${r.relay.inProcess.blob1100.usPerMessage} us (1,100 B)`, '']);
+  if (bl.inProcess) rows.push([`  the same before protocol 2 (its own, wall-clock timed)`, `${bl.inProcess.blob512.usPerMessage} us (512 B blob): sessions cost ${pct(r.relay.inProcess.blob512.usPerMessage, bl.inProcess.blob512.usPerMessage)}`, '']);
   for (const [p, f] of [[r.relay.peer200, r.relay.fwd200], [r.relay.peer1000, r.relay.fwd1000]] as const) {
     if (!p.cpuAtTop || !f.cpuAtTop) continue;
     rows.push([`  CPU per message at the top rate, body ${p.bodyBytes} B`, `peer ${p.cpuAtTop.serverUsPerMessage} us, forwarder ${f.cpuAtTop.serverUsPerMessage} us (generator ${p.cpuAtTop.generatorUsPerMessage} / ${f.cpuAtTop.generatorUsPerMessage} us)`, '']);
@@ -302,7 +392,11 @@ function printTable(r: Results): void {
   }
   rows.push(['  peer CPU only (handle() in process)', `${r.registration.inProcess.firstPerS}/s first, ${r.registration.inProcess.againPerS}/s again`, '']);
   for (const m of r.memory.points) rows.push([`RSS per client at ${m.clients.toLocaleString('en')}`, `${m.rssPerClientBeyondDerBytes} B beyond ${r.memory.derBytes} B DER`, '<= 300 B']);
-  rows.push([`keepalives, ${r.memory.keepalive.clients.toLocaleString('en')} clients, handle()`, `${r.memory.keepalive.perS}/s`, '']);
+  rows.push([`keepalives, ${r.memory.keepalive.clients.toLocaleString('en')} clients, handle()`, `${r.memory.keepalive.perS}/s of peer CPU (a quarter answered)`, '']);
+  const k = r.keepalive;
+  const share = Math.round((k.peerUsPerKeepalive * k.offeredPerS) / 1e4);
+  rows.push([`keepalives over UDP, ${k.clients.toLocaleString('en')} clients`, `peer ${k.peerUsPerKeepalive} us each: ${share}% of a core at ${k.offeredPerS.toLocaleString('en')}/s`, '<= 50%']);
+  rows.push([`  over the window`, `peer CPU ${k.peerCpuPct}%, ${k.received} of ${k.sent} received, ${k.answers} of ${k.askedForAnswer} asked answered`, '']);
   rows.push(...storeRows(r.store));
   printRows(rows);
   console.log(`\nload average ${r.machine.loadavgAtStart.join(' ')} at start, ${r.machine.loadavgAtEnd.join(' ')} at end; ${r.runtimeS} s`);

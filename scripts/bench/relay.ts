@@ -1,16 +1,24 @@
 /**
  * Relay load: S senders and R recipients on their own sockets, message k going from sender
  * k mod S to recipient floor(k / S) mod R, paced at an offered rate. Against the peer every
- * message is DELIVER -> PUSH -> ACK -> RESULT (4 datagrams at the peer); against the plain
- * forwarder it is the same count and about the same sizes of datagrams with a 2-byte route
- * instead of a protocol (DELIVER-sized out and back in, ACK-sized out and back in). Senders
- * use one pre-sealed-size random blob, so no client-side crypto runs per message.
+ * message is DELIVER -> PUSH -> ACK -> RESULT (4 datagrams at the peer), as protocol 2 has it:
+ * recipients are registered clients with real sessions (each PUSH's counter and MAC are checked
+ * before it is acknowledged, each ACK goes in the session with a new counter and the MAC; a
+ * keepalive every KEEPALIVE_MS keeps them registered), and senders are contacts of every
+ * recipient: each DELIVER carries the capability its recipient handed that sender, its tag made
+ * for that message's id, and a cookie from HELLO -> COOKIE, renewed every COOKIE_RENEW_MS.
+ * Against the plain forwarder it is the same count and about the same sizes of datagrams with a
+ * 2-byte route instead of a protocol (DELIVER-sized out and back in, ACK-sized out and back in).
+ * Senders use one pre-sealed-size random blob, so no end-to-end sealing runs per message.
  */
 import { randomBytes } from 'node:crypto';
-import { DeliveryStatus, MsgType } from '../../src/protocol/constants.js';
+import { CAP_ID_BYTES, CAP_TAG_BYTES, DeliveryStatus, MsgType } from '../../src/protocol/constants.js';
 import { decode, encode } from '../../src/protocol/codec.js';
+import type { SessionInner } from '../../src/protocol/messages.js';
 import type { Addr } from '../../src/core/types.js';
-import { Endpoint, FORWARD_HELLO, offsetOf, register } from './endpoint.js';
+import { ReplayWindow, capabilityId, capabilityKey, capabilityTag, sealSession, sessionTagOk } from '../../src/crypto/session.js';
+import { CLIENT_DEFAULTS } from '../../src/client/types.js';
+import { Endpoint, FORWARD_HELLO, hello, offsetOf, register, type Registered } from './endpoint.js';
 import { certAt, privateKeyAt, type CertSet } from './certs.js';
 import { fingerprintOf } from '../../src/identity/certificate.js';
 
@@ -35,6 +43,25 @@ const ID_BYTES = 16;
 const TICK_MS = 1;
 /** How long to wait for the last answers after the offered load stops. */
 const DRAIN_MS = 1500;
+/** Recipients' keepalives (below the peer's 90 s registration TTL, as a client's 25 s). */
+const KEEPALIVE_MS = 20_000;
+/** Senders ask for a new cookie this often (a cookie lives at least one 120 s epoch). */
+const COOKIE_RENEW_MS = 60_000;
+
+/** A recipient's session as its client keeps it. */
+interface RecipientSession {
+  reg: Registered;
+  tx: number;
+  rx: ReplayWindow;
+  keepalives: number;
+}
+
+/** What the recipients saw that a client would refuse (all must stay 0). */
+export interface SessionFaults {
+  badTag: number;
+  replayed: number;
+  notInSession: number;
+}
 
 let runTag = randomBytes(4).readUInt32BE(0);
 
@@ -46,6 +73,14 @@ export class RelayLoad {
   private delivered = 0;
   private failed = 0;
   private latencies: number[] = [];
+  /** Per recipient, its session (peer mode). */
+  private sessions: RecipientSession[] = [];
+  /** Per template, the capability key of its (sender, recipient) and the recipient's fingerprint (peer mode). */
+  private caps: Array<{ key: Uint8Array; to: Uint8Array }> = [];
+  private capOffset = 0;
+  private cookieOffset = 0;
+  private timers: NodeJS.Timeout[] = [];
+  readonly faults: SessionFaults = { badTag: 0, replayed: 0, notInSession: 0 };
 
   private constructor(
     readonly mode: RelayMode,
@@ -63,26 +98,40 @@ export class RelayLoad {
     const recipients = await open(nRecipients);
     const blob = randomBytes(blobBytes);
     const marker = Buffer.alloc(ID_BYTES, 0xa5);
-    const ackLen = encode({ type: MsgType.ACK, ids: [marker] }).length;
+    const ackLen = sealSession(new Uint8Array(32), new Uint8Array(8), 1, { type: MsgType.ACK, ids: [marker] }).length;
     const templates: Buffer[] = [];
     let idOffset = 0;
     let deliverLen = 0;
+    const capMarker = Buffer.alloc(CAP_TAG_BYTES, 0x5a);
+    let peerExtra: { sessions: RecipientSession[]; caps: Array<{ key: Uint8Array; to: Uint8Array }>; capOffset: number; cookieOffset: number } | undefined;
     if (mode === 'peer') {
-      const cookies: Uint8Array[] = [];
-      const all = [...senders, ...recipients];
-      for (let i = 0; i < all.length; i++) {
-        const r = await register(all[i]!, certAt(certs, firstCert + i), privateKeyAt(certs, firstCert + i));
-        cookies.push(r.cookie);
+      const sessions: RecipientSession[] = [];
+      for (let r = 0; r < nRecipients; r++) {
+        const i = firstCert + nSenders + r;
+        sessions.push({ reg: await register(recipients[r]!, certAt(certs, i), privateKeyAt(certs, i)), tx: 0, rx: new ReplayWindow(), keepalives: 0 });
       }
-      const fps = recipients.map((_, r) => fingerprintOf(certAt(certs, firstCert + nSenders + r)));
+      const cookies: Uint8Array[] = [];
+      for (const ep of senders) cookies.push(await hello(ep));
+      const caps: Array<{ key: Uint8Array; to: Uint8Array }> = [];
+      let capOffset = 0;
+      let cookieOffset = 0;
       for (let s = 0; s < nSenders; s++) {
+        const senderFp = fingerprintOf(certAt(certs, firstCert + s));
         for (let r = 0; r < nRecipients; r++) {
-          const t = Buffer.from(encode({ type: MsgType.DELIVER, cookie: cookies[s]!, to: fps[r]!, id: marker, blob }));
+          const { deliveryKey, fingerprint: to } = sessions[r]!.reg;
+          // The capability recipient r's client hands its contact s (inside their sealed channel).
+          const capId = capabilityId(deliveryKey, senderFp);
+          const cap = Buffer.concat([capId, capMarker]);
+          const t = Buffer.from(encode({ type: MsgType.DELIVER, cookie: cookies[s]!, to, id: marker, blob, cap }));
           idOffset = offsetOf(t, marker);
+          capOffset = offsetOf(t, cap) + CAP_ID_BYTES;
+          cookieOffset = offsetOf(t, cookies[s]!);
           deliverLen = t.length;
           templates.push(t);
+          caps.push({ key: capabilityKey(deliveryKey, capId), to });
         }
       }
+      peerExtra = { sessions, caps, capOffset, cookieOffset };
     } else {
       deliverLen = encode({ type: MsgType.DELIVER, cookie: new Uint8Array(20), to: new Uint8Array(32), id: marker, blob }).length;
       const hello = async (ep: Endpoint, route: number): Promise<void> => {
@@ -107,24 +156,39 @@ export class RelayLoad {
       idOffset = 4;
     }
     const load = new RelayLoad(mode, senders, recipients, templates, idOffset, { deliver: deliverLen, ack: ackLen });
+    if (peerExtra) {
+      load.sessions = peerExtra.sessions;
+      load.caps = peerExtra.caps;
+      load.capOffset = peerExtra.capOffset;
+      load.cookieOffset = peerExtra.cookieOffset;
+      load.timers.push(setInterval(() => load.keepalives(), KEEPALIVE_MS), setInterval(() => load.renewCookies(), COOKIE_RENEW_MS));
+    }
     load.wire(ackLen);
     return load;
   }
 
   private wire(ackLen: number): void {
     if (this.mode === 'peer') {
-      for (const ep of this.recipients) {
+      this.recipients.forEach((ep, r) => {
+        const ss = this.sessions[r]!;
         ep.onData = (data) => {
-          const r = decode(data);
-          if (r.ok && r.msg.type === MsgType.PUSH) ep.sendMsg({ type: MsgType.ACK, ids: [r.msg.id] });
+          const d = decode(data);
+          if (!d.ok) return;
+          const m = d.msg;
+          if (m.type !== MsgType.SESSION || !Buffer.from(m.sessionId).equals(ss.reg.keys.sessionId)) return void this.faults.notInSession++;
+          if (!ss.rx.check(m.counter)) return void this.faults.replayed++;
+          if (!sessionTagOk(ss.reg.keys.p2c, m)) return void this.faults.badTag++;
+          ss.rx.commit(m.counter);
+          if (m.inner.type === MsgType.PUSH) this.sendInSession(r, { type: MsgType.ACK, ids: [m.inner.id] });
         };
-      }
+      });
       for (const ep of this.senders) {
         ep.onData = (data) => {
           const r = decode(data);
           if (!r.ok) return;
           if (r.msg.type === MsgType.RESULT) this.finish(r.msg.id, 0, r.msg.status === DeliveryStatus.DELIVERED);
           else if (r.msg.type === MsgType.ERROR) this.finish(r.msg.ref, 0, false);
+          else if (r.msg.type === MsgType.COOKIE) this.setCookie(this.senders.indexOf(ep), r.msg.cookie);
         };
       }
     } else {
@@ -138,6 +202,30 @@ export class RelayLoad {
       }
       for (const ep of this.senders) ep.onData = (data) => this.finish(data, 4, true);
     }
+  }
+
+  /** A datagram in recipient r's session: the next counter, the client-to-peer MAC. */
+  private sendInSession(r: number, inner: SessionInner): void {
+    const ss = this.sessions[r]!;
+    this.recipients[r]!.send(sealSession(ss.reg.keys.c2p, ss.reg.keys.sessionId, ++ss.tx, inner));
+  }
+
+  /** Every recipient's keepalive, every keepaliveAnswerEvery-th asking for an OK, as the client does. */
+  private keepalives(): void {
+    for (let r = 0; r < this.sessions.length; r++) {
+      const n = this.sessions[r]!.keepalives++;
+      this.sendInSession(r, { type: MsgType.KEEPALIVE, answer: n % CLIENT_DEFAULTS.keepaliveAnswerEvery === 0 });
+    }
+  }
+
+  private renewCookies(): void {
+    for (const ep of this.senders) ep.sendMsg({ type: MsgType.HELLO, nonce: randomBytes(16) });
+  }
+
+  private setCookie(s: number, cookie: Uint8Array): void {
+    const R = this.recipients.length;
+    if (s < 0) return;
+    for (let r = 0; r < R; r++) this.templates[s * R + r]!.set(cookie, this.cookieOffset);
   }
 
   private finish(id: Uint8Array, at: number, ok: boolean): void {
@@ -164,6 +252,10 @@ export class RelayLoad {
     const d = Buffer.from(this.templates[s * R + r]!);
     d.writeUInt32BE(this.tag, this.idOffset);
     d.writeUInt32BE(k, this.idOffset + 4);
+    if (this.mode === 'peer') {
+      const c = this.caps[s * R + r]!;
+      d.set(capabilityTag(c.key, c.to, d.subarray(this.idOffset, this.idOffset + ID_BYTES)), this.capOffset);
+    }
     this.sentAt[k] = performance.now();
     this.senders[s]!.send(d);
   }
@@ -211,6 +303,7 @@ export class RelayLoad {
   }
 
   async close(): Promise<void> {
+    for (const t of this.timers) clearInterval(t);
     await Promise.all([...this.senders, ...this.recipients].map((e) => e.close()));
   }
 }

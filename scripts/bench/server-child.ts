@@ -1,7 +1,8 @@
 /**
  * The process under load for the relay and registration benchmarks, run as a child of bench.ts so
  * that it has a core of its own: either a real peer (startPeer, rateLimit off because every
- * loopback source shares one IP) or a plain dgram forwarder with no protocol, given the same socket
+ * loopback source shares one IP, the registration proof bucket off because the registration
+ * benchmark measures what the cores allow, not the default admission rate) or a plain dgram forwarder with no protocol, given the same socket
  * settings as UdpDriver (4 MiB buffers, synchronous literal-IP lookup, sends batched in one
  * setImmediate). It reports its address over IPC and answers 'stats' / 'exit' messages.
  */
@@ -21,7 +22,7 @@ function reply(m: Reply): void {
 
 async function runPeer(): Promise<void> {
   const identity = await generateIdentity({ commonName: 'bench-peer' });
-  const running = await startPeer({ host: '127.0.0.1', port: 0, identity, rateLimit: null });
+  const running = await startPeer({ host: '127.0.0.1', port: 0, identity, rateLimit: null, proofRate: null });
   process.on('message', (m: string) => {
     if (m === 'stats') reply({ stats: { ...running.peer.stats(), driver: running.driver.stats, rss: process.memoryUsage().rss, cpu: process.cpuUsage() } });
     if (m === 'exit') void running.close().then(() => process.exit(0));
