@@ -300,28 +300,45 @@ t.test('TOO_MANY_UNACKED per (sender address, recipient)', async (t) => {
 
 t.test('STORAGE_FULL counts blobs and per-message overhead', async (t) => {
   const max = 3 * (1000 + MESSAGE_OVERHEAD_BYTES);
-  const { link, peer, a } = await pair({ storageBytesMax: max, unregisteredStorageBytesMax: max }, true);
-  for (let i = 1; i <= 4; i++) a.deliver(PEER_ADDR, new Uint8Array(32).fill(i), blob(1000, i), id16(i));
+  const { link, peer, a, b } = await pair({ storageBytesMax: max, registeredPrefixBytesMax: 2 * max, senderPrefixBytesMax: 2 * max });
+  b.autoAck = false;
+  for (let i = 1; i <= 4; i++) a.deliver(PEER_ADDR, b.fingerprint, blob(1000, i), id16(i));
   link.flush();
   t.same(errorCodes(a), [WireError.STORAGE_FULL]);
+  t.equal(a.errors[0]!.detail, 'peer storage is full');
   t.equal(peer.stats().waitingMessages, 3);
   t.equal(peer.stats().waitingBytes, 3000);
 });
 
-t.test('messages for unregistered recipients cannot take the share of registered ones', async (t) => {
-  const { link, peer, a, b } = await pair({ storageBytesMax: 4 * (1000 + MESSAGE_OVERHEAD_BYTES), unregisteredStorageBytesMax: 2 * (1000 + MESSAGE_OVERHEAD_BYTES) });
+t.test('messages for unregistered recipients are evicted, oldest first, to make room for a registered one', async (t) => {
+  const max = 4 * (1000 + MESSAGE_OVERHEAD_BYTES);
+  const { link, peer, a, b } = await pair({ storageBytesMax: max, departedBytesMax: max, registeredPrefixBytesMax: max, senderPrefixBytesMax: 2 * max });
   b.autoAck = false;
-  for (let i = 1; i <= 3; i++) a.deliver(PEER_ADDR, new Uint8Array(32).fill(i), blob(1000, i), id16(i));
+  for (let i = 1; i <= 5; i++) a.deliver(PEER_ADDR, new Uint8Array(32).fill(i), blob(1000, i), id16(i));
   link.flush();
-  t.same(errorCodes(a), [WireError.STORAGE_FULL], 'third message to an unknown fingerprint refused');
+  t.same(errorCodes(a), [], 'a fifth message to an absent recipient evicts the oldest one');
+  t.same([1, 2, 3, 4, 5].map((i) => a.resultsOf(id16(i))), [[300], [300], [300], [300], [300]]);
+  t.equal(peer.stats().drops.message_evicted, 1);
   const id = a.deliver(PEER_ADDR, b.fingerprint, blob(1000, 9), id16(9));
   const id2 = a.deliver(PEER_ADDR, b.fingerprint, blob(1000, 8), id16(8));
   link.flush();
   t.equal(b.pushes.length, 2, 'the registered recipient still gets its messages');
+  t.equal(peer.stats().drops.message_evicted, 3);
   t.equal(peer.stats().waitingMessages, 4);
+  const c = new Uint8Array(32).fill(3);
+  a.deliver(PEER_ADDR, c, blob(1000, 3), id16(3));
+  link.flush();
+  t.same(a.resultsOf(id16(3)), [300, 300], 'an evicted message is stored again when its sender retransmits it');
+  t.equal(peer.stats().drops.message_evicted, 4, 'by evicting the oldest absent one, never a registered one');
   b.ack([id, id2]);
   link.flush();
   t.same(a.resultsOf(id), [200]);
+  t.same(a.resultsOf(id2), [200]);
+  for (let i = 1; i <= 2; i++) a.deliver(PEER_ADDR, b.fingerprint, blob(1000, 20 + i), id16(20 + i));
+  const third = a.deliver(PEER_ADDR, b.fingerprint, blob(1000, 23), id16(23));
+  link.flush();
+  t.equal(peer.stats().waitingMessages, 4);
+  t.same(a.resultsOf(third), [], 'waiting for its push');
 });
 
 t.test('RATE_LIMITED per source IP, refilled with time', async (t) => {

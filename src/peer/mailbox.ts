@@ -2,19 +2,27 @@
  * Waiting messages of a peer, in RAM only: one mailbox per recipient fingerprint (present only
  * while it holds a message), a global set in store order (the expiry order, since every message
  * lives the same mailboxTtlMs), the count of un-acknowledged messages per (sender address,
- * recipient), and the bytes held. A message leaves only when its recipient acks it or it expires.
+ * recipient), and the storage accounting (Quota: per recipient, contact, source prefix and
+ * class). A message leaves when its recipient acks it, when it expires, or when it is evicted:
+ * only messages whose recipient is not registered (the departed class) are evicted, oldest first
+ * (in the order they entered the class), to make room for a new message that does not fit under
+ * storageBytesMax or departedBytesMax, or when recipients leave and the class is over
+ * departedBytesMax. The store tells its owner of each eviction (onEvict).
  */
 import type { Addr } from '../core/types.js';
+import { Quota, type Charge, type Charged, type QuotaLimits, type Refusal } from './quota.js';
 
 /**
- * Bookkeeping cost charged per message against storageBytesMax, on top of its blob: measured
- * ~450 B of heap per message when every message goes to a different recipient (the worst case).
+ * Bookkeeping cost charged per message against storageBytesMax, on top of its blob: the heap of
+ * a waiting message beyond its blob when every message goes to a different recipient and comes
+ * from a stranger (the worst case: a Waiting, its mailbox, its recipient's quota record, its
+ * place in the expiry and eviction orders, its keys), measured at about 670 B.
  */
-export const MESSAGE_OVERHEAD_BYTES = 512;
+export const MESSAGE_OVERHEAD_BYTES = 768;
 /** Most senders waiting for the answer to one message (a duplicate DELIVER from another address). */
 export const WAITERS_PER_MESSAGE_MAX = 4;
 
-export interface Waiting {
+export interface Waiting extends Charged {
   /** Recipient fingerprint (latin1 key). */
   readonly to: string;
   /** Message id, latin1 string of its 16 bytes. */
@@ -29,8 +37,6 @@ export interface Waiting {
   /** Key of the un-acknowledged counter: sender addrKey + recipient. */
   readonly senderKey: string;
   readonly expiresAt: number;
-  /** The recipient was not registered when the message was stored (counted in unregisteredChargedBytes). */
-  readonly unregistered: boolean;
   /** Time of the last PUSH, -Infinity before the first. */
   lastPushAt: number;
   /** A PUSH is waiting for its ACK (the pushAck timer runs). */
@@ -46,12 +52,19 @@ export class MessageStore {
   private readonly mailboxes = new Map<string, Waiting[]>();
   private readonly all = new Set<Waiting>();
   private readonly unacked = new Map<string, number>();
+  /** Messages whose recipient is not registered, in the order they entered that class. */
+  private readonly departed = new Set<Waiting>();
+  readonly quota: Quota;
   /** Sum of blob lengths. */
   blobBytes = 0;
-  /** Bytes charged (blob + overhead) by messages stored for unregistered recipients. */
-  unregisteredChargedBytes = 0;
 
-  constructor(readonly mailboxTtlMs: number) {}
+  constructor(
+    readonly mailboxTtlMs: number,
+    limits: QuotaLimits,
+    private readonly onEvict: (w: Waiting) => void,
+  ) {
+    this.quota = new Quota(limits);
+  }
 
   get count(): number {
     return this.all.size;
@@ -59,7 +72,17 @@ export class MessageStore {
 
   /** Bytes charged against storageBytesMax: blobs plus MESSAGE_OVERHEAD_BYTES each. */
   get chargedBytes(): number {
-    return this.blobBytes + this.all.size * MESSAGE_OVERHEAD_BYTES;
+    return this.quota.totalBytes;
+  }
+
+  /** Bytes charged by messages whose recipient is not registered. */
+  get departedBytes(): number {
+    return this.quota.departedBytes;
+  }
+
+  /** The bound a new message with charge `c` would pass, or null when add() can store it. */
+  admit(c: Charge): Refusal | null {
+    return this.quota.check(c);
   }
 
   find(to: string, idKey: string): Waiting | undefined {
@@ -81,18 +104,27 @@ export class MessageStore {
     return this.mailboxes.get(to) ?? [];
   }
 
-  add(w: Waiting): void {
+  /**
+   * Store `w` (admitted by admit()), evicting the oldest departed messages first as far as its
+   * bytes need. `recipientPrefix`: as in Charge.
+   */
+  add(w: Waiting, recipientPrefix: string): void {
+    const c: Charge = { to: w.to, contact: w.contact, senderPrefix: w.senderPrefix, bytes: w.bytes, recipientPrefix };
+    this.evict(this.quota.evictBytes(c));
+    this.quota.add(c);
+    if (this.quota.classOf(c) === '') this.departed.add(w);
     const box = this.mailboxes.get(w.to);
     if (box) box.push(w);
     else this.mailboxes.set(w.to, [w]); // a literal: no spare capacity for the common single message
     this.all.add(w);
     this.unacked.set(w.senderKey, this.unackedOf(w.senderKey) + 1);
     this.blobBytes += w.blob.length;
-    if (w.unregistered) this.unregisteredChargedBytes += w.blob.length + MESSAGE_OVERHEAD_BYTES;
   }
 
   remove(w: Waiting): void {
     if (!this.all.delete(w)) return;
+    this.departed.delete(w);
+    this.quota.remove(w);
     const box = this.mailboxes.get(w.to);
     if (box) {
       const i = box.indexOf(w);
@@ -103,7 +135,34 @@ export class MessageStore {
     if (n > 0) this.unacked.set(w.senderKey, n);
     else this.unacked.delete(w.senderKey);
     this.blobBytes -= w.blob.length;
-    if (w.unregistered) this.unregisteredChargedBytes -= w.blob.length + MESSAGE_OVERHEAD_BYTES;
+  }
+
+  /** `to` registered (or moved) from the address range `prefix`: its messages leave the departed class. */
+  recipientRegistered(to: string, prefix: string): void {
+    const box = this.mailboxes.get(to);
+    if (box) for (const w of box) this.departed.delete(w);
+    this.quota.recipientRegistered(to, prefix);
+  }
+
+  /** `to` is no longer registered: its messages join the departed class, which is evicted down to its bound. */
+  recipientLeft(to: string): void {
+    const box = this.mailboxes.get(to);
+    if (!box) return;
+    for (const w of box) this.departed.add(w);
+    this.quota.recipientLeft(to);
+    this.evict(this.quota.departedExcess());
+  }
+
+  /** Evict the oldest departed messages until at least `bytes` are freed. */
+  private evict(bytes: number): void {
+    let freed = 0;
+    while (freed < bytes) {
+      const w = this.departed.values().next();
+      if (w.done) return;
+      freed += w.value.bytes;
+      this.remove(w.value);
+      this.onEvict(w.value);
+    }
   }
 
   /**

@@ -20,16 +20,19 @@
  *   | name                | default    | at the bound                                                   |
  *   |---------------------|------------|----------------------------------------------------------------|
  *   | registryMax         | 1,000,000  | REGISTER_PROOF of a new fingerprint -> ERROR REGISTRY_FULL     |
- *   | mailboxMessagesMax  | 128        | DELIVER of a new message to that recipient -> MAILBOX_FULL     |
+ *   | mailboxMessagesMax  | 1024       | DELIVER of a new message to that recipient -> MAILBOX_FULL     |
+ *   | contactMessagesMax, strangerMessagesMax, strangerPrefixMessagesMax, recipientBytesMax,     |
+ *   | senderPrefixBytesMax, registeredPrefixBytesMax, departedBytesMax: storage quotas, quota.ts |
  *   | unackedPerSenderMax | 32         | per (sender IP:PORT, recipient) -> TOO_MANY_UNACKED            |
  *   | pushTriesMax        | 3          | pushes in a row by the pushAck timer; then KEEPALIVE/POLL only |
- *   | storageBytesMax     | 64 MiB     | blobs + 512 B per message; beyond -> STORAGE_FULL              |
- *   | unregisteredStorageBytesMax | 32 MiB | same, for recipients not registered when stored      |
+ *   | storageBytesMax     | 64 MiB     | blobs + 768 B per message; departed evicted, then STORAGE_FULL |
+ *   | newIdentityRate     | 1/s, burst 64, 65,536 prefixes | new fingerprint from that range -> RATE_LIMITED |
  *   | mailboxTtlMs        | 24 h       | the message is dropped                                         |
  *   | rateLimit           | 2000/s, burst 4000, 65,536 IPs | request -> RATE_LIMITED; oldest bucket forgotten |
  *   | replayMax           | 2,097,152  | registration -> RATE_LIMITED until the cookie window moves     |
  *   | recentDeliveredMax  | 65,536     | the oldest acknowledged id (and its recipient) is forgotten     |
  *   | directoryMax        | 10,000     | DIR_JOIN of a new name -> BAD_REQUEST "directory is full"      |
+ *   | dirJoinIntervalMs, dirJoinsPerSecondMax | 10 s, 100/s | DIR_JOIN (not a leave) -> RATE_LIMITED    |
  *   | certKeysMax         | 16,384     | the least recently used checked certificate key is forgotten   |
  *   | waiters per message | 4          | a further duplicate DELIVER is answered RESULT 300 at once      |
  *   | transmit queue      | per call   | holds the answers of one handle/handleTimeout call only         |
@@ -57,7 +60,7 @@
  * parse, self-signature) to ~2.9k/s; the CHALLENGE signature (~64 us) and the proof verification
  * (~170 us, OpenSSL's own speed on this machine) are now most of the cost.
  */
-import { MsgType, DeliveryStatus, WireError, WIRE_ERROR_NAMES, ERROR_DETAIL_MAX_BYTES, CAP_ID_BYTES } from '../protocol/constants.js';
+import { MsgType, DeliveryStatus, WireError, WIRE_ERROR_NAMES, ERROR_DETAIL_MAX_BYTES, CAP_ID_BYTES, BLOB_MAX_BYTES } from '../protocol/constants.js';
 import { DropCounter, decode, encode } from '../protocol/codec.js';
 import type { AckMsg, DeliverMsg, Message, RegisterProofMsg, SessionInner, SessionMsg } from '../protocol/messages.js';
 import { checkSelfSignature, checkValidity, fingerprintOf, readCertificateKey, toHex, verifyWith, type Identity } from '../identity/certificate.js';
@@ -72,11 +75,13 @@ import { RateLimiter, type RateLimitOptions } from './rate-limit.js';
 import { KEYS_BYTES, KEYS_C2P, KEYS_DELIVERY, KEYS_NONCE, KEYS_P2C, Registry, type RegistryEntry } from './registry.js';
 import { MESSAGE_OVERHEAD_BYTES, MessageStore, WAITERS_PER_MESSAGE_MAX, type Waiting } from './mailbox.js';
 import { FifoMap, ReplayGuard } from './bounded-sets.js';
-import { Directory } from './directory.js';
+import { DIRECTORY_DEFAULTS, Directory, type DirectoryLimits } from './directory.js';
 import { HandshakeKeys } from './handshake-keys.js';
+import { QUOTA_DEFAULTS, deriveQuotaLimits, type QuotaLimits } from './quota.js';
+import { sourcePrefix } from './prefix.js';
 import { bytesKey, keyBytes } from './keys.js';
 
-export interface PeerOptions {
+export interface PeerOptions extends Partial<QuotaLimits>, Partial<DirectoryLimits> {
   identity: Identity;
   random: Random;
   logger?: Logger;
@@ -85,16 +90,8 @@ export interface PeerOptions {
   cookieEpochMs?: number;
   registrationTtlMs?: number;
   registryMax?: number;
-  mailboxMessagesMax?: number;
   unackedPerSenderMax?: number;
   mailboxTtlMs?: number;
-  storageBytesMax?: number;
-  /**
-   * Part of storageBytesMax that messages for recipients not registered here at delivery time may
-   * use (default half). The rest stays for registered clients, so a flood of messages to random
-   * fingerprints cannot stop delivery to the peer's own clients.
-   */
-  unregisteredStorageBytesMax?: number;
   pushAckTimeoutMs?: number;
   /**
    * Pushes of one message in a row, each after the previous one timed out, while its recipient
@@ -107,9 +104,10 @@ export interface PeerOptions {
   pollBatchMax?: number;
   /** Per source IP token bucket; null turns it off. */
   rateLimit?: RateLimitOptions | null;
+  /** Registrations of fingerprints not registered here, per source prefix (/24, /48); null turns it off. */
+  newIdentityRate?: RateLimitOptions | null;
   replayMax?: number;
   recentDeliveredMax?: number;
-  directoryMax?: number;
   /** Checked certificate keys kept for registrations again (default 16,384). */
   certKeysMax?: number;
   /**
@@ -134,7 +132,8 @@ export interface PeerStats {
   bytesOut: number;
   /**
    * Refusals by reason: the codec's drop reasons, the peer's own (unpadded, rate_limited,
-   * unexpected_type, amplification_guard), and message_expired for messages that reached their TTL.
+   * unexpected_type, amplification_guard), message_expired for messages that reached their TTL,
+   * and message_evicted for departed messages evicted to make room.
    */
   drops: Record<string, number>;
   /** ERROR datagrams sent, by WireError name. */
@@ -146,19 +145,18 @@ export const PEER_DEFAULTS = {
   cookieEpochMs: 120_000,
   registrationTtlMs: 90_000,
   registryMax: 1_000_000,
-  mailboxMessagesMax: 128,
+  ...QUOTA_DEFAULTS,
   unackedPerSenderMax: 32,
   mailboxTtlMs: 24 * 3600_000,
-  storageBytesMax: 64 * 1024 * 1024,
-  unregisteredStorageBytesMax: 32 * 1024 * 1024,
   pushAckTimeoutMs: 3000,
   pushTriesMax: 3,
   pushRetryMs: 5000,
   pollBatchMax: 16,
   rateLimit: { perSecond: 2000, burst: 4000, bucketsMax: 65_536 } as RateLimitOptions | null,
+  newIdentityRate: { perSecond: 1, burst: 64, bucketsMax: 65_536 } as RateLimitOptions | null,
   replayMax: 2_097_152,
   recentDeliveredMax: 65_536,
-  directoryMax: 10_000,
+  ...DIRECTORY_DEFAULTS,
   certKeysMax: 16_384,
   proofRate: { perSecond: 2000, burst: 4000 } as { perSecond: number; burst: number } | null,
   deliveryKeysMax: 262_144,
@@ -187,7 +185,7 @@ interface CheckedCert {
 }
 
 type TimerName = 'pushAck' | 'mailboxExpiry' | 'registrationExpiry';
-type Settings = Omit<typeof PEER_DEFAULTS, 'rateLimit' | 'proofRate'>;
+type Settings = Omit<typeof PEER_DEFAULTS, 'rateLimit' | 'proofRate' | 'newIdentityRate'>;
 
 const EMPTY = new Uint8Array(0);
 
@@ -208,6 +206,8 @@ export class Peer {
   private readonly recent: FifoMap<string>;
   private readonly replay: ReplayGuard;
   private readonly limiter: RateLimiter | null;
+  /** Registrations of new fingerprints per source prefix. */
+  private readonly newIdentities: RateLimiter | null;
   private readonly dir: Directory | null;
   private readonly hs: HandshakeKeys;
   /** Global bucket of registration proofs verified (one key: ''). */
@@ -244,7 +244,7 @@ export class Peer {
     if (!opts.identity || !(opts.identity.cert instanceof Uint8Array)) throw new TypeError('opts.identity must be an Identity');
     if (typeof opts.random !== 'function') throw new TypeError('opts.random must be a function');
     if (!Number.isFinite(now)) throw new TypeError('now must be a finite number of milliseconds');
-    const { rateLimit: _defaultRateLimit, proofRate: _defaultProofRate, ...defaults } = PEER_DEFAULTS;
+    const { rateLimit: _defaultRateLimit, proofRate: _defaultProofRate, newIdentityRate: _defaultNewIdentityRate, ...defaults } = PEER_DEFAULTS;
     const o: Settings = defaults;
     for (const k of Object.keys(o) as Array<keyof Settings>) {
       const v = opts[k];
@@ -257,20 +257,25 @@ export class Peer {
         (o as Record<string, unknown>)[k] = v;
       }
     }
-    if (opts.unregisteredStorageBytesMax === undefined) o.unregisteredStorageBytesMax = Math.floor(o.storageBytesMax / 2);
+    deriveQuotaLimits(o, opts, BLOB_MAX_BYTES + MESSAGE_OVERHEAD_BYTES);
     this.o = o;
     this.identity = opts.identity;
     this.fingerprint = opts.identity.fingerprint;
     this.log = opts.logger ?? silentLogger;
     const master = opts.random(32);
     this.cookies = new CookieJar(master, o.cookieEpochMs);
-    this.registry = new Registry(o.registrationTtlMs, now, (e) => this.dir?.leave(e.fp));
-    this.store = new MessageStore(o.mailboxTtlMs);
+    this.registry = new Registry(o.registrationTtlMs, now, (e) => {
+      this.dir?.leave(e.fp);
+      this.store.recipientLeft(e.fp);
+    });
+    this.store = new MessageStore(o.mailboxTtlMs, o, (w) => this.onEvict(w));
     this.recent = new FifoMap<string>(o.recentDeliveredMax);
     this.replay = new ReplayGuard(o.replayMax, createHmac('sha256', master).update('peerpost/1 replay').digest());
     const rl = opts.rateLimit === undefined ? PEER_DEFAULTS.rateLimit : opts.rateLimit;
     this.limiter = rl ? new RateLimiter(rl) : null;
-    this.dir = o.directory ? new Directory(o.directoryMax) : null;
+    const nir = opts.newIdentityRate === undefined ? PEER_DEFAULTS.newIdentityRate : opts.newIdentityRate;
+    this.newIdentities = nir ? new RateLimiter(nir) : null;
+    this.dir = o.directory ? new Directory(o, now) : null;
     this.certKeys = new BoundedLru(o.certKeysMax);
     this.hs = new HandshakeKeys(opts.identity, opts.random);
     const pr = opts.proofRate === undefined ? PEER_DEFAULTS.proofRate : opts.proofRate;
@@ -413,6 +418,7 @@ export class Peer {
     if (e.addr !== a) {
       if (inner.type === MsgType.OK && e.probe?.addr === a && inner.ref.length === 8 && readCounter(inner.ref) === e.probe.counter) {
         this.registry.move(e, a);
+        this.store.recipientRegistered(e.fp, sourcePrefix(from.host));
         this.log.debug({ fingerprint: toHex(keyBytes(e.fp)) }, 'client moved');
         moved = true;
       } else if (e.probe?.addr !== a || inner.type === MsgType.KEEPALIVE) {
@@ -435,7 +441,7 @@ export class Peer {
         if (moved) this.pushWaiting(now, e, false, true);
         return;
       case MsgType.DIR_JOIN:
-        return this.onDirJoin(e, inner.name, counterRef(m), from);
+        return this.onDirJoin(now, e, inner.name, counterRef(m), from);
       case MsgType.OK:
         if (moved) this.pushWaiting(now, e, false, true);
         return;
@@ -488,6 +494,11 @@ export class Peer {
     const used = this.replay.use(this.cookies.epochAt(now), epoch, fp + bytesKey(m.nonce));
     if (used === 'replay') return this.sendError(from, WireError.REPLAY, EMPTY, 'registration proof already used');
     if (used === 'full') return this.sendError(from, WireError.RATE_LIMITED, EMPTY, 'too many registrations, retry later');
+    const prefix = sourcePrefix(from.host);
+    if (!current && this.newIdentities && !this.newIdentities.take(now, prefix)) {
+      this.drops.add('new_identity_rate');
+      return this.sendError(from, WireError.RATE_LIMITED, EMPTY, 'too many new identities from this address range');
+    }
     const shared = x25519(hk.privateKey, m.clientKey);
     if (!shared) return this.sendError(from, WireError.BAD_REQUEST, EMPTY, 'client key gives no shared secret');
     const keys = deriveSession({ shared, nonce: m.nonce, clientFingerprint: fingerprint, peerFingerprint: this.fingerprint, clientKey: m.clientKey, peerKey: m.peerKey });
@@ -507,6 +518,7 @@ export class Peer {
     secrets.set(deliveryKey, KEYS_DELIVERY);
     secrets.set(m.nonce, KEYS_NONCE);
     const { entry, previousAddr } = this.registry.put(now, fp, bytesKey(m.cert), a, sid, secrets);
+    this.store.recipientRegistered(fp, prefix);
     this.deliveryKeys.set(fp, bytesKey(deliveryKey));
     this.deadlines.registrationExpiry ??= now + this.o.registrationTtlMs;
     this.log.debug({ fingerprint: toHex(fingerprint) }, 'client registered');
@@ -569,7 +581,7 @@ export class Peer {
   }
 
   /** DIR_JOIN in a session: answered OK or ERROR in the session, naming the request's counter. */
-  private onDirJoin(e: RegistryEntry, name: string, ref: Uint8Array, from: Addr): void {
+  private onDirJoin(now: number, e: RegistryEntry, name: string, ref: Uint8Array, from: Addr): void {
     const fail = (code: WireError, detail: string): void => {
       this.countError(code);
       this.sendSession(e, { type: MsgType.ERROR, code, ref: EMPTY, detail: clip(detail) }, from);
@@ -578,9 +590,10 @@ export class Peer {
     // Listed clients are looked up with CERT_REQUEST: a certificate that is never served is not listed.
     const refusal = name === '' ? null : this.serveRefusal(e.fp, keyBytes(e.cert));
     if (refusal !== null) return fail(WireError.BAD_CERT, refusal);
-    const r = this.dir.join(e.fp, name);
+    const r = this.dir.join(now, e.fp, name);
     if (r === 'bad_name') return fail(WireError.BAD_REQUEST, 'invalid directory name');
     if (r === 'full') return fail(WireError.BAD_REQUEST, 'directory is full');
+    if (r === 'rate_limited') return fail(WireError.RATE_LIMITED, 'directory changes too frequent, retry later');
     this.sendSession(e, { type: MsgType.OK, ref }, from);
   }
 
@@ -634,31 +647,35 @@ export class Peer {
       }
       return this.result(from, m.id, DeliveryStatus.DELIVERED);
     }
-    if (this.store.mailboxSize(to) >= this.o.mailboxMessagesMax) {
-      return this.sendError(from, WireError.MAILBOX_FULL, m.id, 'recipient mailbox is full');
-    }
     // A contact's messages are bounded by its own quota, not by the sender's address.
     const senderKey = contact !== '' ? `c${contact}|${to}` : `${a}|${to}`;
+    const charge = {
+      to, contact, senderPrefix: sourcePrefix(from.host), bytes: m.blob.length + MESSAGE_OVERHEAD_BYTES,
+      recipientPrefix: e ? sourcePrefix(parseAddrKey(e.addr).host) : '',
+    };
+    const refusal = this.store.admit(charge);
+    if (refusal) return this.sendError(from, refusal.code, m.id, refusal.detail);
     if (contact === '' && this.store.unackedOf(senderKey) >= this.o.unackedPerSenderMax) {
       return this.sendError(from, WireError.TOO_MANY_UNACKED, m.id, 'too many unacknowledged messages for this recipient');
     }
-    const charge = m.blob.length + MESSAGE_OVERHEAD_BYTES;
-    if (
-      this.store.chargedBytes + charge > this.o.storageBytesMax ||
-      (!e && this.store.unregisteredChargedBytes + charge > this.o.unregisteredStorageBytesMax)
-    ) {
-      return this.sendError(from, WireError.STORAGE_FULL, m.id, 'peer storage is full');
-    }
     if (!this.rateOk(now, from)) return this.sendError(from, WireError.RATE_LIMITED, m.id, '');
     const w: Waiting = {
-      to, idKey, blob: e ? m.blob : bytesKey(m.blob), senderKey, expiresAt: now + this.o.mailboxTtlMs,
-      unregistered: !e, lastPushAt: -Infinity, inFlight: false, timerPushes: 0, waiters: null,
+      to, contact: charge.contact, senderPrefix: charge.senderPrefix, bytes: charge.bytes,
+      idKey, blob: e ? m.blob : bytesKey(m.blob), senderKey, expiresAt: now + this.o.mailboxTtlMs,
+      lastPushAt: -Infinity, inFlight: false, timerPushes: 0, waiters: null,
     };
-    this.store.add(w);
+    this.store.add(w, charge.recipientPrefix);
     this.deadlines.mailboxExpiry ??= w.expiresAt;
     if (!e) return this.result(from, m.id, DeliveryStatus.HELD);
     w.waiters = [from];
     this.push(now, e, w, false, m.id);
+  }
+
+  /** A departed message evicted to make room: its senders keep it and retransmit after their receipt wait. */
+  private onEvict(w: Waiting): void {
+    this.inFlight.delete(w);
+    this.drops.add('message_evicted');
+    this.answer(w, DeliveryStatus.HELD);
   }
 
   /**
