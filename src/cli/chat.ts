@@ -131,9 +131,10 @@ export async function runChat(m: Messenger, opts: ChatOptions, stop: Promise<voi
     return [[], line];
   };
 
-  const saveConfig = (patch: Record<string, unknown>): void => {
-    if (!opts.home) return;
-    updateConfig(opts.home, patch).catch((e: Error) => say(`error: could not save ${Object.keys(patch).join(', ')}: ${e.message}`));
+  /** Save to config.json; resolves once written (or the failure said). */
+  const saveConfig = (patch: Record<string, unknown>): Promise<void> => {
+    if (!opts.home) return Promise.resolve();
+    return updateConfig(opts.home, patch).then(() => undefined, (e: Error) => say(`error: could not save ${Object.keys(patch).join(', ')}: ${e.message}`));
   };
 
   /** A request's fingerprint from the first hex digits (at least 4) or the whole fingerprint; else undefined. */
@@ -245,7 +246,7 @@ export async function runChat(m: Messenger, opts: ChatOptions, stop: Promise<voi
     target = name;
     unread.delete(name);
     input.rl.setPrompt(prompt());
-    saveConfig({ chatTo: name });
+    void saveConfig({ chatTo: name });
   };
 
   const commands: Record<string, (args: string[], rest: string) => Promise<boolean | void> | boolean | void> = {
@@ -284,21 +285,22 @@ export async function runChat(m: Messenger, opts: ChatOptions, stop: Promise<voi
       if (!fp) return void say(a[0] ? `no message request matches "${safeText(a[0])}"; /requests lists them` : 'usage: /accept ID [name]');
       accept(fp, a[1]);
     },
-    block: (a) => {
+    block: async (a) => {
       if (!a[0]) return void say('usage: /block ID');
       const fp = requestFp(a[0]) ?? m.contacts().find((c) => c.petname === a[0])?.fingerprint;
       if (!fp) return void say(`no message request or contact matches "${safeText(a[0])}"`);
       m.block(fp);
       requests.delete(fp);
-      saveConfig({ blocked: m.blocked() });
+      // 'blocked' once the block is saved for next time.
+      await saveConfig({ blocked: m.blocked() });
       event('blocked', { fingerprint: fp }, `blocked ${fp.slice(0, 12)}: their messages are dropped silently (/unblock ${fp.slice(0, 12)} to undo)`);
     },
-    unblock: (a) => {
+    unblock: async (a) => {
       const r = (a[0] ?? '').replace(/^\?/, '');
       const fp = m.blocked().find((x) => r.length >= 4 && x.startsWith(r));
       if (!fp) return void say(a[0] ? `"${safeText(a[0])}" is not blocked` : 'usage: /unblock ID');
       m.unblock(fp);
-      saveConfig({ blocked: m.blocked() });
+      await saveConfig({ blocked: m.blocked() });
       event('unblocked', { fingerprint: fp }, `unblocked ${fp.slice(0, 12)}`);
     },
     to: (a) => {
