@@ -201,6 +201,16 @@ function renderCheck(fp) {
   const live = document.getElementById('live');
   const ch = S.checks.get(fp);
   if (!live || !ch) return;
+  // The other side's answer alone does not rebuild the yes/no buttons (a click on them stays valid).
+  const phase = ch.failed ? 'failed' : ch.done ? 'done' : ch.code ? `code ${ch.code}` : 'waiting';
+  if (live.getAttribute('data-phase') === phase) {
+    if (ch.theirAnswer !== undefined) {
+      const p = document.getElementById('their-answer') ?? live.appendChild(el('p', { id: 'their-answer' }));
+      p.textContent = `they answered: ${ch.theirAnswer ? 'yes' : 'no'}`;
+    }
+    return;
+  }
+  live.setAttribute('data-phase', phase);
   const parts = [];
   if (ch.failed) parts.push(el('p', { class: 'bad', id: 'live-result' }, `the check failed: ${ch.failed}`));
   else if (ch.done) parts.push(el('p', { class: ch.verified ? 'ok' : 'bad', id: 'live-result' }, ch.verified ? 'verified: the codes matched on both sides' : 'not verified: a code did not match (someone may be in between)'));
