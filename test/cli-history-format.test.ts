@@ -1,6 +1,7 @@
 /** How a history line is printed: the date only when it is not today, the state of sent messages, network text made safe. */
 import t from 'tap';
-import { historyLine, stamp } from '../src/cli/history-format.js';
+import { historyLine } from '../src/cli/history-format.js';
+import { localTime as stamp } from '../src/cli/format.js';
 import type { HistoryEntry } from '../src/client/index.js';
 
 const FP = 'b'.repeat(64);
