@@ -66,7 +66,7 @@ import type { AckMsg, DeliverMsg, Message, RegisterProofMsg, SessionInner, Sessi
 import { checkSelfSignature, checkValidity, fingerprintOf, readCertificateKey, toHex, verifyWith, type Identity } from '../identity/certificate.js';
 import { BoundedLru } from '../crypto/lru.js';
 import {
-  capabilityKey, capabilityTagOk, deriveSession, registerSigned, sealSession, sealSessionPush, sessionTagOk, unwrapDeliveryKey, x25519,
+  capabilityKey, capabilityTagOk, deriveSession, registerSigned, replayCheck, replayCommit, sealSession, sealSessionPush, sessionTagOk, unwrapDeliveryKey, x25519,
 } from '../crypto/session.js';
 import { createHmac, type KeyObject } from 'node:crypto';
 import { addrKey, silentLogger, type Addr, type Logger, type Random, type Transmit } from '../core/types.js';
@@ -413,9 +413,9 @@ export class Peer {
       if (!this.rateOk(now, from)) return;
       return this.send(from, { type: MsgType.REGISTER_AGAIN, sessionId: m.sessionId }, size);
     }
-    if (!e.rx.check(m.counter)) return this.drops.add('session_replay');
-    if (!sessionTagOk(e.keys.subarray(KEYS_C2P, KEYS_C2P + 32), m)) return this.drops.add('bad_session_tag');
-    e.rx.commit(m.counter);
+    if (!replayCheck(e, m.counter)) return this.drops.add('session_replay');
+    if (!sessionTagOk(this.registry.c2p(e), m)) return this.drops.add('bad_session_tag');
+    replayCommit(e, m.counter);
     this.registry.touch(now, e);
     const inner = m.inner;
     let moved = false;
@@ -484,7 +484,7 @@ export class Peer {
     const cert = this.checkedCert(now, fp, m.cert);
     if (typeof cert === 'string') return this.sendError(from, WireError.BAD_CERT, EMPTY, cert);
     const current = this.registry.lookup(now, fp);
-    if (current && current.addr === a && current.keys.subarray(KEYS_NONCE, KEYS_NONCE + 16).equals(m.nonce)) {
+    if (current && current.addr === a && this.registry.nonce(current).equals(m.nonce)) {
       // The same proof again (its OK was lost): the same OK again, nothing changed.
       return this.sendRegistrationOk(current, m.nonce);
     }
@@ -516,12 +516,13 @@ export class Peer {
     }
     const sid = bytesKey(keys.sessionId);
     if (this.registry.sidTaken(sid, fp)) return this.sendError(from, WireError.BUSY, EMPTY, 'session id in use: register again');
-    const secrets = Buffer.allocUnsafeSlow(KEYS_BYTES);
+    const secrets = new Uint8Array(KEYS_BYTES);
     secrets.set(keys.c2p, KEYS_C2P);
     secrets.set(keys.p2c, KEYS_P2C);
     secrets.set(deliveryKey, KEYS_DELIVERY);
     secrets.set(m.nonce, KEYS_NONCE);
     const { entry, previousAddr } = this.registry.put(now, fp, bytesKey(m.cert), a, sid, secrets);
+    secrets.fill(0); // copied into the registry's slab
     this.store.recipientRegistered(fp, prefix);
     this.deliveryKeys.set(fp, bytesKey(deliveryKey));
     this.deadlines.registrationExpiry ??= now + this.o.registrationTtlMs;
@@ -533,7 +534,7 @@ export class Peer {
 
   /** The OK of a registration: SESSION counter 0 naming the proof's nonce (the same bytes each time). */
   private sendRegistrationOk(e: RegistryEntry, nonce: Uint8Array): void {
-    const data = sealSession(e.keys.subarray(KEYS_P2C, KEYS_P2C + 32), keyBytes(e.sid), 0, { type: MsgType.OK, ref: new Uint8Array(nonce) });
+    const data = sealSession(this.registry.p2c(e), this.registry.sidBytes(e), 0, { type: MsgType.OK, ref: new Uint8Array(nonce) });
     this.transmit(parseAddrKey(e.addr), data);
   }
 
@@ -613,7 +614,7 @@ export class Peer {
     const at = this.capVerified.get(vk);
     const epoch = this.cookies.epochAt(now);
     if (at !== undefined && (at === epoch || at === ((epoch - 1) >>> 0))) return vk.slice(vk.length - CAP_ID_BYTES);
-    let dk: Uint8Array | undefined = e?.keys.subarray(KEYS_DELIVERY, KEYS_DELIVERY + 32);
+    let dk: Uint8Array | undefined = e && this.registry.deliveryKey(e);
     if (!dk) {
       const known = this.deliveryKeys.get(to);
       if (known === undefined) {
@@ -726,7 +727,7 @@ export class Peer {
     w.timerPushes = byTimer ? w.timerPushes + 1 : 0;
     const blob = typeof w.blob === 'string' ? keyBytes(w.blob) : w.blob;
     e.tx++;
-    this.transmit(parseAddrKey(e.addr), sealSessionPush(e.keys.subarray(KEYS_P2C, KEYS_P2C + 32), e.sidBytes, e.tx, id ?? keyBytes(w.idKey), blob));
+    this.transmit(parseAddrKey(e.addr), sealSessionPush(this.registry.p2c(e), this.registry.sidBytes(e), e.tx, id ?? keyBytes(w.idKey), blob));
     w.lastPushAt = now;
     w.inFlight = true;
     const at = now + this.o.pushAckTimeoutMs;
@@ -793,7 +794,7 @@ export class Peer {
    */
   private sendSession(e: RegistryEntry, inner: SessionInner, to?: Addr): void {
     e.tx++;
-    this.transmit(to ?? parseAddrKey(e.addr), sealSession(e.keys.subarray(KEYS_P2C, KEYS_P2C + 32), e.sidBytes, e.tx, inner));
+    this.transmit(to ?? parseAddrKey(e.addr), sealSession(this.registry.p2c(e), this.registry.sidBytes(e), e.tx, inner));
   }
 
   private send(to: Addr, msg: Message, limit?: number): void {
