@@ -163,8 +163,12 @@ export function sealSessionPush(key: Uint8Array, sessionId: Uint8Array, counter:
 
 /** Whether a decoded SESSION datagram's tag is right for `key` (constant time). */
 export function sessionTagOk(key: Uint8Array, m: SessionMsg): boolean {
-  if (!m.signed || m.tag.length !== SESSION_TAG_BYTES) return false;
-  return timingSafeEqual(sessionTag(key, m.signed), m.tag);
+  return m.signed !== undefined && sessionTagValid(key, m.signed, m.tag);
+}
+
+/** Whether `tag` is the session tag of `signed` under `key`, compared in constant time. */
+export function sessionTagValid(key: Uint8Array, signed: Uint8Array, tag: Uint8Array): boolean {
+  return tag.length === SESSION_TAG_BYTES && timingSafeEqual(sessionTag(key, signed), tag);
 }
 
 /** The capability id a client hands contact `contactFingerprint`: HMAC(deliveryKey, LABEL_CAP_ID || fp)[0..4]. */
