@@ -135,6 +135,39 @@ export interface ClientSnapshot {
 /** The snapshot fields kept as keyed rows; every other top-level field is one JSON value. */
 export const SNAPSHOT_COLLECTIONS: ReadonlySet<string> = new Set(['version', 'contacts', 'groups', 'certs', 'outbox', 'dedupe', 'inbox']);
 
+/**
+ * Top-level fields that are maps from a key to a value, kept by the stores as one row per key
+ * (StoreBatch.keyed) rather than as one JSON value: they change a key at a time, on the message
+ * path (a session moves on with every message, every opened push is remembered), and can hold
+ * thousands of keys. The client changes them in place; the change tracker finds the keys whose
+ * value changed by comparing each value with the one last committed (===, so a value that
+ * changes is replaced, never mutated). Rows keep the order of the map: a key set again moves
+ * to the end, as in the map, whose first keys are the first forgotten at its bound.
+ */
+export const KEYED_FIELDS = ['caps', 'cardsAcked', 'dedupeFloors', 'ratchets', 'ratchetSeen'] as const;
+export type KeyedField = (typeof KEYED_FIELDS)[number];
+const KEYED_SET: ReadonlySet<string> = new Set(KEYED_FIELDS);
+
+/** Whether top-level field `k` is kept as keyed rows. */
+export function isKeyedField(k: string): k is KeyedField {
+  return KEYED_SET.has(k);
+}
+
+/** A snapshot's other top-level fields as batch rows: keyed fields row by row, the rest as meta. */
+export function topLevelRows(fields: Record<string, unknown>): Pick<StoreBatch, 'meta' | 'keyed'> {
+  const meta: StoreBatch['meta'] = [];
+  const keyed: StoreBatch['keyed'] = [];
+  for (const [k, v] of Object.entries(fields)) {
+    if (v === undefined || k === 'inbox' || k === 'history') continue;
+    if (isKeyedField(k)) {
+      if (typeof v === 'object' && v !== null && !Array.isArray(v)) for (const [key, x] of Object.entries(v)) keyed.push([k, key, x]);
+    } else {
+      meta.push([k, v]);
+    }
+  }
+  return { meta, keyed };
+}
+
 export function emptySnapshot(): ClientSnapshot {
   return { version: CLIENT_STATE_VERSION, contacts: [], groups: [], certs: {}, outbox: [], dedupe: [] };
 }
@@ -174,7 +207,7 @@ export type HistoryOp =
 /**
  * One commit: the rows that changed since the last one. `undefined` as a value deletes the row.
  * Keys: meta by field name, contacts by petname, groups by id, certs by fingerprint, outbox by
- * message id, dedupe by `sender:id`.
+ * message id, dedupe by `sender:id`, keyed rows by field and key.
  */
 export interface StoreBatch {
   meta: Array<[string, unknown]>;
@@ -183,12 +216,14 @@ export interface StoreBatch {
   certs: Array<[string, string | undefined]>;
   outbox: Array<[string, OutboxMessage | undefined]>;
   dedupe: Array<[string, DedupeValue | undefined]>;
+  /** Rows of the KEYED_FIELDS maps: field, key, value (undefined deletes). */
+  keyed: Array<[KeyedField, string, unknown]>;
   history: HistoryOp[];
 }
 
 /** A batch that changes nothing (to fill in). */
 export function emptyBatch(): StoreBatch {
-  return { meta: [], contacts: [], groups: [], certs: [], outbox: [], dedupe: [], history: [] };
+  return { meta: [], contacts: [], groups: [], certs: [], outbox: [], dedupe: [], keyed: [], history: [] };
 }
 
 export interface HistoryQuery {

@@ -98,6 +98,36 @@ export function checkDedupeKey(key: string, atMs: unknown, sentAtMs: unknown): v
 }
 
 /** Top-level fields: those named like fingerprints and keys must be hex. */
+/** A row of one of the keyed maps (KEYED_FIELDS): its value, or BadValue. */
+export function checkKeyed(field: string, key: string, v: unknown): unknown {
+  switch (field) {
+    case 'caps':
+      need(FP.test(key), 'its key is not a fingerprint');
+      need(isStr(v) && v.length > 0 && HEX.test(v), 'its capability is not hex');
+      return v;
+    case 'cardsAcked':
+      need(FP.test(key), 'its key is not a fingerprint');
+      need(isTime(v), 'its time is not a number');
+      return v;
+    case 'dedupeFloors':
+      need(FP.test(key) || key === '*', "its key is not a fingerprint or '*'");
+      need(isTime(v), 'its time is not a number');
+      return v;
+    case 'ratchets': {
+      need(FP.test(key), 'its key is not a fingerprint');
+      const state = isObj(v) ? (v as Record<string, unknown>).s : undefined;
+      need(isStr(state) && HEX.test(state), 'its session is not a record with hex state');
+      return v;
+    }
+    case 'ratchetSeen':
+      need(ID.test(key), 'its key is not a message id');
+      need(isStr(v) && FP.test(v.slice(0, 64)), 'its value does not start with a fingerprint');
+      return v;
+    default:
+      throw new BadValue(`its field ${JSON.stringify(field.slice(0, 40))} is unknown`);
+  }
+}
+
 export function checkMeta(key: string, v: unknown): void {
   if (/Fingerprint$/.test(key)) need(isStr(v) && FP.test(v), 'it is not 64 lowercase hex digits');
   else if (/Key$/.test(key)) need(isStr(v) && v.length > 0 && HEX.test(v), 'it is not hex');
