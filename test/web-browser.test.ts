@@ -79,11 +79,36 @@ if (!existsSync(CHROMIUM)) {
     });
   };
 
-  const sendInPage = async (p: Page, msg: string): Promise<void> => {
-    await p.waitForSelector('#composer', { timeout: WAIT_MS });
+  /**
+   * Opens a conversation and waits until it is on screen (its history shown): the list is drawn
+   * again whenever it changes, so the item is clicked where it is now, not where it was.
+   */
+  const openConv = async (p: Page, key: string): Promise<void> => {
+    const item = `#convs li[data-key="${key}"]`;
+    await p.waitForSelector(item, { timeout: WAIT_MS });
+    await p.$eval(item, (e) => (e as unknown as { click(): void }).click());
+    await p.waitForSelector(`#composer[data-key="${key}"]`, { timeout: WAIT_MS });
+  };
+
+  /** Sends in the conversation `key`, once its composer is the one on screen. */
+  const sendInPage = async (p: Page, key: string, msg: string): Promise<void> => {
+    await p.waitForSelector(`#composer[data-key="${key}"]`, { timeout: WAIT_MS });
     await p.type('#text', msg);
     await p.click('#send-btn');
   };
+
+  /** Waits until the sent message `msg` is shown with the state `state`. */
+  const waitState = (p: Page, msg: string, state: string): Promise<unknown> =>
+    p.waitForFunction((m: string, st: string) => [...document.querySelectorAll('#messages li.out')].some((li: any) =>
+      li.querySelector('.text')?.textContent === m && li.querySelector('.state')?.getAttribute('data-state') === st), { timeout: WAIT_MS }, msg, state)
+      .catch(async (e: Error) => {
+        const shown = await p.$$eval('#messages li.out', (els) => els.map((li) => `${li.querySelector('.text')?.textContent}: ${li.querySelector('.state')?.textContent}`)).catch(() => []);
+        throw new Error(`${e.message}; "${msg}" is not ${state}; the page shows ${JSON.stringify(shown)}`);
+      });
+
+  /** The texts shown in the open conversation, of messages received ('in') or sent ('out'). */
+  const shownTexts = (p: Page, dir: 'in' | 'out'): Promise<string[]> =>
+    p.$$eval(`#messages li.${dir} .text`, (els) => els.map((e) => e.textContent ?? ''));
 
   t.test('the link sets the cookie and leaves the address bar; a contact is added in the page', async (t) => {
     const res = await pa.goto(a.web.url);
@@ -104,23 +129,90 @@ if (!existsSync(CHROMIUM)) {
   });
 
   t.test('a message each way, states reaching delivered, unread counts', async (t) => {
-    await pa.click(`#convs li[data-key="${b.node.fingerprint}"]`);
-    await sendInPage(pa, 'hello bob');
-    await pa.waitForSelector('#messages li.out .state[data-state="delivered"]', { timeout: WAIT_MS });
-    t.equal(await text(pa, '#messages li.out .text'), 'hello bob');
+    await openConv(pa, b.node.fingerprint);
+    await sendInPage(pa, b.node.fingerprint, 'hello bob');
+    await waitState(pa, 'hello bob', 'delivered');
+    t.same(await shownTexts(pa, 'out'), ['hello bob']);
 
     const unread = `#convs li[data-key="${a.node.fingerprint}"] .unread`;
     await pb.waitForSelector(unread, { timeout: WAIT_MS });
     t.equal(await text(pb, unread), '1', 'one unread message from alice');
     await shot(pb, 'conversations');
-    await pb.click(`#convs li[data-key="${a.node.fingerprint}"]`);
-    await waitText(pb, '#messages li.in .text', 'hello bob');
-    t.equal(await pb.$(unread), null, 'opening the conversation reads it');
+    await openConv(pb, a.node.fingerprint);
+    t.same(await shownTexts(pb, 'in'), ['hello bob']);
+    t.equal(await pb.$(unread), null, 'the conversation on screen shows no unread count');
 
-    await sendInPage(pb, 'hi alice');
-    await pb.waitForSelector('#messages li.out .state[data-state="delivered"]', { timeout: WAIT_MS });
+    await sendInPage(pb, a.node.fingerprint, 'hi alice');
+    await waitState(pb, 'hi alice', 'delivered');
     await waitText(pa, '#messages li.in .text', 'hi alice');
+    t.same(await shownTexts(pa, 'in'), ['hi alice'], 'a message to the open conversation is shown once');
     await shot(pa, 'conversation');
+
+    // Bob leaves the conversation: it stays read (the server's mark came before the list it shows).
+    await pb.click('#me-btn');
+    await pb.waitForSelector('#my-address', { timeout: WAIT_MS });
+    await pb.waitForFunction((k: string) => (document.querySelector(`#convs li[data-key="${k}"] .preview`)?.textContent ?? '').includes('hi alice'), { timeout: WAIT_MS }, a.node.fingerprint);
+    t.equal(await pb.$(unread), null, 'no unread count once read');
+    const counts = await pb.evaluate(async () => ((await (await fetch('/api/conversations')).json()) as { conversations: Array<{ name: string; unread: number }> }).conversations.map((c) => `${c.name}:${c.unread}`));
+    t.same(counts, ['alice:0'], 'the server counts it read too');
+  });
+
+  t.test('a message and a delivery state that come while a conversation loads are shown once, with the newest state', async (t) => {
+    // Alice's answers to /api/history are held in the browser (after the server made them) until
+    // the live event they miss has reached the page: the page must add that event on top.
+    const cdp = await pa.createCDPSession();
+    const held: string[] = [];
+    let onHeld: (() => void) | undefined;
+    cdp.on('Fetch.requestPaused', (e: { requestId: string }) => {
+      held.push(e.requestId);
+      onHeld?.();
+    });
+    const frames: string[] = [];
+    let onFrame: (() => void) | undefined;
+    cdp.on('Network.webSocketFrameReceived', (e: { response: { payloadData: string } }) => {
+      frames.push(e.response.payloadData);
+      onFrame?.();
+    });
+    const until = (what: string, ok: () => boolean, set: (f: (() => void) | undefined) => void): Promise<void> =>
+      new Promise<void>((resolve, reject) => {
+        if (ok()) return resolve();
+        const timer = setTimeout(() => reject(new Error(`waited ${WAIT_MS} ms for ${what}`)), WAIT_MS);
+        set(() => {
+          if (!ok()) return;
+          clearTimeout(timer);
+          set(undefined);
+          resolve();
+        });
+      });
+    const release = async (): Promise<void> => {
+      for (const id of held.splice(0)) await cdp.send('Fetch.continueRequest', { requestId: id });
+    };
+    try {
+      await cdp.send('Network.enable');
+      await cdp.send('Fetch.enable', { patterns: [{ urlPattern: '*/api/history*', requestStage: 'Response' }] });
+
+      await pa.click('#me-btn');
+      await pa.waitForSelector('#my-address', { timeout: WAIT_MS });
+      await pa.$eval(`#convs li[data-key="${b.node.fingerprint}"]`, (e) => (e as unknown as { click(): void }).click());
+      await until('the history answer', () => held.length > 0, (f) => { onHeld = f; });
+      b.node.send('alice', 'while it loads');
+      await until('the live message', () => frames.some((f) => f.includes('while it loads')), (f) => { onFrame = f; });
+      await release();
+      await pa.waitForSelector(`#composer[data-key="${b.node.fingerprint}"]`, { timeout: WAIT_MS });
+      t.same(await shownTexts(pa, 'in'), ['hi alice', 'while it loads'], 'the message is shown, once');
+
+      const seen = frames.length;
+      await sendInPage(pa, b.node.fingerprint, 'sent while it loads');
+      await until('the history answer after sending', () => held.length > 0, (f) => { onHeld = f; });
+      await until('the delivered state', () => frames.slice(seen).some((f) => f.includes('"delivered"')), (f) => { onFrame = f; });
+      await release();
+      await waitState(pa, 'sent while it loads', 'delivered');
+      t.same(await shownTexts(pa, 'out'), ['hello bob', 'sent while it loads']);
+    } finally {
+      await cdp.send('Fetch.disable').catch(() => undefined);
+      await release().catch(() => undefined);
+      await cdp.detach().catch(() => undefined);
+    }
   });
 
   t.test('text from the network is shown as text, never as HTML', async (t) => {
@@ -131,14 +223,28 @@ if (!existsSync(CHROMIUM)) {
       'invoice\u202Efdp.exe',
       'line one\nline two',
     ];
+    const expected = [
+      '<script>window.__pwned = 1</script>',
+      '<img src=x onerror="window.__pwned = 2">',
+      'title^[]0;owned^G and ^Merased',
+      'invoice<U+202E>fdp.exe',
+      'line one\nline two',
+    ];
     for (const s of hostile) b.node.send('alice', s);
-    await waitText(pa, '#messages li.in .text', 'line two');
-    const shown = await pa.$$eval('#messages li.in .text', (els) => els.map((e) => e.textContent ?? ''));
+    // All five (the network may reorder them), each shown as its visible form.
+    await pa.waitForFunction((want: string[]) => {
+      const shown = [...document.querySelectorAll('#messages li.in .text')].map((e: { textContent: string | null }) => e.textContent ?? '');
+      return want.every((w) => shown.includes(w));
+    }, { timeout: WAIT_MS }, expected).catch(async (e: Error) => {
+      throw new Error(`${e.message}; the page shows ${JSON.stringify(await shownTexts(pa, 'in'))}`);
+    });
+    const shown = await shownTexts(pa, 'in');
     t.ok(shown.includes('<script>window.__pwned = 1</script>'), 'the script tag is shown as text');
     t.ok(shown.includes('<img src=x onerror="window.__pwned = 2">'), 'the img tag is shown as text');
     t.ok(shown.includes('title^[]0;owned^G and ^Merased'), 'control characters are made visible');
     t.ok(shown.includes('invoice<U+202E>fdp.exe'), 'the bidi override is made visible');
     t.ok(shown.includes('line one\nline two'), 'a line break stays a line break');
+    t.equal(shown.length, 2 + hostile.length, 'each message once');
     t.equal(await pa.evaluate(() => (window as unknown as { __pwned?: number }).__pwned), undefined, 'nothing ran');
     t.equal(await pa.$$eval('#messages script, #messages img, #convs script, #convs img', (els) => els.length), 0, 'no element was made from network text');
     const raw = await pa.$eval('#messages', (e) => e.textContent ?? '');
@@ -147,6 +253,8 @@ if (!existsSync(CHROMIUM)) {
   });
 
   t.test('the code screen shows the same digits on both sides, and the live check verifies', async (t) => {
+    await openConv(pa, b.node.fingerprint);
+    await openConv(pb, a.node.fingerprint);
     await pa.click('#codes-btn');
     await pb.click('#codes-btn');
     await pa.waitForSelector('#code-mine', { timeout: WAIT_MS });
@@ -176,12 +284,12 @@ if (!existsSync(CHROMIUM)) {
   t.test('a reload keeps the history', async (t) => {
     await pa.reload();
     await pa.waitForSelector(`#convs li[data-key="${b.node.fingerprint}"]`, { timeout: WAIT_MS });
-    await pa.click(`#convs li[data-key="${b.node.fingerprint}"]`);
-    await waitText(pa, '#messages li .text', 'line two');
+    t.equal(await pa.$(`#convs li[data-key="${b.node.fingerprint}"] .unread`), null, 'what was read before the reload stays read');
+    await openConv(pa, b.node.fingerprint);
     const shown = await pa.$$eval('#messages li .text', (els) => els.map((e) => e.textContent ?? ''));
-    t.ok(shown.includes('hello bob') && shown.includes('hi alice'), 'both messages are there after the reload');
+    t.ok(shown.includes('hello bob') && shown.includes('hi alice') && shown.includes('line one\nline two'), 'the messages are there after the reload');
     t.equal(await text(pa, '#verification'), 'verified');
-    t.equal(await pa.$$eval('#messages li.out .state[data-state="delivered"]', (e) => e.length), 1);
+    t.equal(await pa.$$eval('#messages li.out .state[data-state="delivered"]', (e) => e.length), 2);
   });
 
   t.test('your address with its QR code', async (t) => {
@@ -199,8 +307,10 @@ if (!existsSync(CHROMIUM)) {
     await pa.type('#group-name', 'friends');
     await pa.click('#group-form input[type="checkbox"][value="bob"]');
     await pa.click('#group-form button[type="submit"]');
-    await sendInPage(pa, 'hi group');
-    await pa.waitForSelector('#messages li.out .state[data-state="delivered"]', { timeout: WAIT_MS });
+    await pa.waitForSelector('#composer[data-key^="g:"]', { timeout: WAIT_MS });
+    const groupKey = await pa.$eval('#composer', (e) => e.getAttribute('data-key') ?? '');
+    await sendInPage(pa, groupKey, 'hi group');
+    await waitState(pa, 'hi group', 'delivered');
     await waitText(pb, '#convs li[data-kind="group"] .name', 'friends');
     await shot(pa, 'group');
 
@@ -223,22 +333,22 @@ if (!existsSync(CHROMIUM)) {
     await pa.waitForSelector('#add-result[data-ok="false"]', { timeout: WAIT_MS });
     t.match(await text(pa, '#add-result'), /could not be checked: certificate-not-found/);
     await shot(pa, 'add-contact-failed');
-    await pa.click(`#convs li[data-key="${'ab'.repeat(32)}"]`);
-    await sendInPage(pa, 'anyone?');
-    const sel = '#messages li.out .state[data-state="failed"]';
-    await pa.waitForSelector(sel, { timeout: WAIT_MS });
-    t.equal(await text(pa, sel), 'failed (certificate-not-found)');
+    await openConv(pa, 'ab'.repeat(32));
+    await sendInPage(pa, 'ab'.repeat(32), 'anyone?');
+    await waitState(pa, 'anyone?', 'failed');
+    t.equal(await text(pa, '#messages li.out .state'), 'failed (certificate-not-found)');
     await shot(pa, 'failed');
   });
 
   t.test('a message to a node that is down stays queued', async (t) => {
     await b.web.close();
     await b.node.close();
-    await pa.click(`#convs li[data-key="${b.node.fingerprint}"]`);
-    await sendInPage(pa, 'are you there?');
+    await openConv(pa, b.node.fingerprint);
+    await sendInPage(pa, b.node.fingerprint, 'are you there?');
     await waitText(pa, '#messages li.out .text', 'are you there?');
     const states = await pa.$$eval('#messages li.out', (els) => els.map((e) => [e.querySelector('.text')?.textContent, e.querySelector('.state')?.getAttribute('data-state')]));
     t.same(states.at(-1), ['are you there?', 'queued']);
+    t.equal(await pa.$eval('#messages', (e) => e.getAttribute('data-key')), b.node.fingerprint, 'in the conversation with bob');
   });
 
   t.test('a wrong or missing token is refused; a page of another origin can do nothing', async (t) => {

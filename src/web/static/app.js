@@ -10,6 +10,11 @@ const ACTION_HEADERS = { 'content-type': 'application/json', 'x-peerpost': '1' }
 const RECONNECT_DELAYS_S = [1, 2, 5, 10];
 /** Certificate checks remembered by the page; the oldest is forgotten. */
 const CERT_RESULTS_MAX = 256;
+/**
+ * Live events kept while a conversation's history loads, to be applied on top of it once shown.
+ * Past it the kept ones are dropped and the history is loaded again (nothing is lost).
+ */
+const LOADING_EVENTS_MAX = 512;
 
 const S = {
   me: null,
@@ -20,6 +25,19 @@ const S = {
   checks: new Map(),
   /** State elements of shown sent messages, by message id. */
   stateEls: new Map(),
+  /** Ids of the messages shown in the open conversation (a live event never shows one twice). */
+  shownIds: new Set(),
+  /** The newest conversation list asked for: an older answer that comes later is dropped. */
+  convsAsked: 0,
+  /**
+   * The newest history load of a conversation: { n, key, events: [] | null (too many) }. Live
+   * events of the conversation that come while it loads are kept in `events` and applied once it
+   * is shown (the history was read by the server before them, or they repeat what it shows).
+   */
+  chatLoad: null,
+  chatLoads: 0,
+  /** Whether the live feed said hello since the page started (the first one loads everything). */
+  connected: false,
   pendingAdd: null,
   /** The last certificate check of each fingerprint (contact-cert events), at most CERT_RESULTS_MAX. */
   certResults: new Map(),
@@ -84,30 +102,48 @@ function main(...kids) {
 
 // ---- conversations ---------------------------------------------------------------------------
 
+/** Loads the conversation list; of answers that cross, only the one to the newest request is shown. */
 async function loadConvs() {
-  S.convs = (await api('GET', '/api/conversations')).conversations;
+  const n = ++S.convsAsked;
+  const { conversations } = await api('GET', '/api/conversations');
+  if (n !== S.convsAsked) return;
+  S.convs = conversations;
   renderConvs();
+}
+
+function chatOpen(key) {
+  return S.view.screen === 'chat' && S.view.key === key;
 }
 
 function renderConvs() {
   const list = document.getElementById('convs');
   list.replaceChildren(...S.convs.map((c) => el('li', {
-    'data-key': c.key, 'data-kind': c.kind, class: S.view.key === c.key && S.view.screen === 'chat' ? 'current' : '',
+    'data-key': c.key, 'data-kind': c.kind, class: chatOpen(c.key) ? 'current' : '',
     onclick: () => openChat(c.key).catch(fail),
   },
   el('span', { class: 'name', dir: 'auto' }, safeText(c.name)),
-  c.unread > 0 ? el('span', { class: 'unread', 'data-unread': c.unread }, String(c.unread)) : el('span', { class: 'kind' }, c.kind === 'contact' ? '' : c.kind),
+  // The conversation on screen has nothing unread, whatever an answer from before its read said.
+  c.unread > 0 && !chatOpen(c.key) ? el('span', { class: 'unread', 'data-unread': c.unread }, String(c.unread)) : el('span', { class: 'kind' }, c.kind === 'contact' ? '' : c.kind),
   el('span', { class: 'preview', dir: 'auto' }, c.last ? `${c.last.dir === 'out' ? 'you: ' : ''}${safeText(c.last.text.replace(/\r?\n/g, ' '))}` : 'no messages yet'))));
 }
 
 async function openChat(key) {
   S.view = { screen: 'chat', key };
+  const load = { n: ++S.chatLoads, key, events: [] };
+  S.chatLoad = load;
   const c = contactOf(key);
+  if (c) c.unread = 0;
+  renderConvs();
   const group = key.startsWith('g:');
   const q = group ? `group=${encodeURIComponent(key.slice(2))}` : `with=${encodeURIComponent(key)}`;
-  const { messages } = await api('GET', `/api/history?${q}&limit=200`);
-  if (S.view.key !== key || S.view.screen !== 'chat') return;
+  const { messages } = await api('GET', `/api/history?${q}&limit=200`).finally(() => {
+    if (S.chatLoad === load && !chatOpen(key)) S.chatLoad = null;
+  });
+  if (S.chatLoad !== load) return;
+  S.chatLoad = null;
+  if (load.events === null) return openChat(key);
   S.stateEls.clear();
+  S.shownIds.clear();
   const header = el('header', {},
     el('h2', { dir: 'auto', id: 'chat-title' }, safeText(c?.name ?? key.slice(0, 12))),
     c?.contact ? el('span', { class: `badge ${c.contact.verification}`, id: 'verification' }, c.contact.verification) : null,
@@ -121,28 +157,51 @@ async function openChat(key) {
       el('button', { type: 'button', id: 'accept-btn', onclick: () => accept(key).catch(fail) }, 'Accept'),
       el('button', { type: 'button', id: 'block-btn', onclick: () => block(key).catch(fail) }, 'Block'),
     ] : null);
-  const list = el('ul', { id: 'messages', 'aria-label': 'Messages' }, ...messages.map(messageItem));
+  const list = el('ul', { id: 'messages', 'aria-label': 'Messages', 'data-key': key }, ...messages.map(messageItem));
   const input = el('input', { id: 'text', name: 'text', autocomplete: 'off', placeholder: 'Write a message', 'aria-label': 'Message' });
-  const form = el('form', { id: 'composer', onsubmit: (e) => { e.preventDefault(); send(key, input).catch(fail); } },
+  const form = el('form', { id: 'composer', 'data-key': key, onsubmit: (e) => { e.preventDefault(); send(key, input).catch(fail); } },
     input, el('button', { type: 'submit', class: 'primary', id: 'send-btn' }, 'Send'));
   main(header, list, form);
+  for (const ev of load.events) chatEvent(ev);
   list.scrollTop = list.scrollHeight;
   input.focus();
   renderConvs();
   await markRead(key);
 }
 
+/** Tells the server the conversation was read, then loads the list again (its counts come after the mark). */
 async function markRead(key) {
   await api('POST', '/api/read', { key });
-  const c = contactOf(key);
-  if (c && c.unread) {
-    c.unread = 0;
-    renderConvs();
+  await loadConvs();
+}
+
+/** A live message or delivery state of the open conversation: kept while it loads, else shown. */
+function chatEvent(ev) {
+  if (S.chatLoad) {
+    if (ev.type === 'delivery' || keyOf(ev) === S.chatLoad.key) {
+      if (S.chatLoad.events && S.chatLoad.events.length >= LOADING_EVENTS_MAX) S.chatLoad.events = null;
+      S.chatLoad.events?.push(ev);
+    }
+    return false;
   }
+  if (ev.type === 'delivery') {
+    const s = S.stateEls.get(ev.id);
+    if (s) {
+      s.setAttribute('data-state', ev.state);
+      s.textContent = stateText(ev.state, ev.reason);
+    }
+    return false;
+  }
+  const list = document.getElementById('messages');
+  if (!chatOpen(keyOf(ev)) || !list || S.shownIds.has(ev.id)) return false;
+  list.append(messageItem({ ...ev, dir: 'in', atMs: Date.now() }));
+  list.scrollTop = list.scrollHeight;
+  return true;
 }
 
 function messageItem(m) {
   const out = m.dir === 'out';
+  for (const id of m.ids ?? [m.id]) S.shownIds.add(id);
   const from = out ? 'you' : safeText(m.fromName ?? m.from ?? m.contact ?? '').slice(0, 40) || 'unknown';
   let state = null;
   if (out) {
@@ -161,7 +220,6 @@ async function send(key, input) {
   await api('POST', '/api/send', body);
   input.value = '';
   await openChat(key);
-  await loadConvs();
 }
 
 async function accept(key) {
@@ -318,7 +376,9 @@ function openGroup() {
 function onEvent(ev) {
   switch (ev.type) {
     case 'hello':
+      // The first event on every (re)connection: what came before it is loaded now.
       setStatus('online');
+      refresh().catch(fail);
       return;
     case 'registered':
       setStatus('online');
@@ -329,25 +389,14 @@ function onEvent(ev) {
     case 'peer-unavailable':
       setStatus(`your peer does not answer (${ev.tries} tries); messages wait`);
       return;
-    case 'message': {
-      const key = keyOf(ev);
-      if (S.view.screen === 'chat' && S.view.key === key) {
-        const list = document.getElementById('messages');
-        list.append(messageItem({ ...ev, dir: 'in', atMs: Date.now() }));
-        list.scrollTop = list.scrollHeight;
-        markRead(key).catch(fail);
-      }
-      loadConvs().catch(fail);
+    case 'message':
+      // Shown in the open conversation, it is read; elsewhere it counts in the list.
+      if (chatEvent(ev)) markRead(keyOf(ev)).catch(fail);
+      else loadConvs().catch(fail);
       return;
-    }
-    case 'delivery': {
-      const s = S.stateEls.get(ev.id);
-      if (s) {
-        s.setAttribute('data-state', ev.state);
-        s.textContent = stateText(ev.state, ev.reason);
-      }
+    case 'delivery':
+      chatEvent(ev);
       return;
-    }
     case 'contact-cert':
       onContactCert(ev);
       return;
@@ -369,7 +418,6 @@ function connect(attempt = 0) {
   let opened = false;
   ws.onopen = () => {
     opened = true;
-    if (attempt > 0) refresh().catch(fail);
   };
   ws.onmessage = (m) => {
     try {
@@ -385,20 +433,23 @@ function connect(attempt = 0) {
   };
 }
 
+/** Loads the list (and the open conversation) again; the first time, shows the add screen to a page without contacts. */
 async function refresh() {
+  const first = !S.connected;
+  S.connected = true;
   await loadConvs();
   if (S.view.screen === 'chat') await openChat(S.view.key);
+  else if (first && S.view.screen === 'none' && S.convs.length === 0) openAdd();
 }
 
 async function start() {
   document.getElementById('me-btn').addEventListener('click', () => openMe().catch(fail));
   document.getElementById('add-btn').addEventListener('click', openAdd);
   document.getElementById('group-btn').addEventListener('click', openGroup);
+  // The live feed first, the list on its hello: no event falls between the two.
+  connect();
   S.me = await api('GET', '/api/me');
   document.getElementById('me-btn').textContent = `You · ${S.me.code}`;
-  await loadConvs();
-  connect();
-  if (S.convs.length === 0) openAdd();
 }
 
 start().catch(fail);
