@@ -338,6 +338,38 @@ if (!existsSync(CHROMIUM)) {
     await waitState(pa, 'anyone?', 'failed');
     t.equal(await text(pa, '#messages li.out .state'), 'failed (certificate-not-found)');
     await shot(pa, 'failed');
+
+    // A group message shows the member furthest behind, and the history gives each member's state.
+    await pa.click('#group-btn');
+    await pa.waitForSelector('#group-form input[type="checkbox"][value="ghost"]', { timeout: WAIT_MS });
+    await pa.type('#group-name', 'pair');
+    await pa.click('#group-form input[type="checkbox"][value="bob"]');
+    await pa.click('#group-form input[type="checkbox"][value="ghost"]');
+    await pa.click('#group-form button[type="submit"]');
+    await pa.waitForSelector('#composer[data-key^="g:"]', { timeout: WAIT_MS });
+    const pairKey = await pa.$eval('#composer', (e) => e.getAttribute('data-key') ?? '');
+    await sendInPage(pa, pairKey, 'to both');
+    await waitState(pa, 'to both', 'failed');
+    t.equal(await text(pa, '#messages li.out .state'), 'failed (certificate-not-found)');
+    // Bob's copy is delivered in its own time: the history is asked again until it says so.
+    const partsOf = async (): Promise<Array<{ id: string; state: string }>> => {
+      const h = await pa.evaluate(async (id: string) => ((await (await fetch(`/api/history?group=${encodeURIComponent(id)}&limit=10`)).json()) as {
+        messages: Array<{ parts?: Array<{ id: string; state: string }> }>;
+      }).messages, pairKey.slice(2));
+      return h[0]?.parts ?? [];
+    };
+    await pa.waitForFunction(async (id: string) => {
+      const r = await fetch(`/api/history?group=${encodeURIComponent(id)}&limit=10`);
+      const parts = ((await r.json()) as { messages: Array<{ parts?: Array<{ state: string }> }> }).messages[0]?.parts ?? [];
+      return parts.some((p) => p.state === 'delivered');
+    }, { timeout: WAIT_MS, polling: 100 }, pairKey.slice(2)).catch(async (e: Error) => {
+      throw new Error(`${e.message}; the parts: ${JSON.stringify(await partsOf())}`);
+    });
+    const parts = await partsOf();
+    const [bobId] = b.node.history('alice', { limit: 100 }).filter((m) => m.text === 'to both').map((m) => m.id);
+    t.same(parts.map((p) => p.state).sort(), ['delivered', 'failed'], 'each member\'s state');
+    t.equal(parts.find((p) => p.state === 'delivered')?.id, bobId, 'bob has it');
+    t.equal(await text(pa, '#messages li.out .state'), 'failed (certificate-not-found)', 'the page still shows the member furthest behind');
   });
 
   t.test('a message to a node that is down stays queued', async (t) => {

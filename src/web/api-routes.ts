@@ -79,14 +79,25 @@ function publicContact(c: ReturnType<Messenger['contacts']>[number]): Record<str
   };
 }
 
+/** One member's copy of a sent group message: its id and delivery state. */
+interface GroupPart {
+  id: string;
+  state?: HistoryEntry['state'];
+  reason?: string;
+}
+
+type MergedEntry = HistoryEntry & { ids?: string[]; parts?: GroupPart[] };
+
 /**
  * Sent group messages are stored once per member: shown once, with the state of the member whose
- * delivery is least advanced (failed, then queued, then held, then delivered).
+ * delivery is least advanced (failed, then queued, then held, then delivered), and each member's
+ * copy in `parts` (the page follows each one's live state).
  */
-function mergeGroupSends(list: HistoryEntry[]): Array<HistoryEntry & { ids?: string[] }> {
+function mergeGroupSends(list: HistoryEntry[]): MergedEntry[] {
   const rank = { failed: 0, queued: 1, held: 2, delivered: 3 } as const;
-  const out: Array<HistoryEntry & { ids?: string[] }> = [];
-  const byKey = new Map<string, HistoryEntry & { ids: string[] }>();
+  const out: MergedEntry[] = [];
+  const byKey = new Map<string, MergedEntry & { ids: string[]; parts: GroupPart[] }>();
+  const part = (e: HistoryEntry): GroupPart => ({ id: e.id, ...(e.state ? { state: e.state } : {}), ...(e.reason !== undefined ? { reason: e.reason } : {}) });
   for (const e of list) {
     if (e.dir !== 'out') {
       out.push(e);
@@ -95,12 +106,13 @@ function mergeGroupSends(list: HistoryEntry[]): Array<HistoryEntry & { ids?: str
     const k = `${e.sentAtMs}\u0000${e.text}`;
     const seen = byKey.get(k);
     if (!seen) {
-      const first = { ...e, ids: [e.id] };
+      const first = { ...e, ids: [e.id], parts: [part(e)] };
       byKey.set(k, first);
       out.push(first);
       continue;
     }
     seen.ids.push(e.id);
+    seen.parts.push(part(e));
     if (e.state && seen.state && rank[e.state] < rank[seen.state]) {
       seen.state = e.state;
       if (e.reason !== undefined) seen.reason = e.reason;

@@ -23,7 +23,10 @@ const S = {
   view: { screen: 'none' },
   /** Live checks by fingerprint: { role, code?, done?, verified?, failed?, theirAnswer? } */
   checks: new Map(),
-  /** State elements of shown sent messages, by message id. */
+  /**
+   * Shown sent messages by message id: { el, parts } where parts maps each id of the message (a
+   * group message has one per member) to its { state, reason }; the least advanced one is shown.
+   */
   stateEls: new Map(),
   /** Ids of the messages shown in the open conversation (a live event never shows one twice). */
   shownIds: new Set(),
@@ -82,6 +85,16 @@ function timeText(ms) {
   const d = new Date(ms);
   const hm = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
   return d.toDateString() === new Date().toDateString() ? hm : `${d.toLocaleDateString()} ${hm}`;
+}
+
+/** Delivery states from the least advanced: a group message shows the member furthest behind. */
+const STATE_RANK = { failed: 0, queued: 1, held: 2, delivered: 3 };
+
+function showState(shown) {
+  let least;
+  for (const p of shown.parts.values()) if (!least || (STATE_RANK[p.state] ?? 1) < (STATE_RANK[least.state] ?? 1)) least = p;
+  shown.el.setAttribute('data-state', least.state);
+  shown.el.textContent = stateText(least.state, least.reason);
 }
 
 function stateText(state, reason) {
@@ -185,10 +198,10 @@ function chatEvent(ev) {
     return false;
   }
   if (ev.type === 'delivery') {
-    const s = S.stateEls.get(ev.id);
-    if (s) {
-      s.setAttribute('data-state', ev.state);
-      s.textContent = stateText(ev.state, ev.reason);
+    const shown = S.stateEls.get(ev.id);
+    if (shown) {
+      shown.parts.set(ev.id, { state: ev.state, reason: ev.reason });
+      showState(shown);
     }
     return false;
   }
@@ -205,8 +218,13 @@ function messageItem(m) {
   const from = out ? 'you' : safeText(m.fromName ?? m.from ?? m.contact ?? '').slice(0, 40) || 'unknown';
   let state = null;
   if (out) {
-    state = el('span', { class: 'state', 'data-state': m.state ?? 'queued' }, stateText(m.state ?? 'queued', m.reason));
-    for (const id of m.ids ?? [m.id]) S.stateEls.set(id, state);
+    state = el('span', { class: 'state' });
+    const shown = { el: state, parts: new Map() };
+    for (const p of m.parts ?? [{ id: m.id, state: m.state ?? 'queued', reason: m.reason }]) {
+      shown.parts.set(p.id, { state: p.state ?? 'queued', reason: p.reason });
+      S.stateEls.set(p.id, shown);
+    }
+    showState(shown);
   }
   return el('li', { class: out ? 'out' : 'in', 'data-id': m.id },
     el('div', { class: 'meta' }, el('span', { class: 'from', dir: 'auto' }, from), el('time', {}, timeText(m.atMs ?? m.sentAtMs ?? Date.now())), state),
