@@ -40,6 +40,8 @@ if (!existsSync(CHROMIUM)) {
   let ctxB: BrowserContext;
   let pa: Page;
   let pb: Page;
+  /** Script errors and refused requests of the two pages: a user would see none. */
+  const troubles: string[] = [];
 
   const shot = async (p: Page, name: string): Promise<void> => {
     await p.screenshot({ path: join(SCREENSHOT_DIR, `${name}.png`) as `${string}.png` });
@@ -62,6 +64,12 @@ if (!existsSync(CHROMIUM)) {
     ctxB = await browser.createBrowserContext();
     pa = await ctxA.newPage();
     pb = await ctxB.newPage();
+    for (const [who, p] of [['alice', pa], ['bob', pb]] as const) {
+      p.on('pageerror', (e) => troubles.push(`${who}: script error: ${(e as Error).message}`));
+      p.on('response', (r) => {
+        if (r.status() >= 400) troubles.push(`${who}: ${r.status()} for ${r.url()}`);
+      });
+    }
   });
 
   t.teardown(async () => {
@@ -381,6 +389,11 @@ if (!existsSync(CHROMIUM)) {
     const states = await pa.$$eval('#messages li.out', (els) => els.map((e) => [e.querySelector('.text')?.textContent, e.querySelector('.state')?.getAttribute('data-state')]));
     t.same(states.at(-1), ['are you there?', 'queued']);
     t.equal(await pa.$eval('#messages', (e) => e.getAttribute('data-key')), b.node.fingerprint, 'in the conversation with bob');
+  });
+
+  t.test('the pages met no script error, no refused request and no error notice', async (t) => {
+    t.same(troubles, []);
+    t.equal(await pa.$eval('#notice', (e) => (e as unknown as { hidden: boolean }).hidden), true, `alice's page shows no notice: ${await text(pa, '#notice')}`);
   });
 
   t.test('a wrong or missing token is refused; a page of another origin can do nothing', async (t) => {

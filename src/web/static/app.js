@@ -269,6 +269,7 @@ async function openCodes(key) {
     el('button', { type: 'button', id: 'verify-btn', class: 'primary', onclick: () => api('POST', '/api/verify', { with: key }).catch(fail) }, 'Live check now'),
     el('button', { type: 'button', onclick: () => openChat(key).catch(fail) }, 'Back to the chat'),
     el('div', { class: 'live', id: 'live' }, 'A live check shows a 6-digit code on both screens while you talk; you both say whether it is the same.')));
+  renderConvs();
   renderCheck(key);
 }
 
