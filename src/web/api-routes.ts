@@ -7,8 +7,10 @@
  * shows it with text nodes only.
  *
  * Conversations and unread counts are made from the newest CONVERSATION_SCAN_MAX messages of the
- * history; a message counts as unread when it arrived after the page last opened that
- * conversation (marks kept in memory for this start, READ_MARKS_MAX of them).
+ * history; a message counts as unread when it arrived after the newest message the page showed in
+ * that conversation when it marked it read (`POST /api/read { key, last }`; without `last`, or
+ * when `last` is not among those messages, everything up to the mark's time). A mark never moves
+ * back. Marks are kept in memory for this start, READ_MARKS_MAX of them.
  */
 import type { Messenger } from '../api/messenger.js';
 import { identityCodeAsync } from '../codes/identity-code.js';
@@ -26,12 +28,22 @@ export const WEB_HISTORY_LIMIT_MAX = 500;
 /** Read marks kept; past it the oldest is forgotten (its conversation then counts from the start). */
 export const READ_MARKS_MAX = 4096;
 
+/**
+ * How far a conversation was read: up to a time (every message that arrived then or before), or
+ * up to a message (`id`, which arrived at `atMs`; a message of the same millisecond stored after
+ * it is still unread).
+ */
+export interface ReadMark {
+  atMs: number;
+  id?: string;
+}
+
 export interface RouteContext {
   m: Messenger;
   home: string;
   /** The page's own URL (for /api/me). */
   url: string;
-  readMarks: Map<string, number>;
+  readMarks: Map<string, ReadMark>;
   /** When this server started: messages before it count as read. */
   startedAtMs: number;
   now: () => number;
@@ -61,9 +73,22 @@ function param(q: URLSearchParams, key: string): string {
   return v;
 }
 
-function mark(ctx: RouteContext, key: string): void {
+/**
+ * Marks conversation `key` read up to the message `last` the page showed (its arrival time), or
+ * up to now. The order in which the page's read and a new message reach the server does not
+ * matter: a message the page had not shown yet stays unread.
+ */
+function mark(ctx: RouteContext, key: string, last: string | undefined): void {
+  let next: ReadMark = { atMs: ctx.now() };
+  if (last !== undefined) {
+    const shown = ctx.m.history(undefined, { limit: CONVERSATION_SCAN_MAX }).find((e) => e.id === last && conversationKey(e) === key);
+    if (shown) next = { atMs: shown.atMs, id: shown.id };
+  }
+  const before = ctx.readMarks.get(key);
+  // Never back: an earlier time, or a message of the same millisecond as a mark by time, keeps the mark.
+  if (before && (before.atMs > next.atMs || (before.atMs === next.atMs && before.id === undefined))) next = before;
   ctx.readMarks.delete(key);
-  ctx.readMarks.set(key, ctx.now());
+  ctx.readMarks.set(key, next);
   if (ctx.readMarks.size > READ_MARKS_MAX) ctx.readMarks.delete(ctx.readMarks.keys().next().value!);
 }
 
@@ -128,8 +153,11 @@ function conversations(ctx: RouteContext): unknown[] {
   const convs = new Map<string, { kind: string; key: string; name: string; unread: number; last?: HistoryEntry; contact?: unknown }>();
   for (const c of m.contacts()) convs.set(c.fingerprint, { kind: 'contact', key: c.fingerprint, name: c.petname, unread: 0, contact: publicContact(c) });
   for (const g of m.groups()) convs.set(`g:${g.id}`, { kind: 'group', key: `g:${g.id}`, name: g.name, unread: 0 });
+  // Marks by message whose message was passed (history is in the order messages were stored).
+  const passed = new Set<string>();
   for (const e of recent) {
     const key = conversationKey(e);
+    const readTo = ctx.readMarks.get(key) ?? { atMs: ctx.startedAtMs };
     let c = convs.get(key);
     if (!c) {
       // A stranger who wrote (a message request), or a group we only know from its messages.
@@ -139,7 +167,9 @@ function conversations(ctx: RouteContext): unknown[] {
       convs.set(key, c);
     }
     c.last = e;
-    if (e.dir === 'in' && e.atMs > (ctx.readMarks.get(key) ?? ctx.startedAtMs)) c.unread++;
+    const unread = e.atMs > readTo.atMs || (e.atMs === readTo.atMs && readTo.id !== undefined && passed.has(key));
+    if (e.dir === 'in' && unread) c.unread++;
+    if (e.id === readTo.id) passed.add(key);
   }
   return [...convs.values()]
     .map((c) => ({ ...c, last: c.last ? { text: c.last.text, atMs: c.last.atMs, dir: c.last.dir } : undefined }))
@@ -193,7 +223,8 @@ export const ROUTES: Record<string, Route> = {
   'GET /api/conversations': (ctx) => ({ conversations: conversations(ctx) }),
   'GET /api/history': (ctx, { query }) => history(ctx, query),
   'POST /api/read': (ctx, { body }) => {
-    mark(ctx, str(body, 'key'));
+    const last = body.last === undefined ? undefined : str(body, 'last');
+    mark(ctx, str(body, 'key'), last);
     return {};
   },
   'POST /api/send': (ctx, { body }) => {

@@ -30,6 +30,8 @@ const S = {
   stateEls: new Map(),
   /** Ids of the messages shown in the open conversation (a live event never shows one twice). */
   shownIds: new Set(),
+  /** The newest message shown in the open conversation: it is read up to there. */
+  lastShownId: undefined,
   /** The newest conversation list asked for: an older answer that comes later is dropped. */
   convsAsked: 0,
   /**
@@ -157,6 +159,7 @@ async function openChat(key) {
   if (load.events === null) return openChat(key);
   S.stateEls.clear();
   S.shownIds.clear();
+  S.lastShownId = undefined;
   const header = el('header', {},
     el('h2', { dir: 'auto', id: 'chat-title' }, safeText(c?.name ?? key.slice(0, 12))),
     c?.contact ? el('span', { class: `badge ${c.contact.verification}`, id: 'verification' }, c.contact.verification) : null,
@@ -182,9 +185,12 @@ async function openChat(key) {
   await markRead(key);
 }
 
-/** Tells the server the conversation was read, then loads the list again (its counts come after the mark). */
+/**
+ * Tells the server the conversation was read up to the newest message shown, then loads the list
+ * again (its counts come after the mark).
+ */
 async function markRead(key) {
-  await api('POST', '/api/read', { key });
+  await api('POST', '/api/read', { key, last: S.lastShownId });
   await loadConvs();
 }
 
@@ -215,6 +221,7 @@ function chatEvent(ev) {
 function messageItem(m) {
   const out = m.dir === 'out';
   for (const id of m.ids ?? [m.id]) S.shownIds.add(id);
+  S.lastShownId = m.id;
   const from = out ? 'you' : safeText(m.fromName ?? m.from ?? m.contact ?? '').slice(0, 40) || 'unknown';
   let state = null;
   if (out) {
