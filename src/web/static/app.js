@@ -151,9 +151,13 @@ async function openChat(key) {
   renderConvs();
   const group = key.startsWith('g:');
   const q = group ? `group=${encodeURIComponent(key.slice(2))}` : `with=${encodeURIComponent(key)}`;
-  const { messages } = await api('GET', `/api/history?${q}&limit=200`).finally(() => {
-    if (S.chatLoad === load && !chatOpen(key)) S.chatLoad = null;
-  });
+  let messages;
+  try {
+    ({ messages } = await api('GET', `/api/history?${q}&limit=200`));
+  } finally {
+    // A load that failed, or whose conversation was left, keeps no more events.
+    if (S.chatLoad === load && (messages === undefined || !chatOpen(key))) S.chatLoad = null;
+  }
   if (S.chatLoad !== load) return;
   S.chatLoad = null;
   if (load.events === null) return openChat(key);
