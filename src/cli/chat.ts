@@ -63,6 +63,8 @@ export interface ChatOptions {
   now?: () => number;
   /** Colours; default on a terminal unless NO_COLOR. */
   colour?: boolean;
+  /** The web page's link (with its token), when --web serves one: in the heading and the ready event. */
+  web?: string;
 }
 
 interface Request {
@@ -385,8 +387,8 @@ export async function runChat(m: Messenger, opts: ChatOptions, stop: Promise<voi
   if (Array.isArray(cfg.blocked)) for (const fp of cfg.blocked) if (typeof fp === 'string' && fingerprintFromHex(fp)) m.block(fp);
   if (typeof cfg.chatTo === 'string' && (m.contacts().some((c) => c.petname === cfg.chatTo) || m.groups().some((g) => g.name === cfg.chatTo))) target = cfg.chatTo;
   const code = await identityCodeAsync(m.identity.fingerprint);
-  event('ready', { address: m.address, fingerprint: m.fingerprint, code, ...(target ? { to: target } : {}) },
-    `${opts.title}\nyour address  ${m.address}\nyour code     ${code}${target ? `\ntalking to    ${safeText(target)}` : ''}\ntype /help for commands (Tab completes)`);
+  event('ready', { address: m.address, fingerprint: m.fingerprint, code, ...(target ? { to: target } : {}), ...(opts.web ? { web: opts.web } : {}) },
+    `${opts.title}\nyour address  ${m.address}\nyour code     ${code}${opts.web ? `\nweb page      ${opts.web}` : ''}${target ? `\ntalking to    ${safeText(target)}` : ''}\ntype /help for commands (Tab completes)`);
   showRecent(m, view, target);
   ready = true;
   input.rl.setPrompt(prompt());

@@ -3,9 +3,10 @@ import type { CommandModule } from 'yargs';
 import { Client } from '../../api/client.js';
 import { cliContext, type GlobalArgs } from '../context.js';
 import { runChat } from '../chat.js';
+import { startWeb, webOptions, type WebArgs } from '../web-option.js';
 import { peerFor, portOption, clientTuning, untilSignal, savePeer, RETAIN_DAYS_OPTION } from '../session.js';
 
-interface Args extends GlobalArgs {
+interface Args extends GlobalArgs, WebArgs {
   peer?: string;
   host?: string;
   port: number;
@@ -17,7 +18,7 @@ export const clientCommand: CommandModule<GlobalArgs, Args> = {
   command: 'client',
   describe: 'run an interactive client of a peer elsewhere',
   builder: (y) =>
-    y
+    webOptions(y)
       .option('peer', { type: 'string', describe: 'your peer, HOST:PORT (saved for next time)', requiresArg: true })
       .option('host', { type: 'string', describe: 'local address to send from (default all)', requiresArg: true })
       .option('port', { type: 'number', default: 0, describe: 'local UDP port (default any)', requiresArg: true })
@@ -37,7 +38,12 @@ export const clientCommand: CommandModule<GlobalArgs, Args> = {
       const onRegistered = (): void => void savePeer(ctx.home, peer).catch((e: Error) => ctx.note(`peerpost: could not save the peer: ${e.message}`));
       if (argv.peer !== undefined) client.once('registered', onRegistered);
       try {
-        await runChat(client, { io: ctx.io, json: ctx.json, title: `peerpost client of ${peer}`, home: ctx.home }, sig.promise);
+        const web = await startWeb(client, argv, ctx.home, ctx.log, ctx.note);
+        try {
+          await runChat(client, { io: ctx.io, json: ctx.json, title: `peerpost client of ${peer}`, home: ctx.home, ...(web ? { web: web.url } : {}) }, sig.promise);
+        } finally {
+          await web?.close();
+        }
       } finally {
         client.off('registered', onRegistered);
         await client.close();

@@ -4,9 +4,10 @@ import { Node } from '../../api/node.js';
 import { readConfig, updateConfig } from '../../identity/home.js';
 import { cliContext, type GlobalArgs } from '../context.js';
 import { runChat } from '../chat.js';
+import { startWeb, webOptions, type WebArgs } from '../web-option.js';
 import { portOption, clientTuning, untilSignal, RETAIN_DAYS_OPTION } from '../session.js';
 
-interface Args extends GlobalArgs {
+interface Args extends GlobalArgs, WebArgs {
   host: string;
   port: number;
   advertise?: string;
@@ -19,7 +20,7 @@ export const nodeCommand: CommandModule<GlobalArgs, Args> = {
   command: 'node',
   describe: 'run a node: your own peer and a client of it in one process, with the chat',
   builder: (y) =>
-    y
+    webOptions(y)
       .option('host', { type: 'string', default: '127.0.0.1', describe: 'address to listen on (a literal IP)', requiresArg: true })
       .option('port', { type: 'number', default: 7777, describe: 'UDP port', requiresArg: true })
       .option('advertise', { type: 'string', describe: 'HOST:PORT others reach this node at (default: --host:--port)', requiresArg: true })
@@ -42,7 +43,12 @@ export const nodeCommand: CommandModule<GlobalArgs, Args> = {
       try {
         // A node is its own peer: `id` and one-shot commands use this address.
         await updateConfig(ctx.home, { peer: node.address.slice(node.fingerprint.length + 1) });
-        await runChat(node, { io: ctx.io, json: ctx.json, title: `peerpost node on ${node.boundAddress}`, home: ctx.home }, sig.promise);
+        const web = await startWeb(node, argv, ctx.home, ctx.log, ctx.note);
+        try {
+          await runChat(node, { io: ctx.io, json: ctx.json, title: `peerpost node on ${node.boundAddress}`, home: ctx.home, ...(web ? { web: web.url } : {}) }, sig.promise);
+        } finally {
+          await web?.close();
+        }
       } finally {
         await node.close();
       }
