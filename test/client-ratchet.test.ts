@@ -213,16 +213,17 @@ t.test('which start key a client takes: both at once, a CARD sent again, a runni
   const lowStart = low.r.startFor(high.ctx.fingerprint, hex(high.ctx.identity.cert))!;
   const highStart = high.r.startFor(low.ctx.fingerprint, hex(low.ctx.identity.cert))!;
   t.same(low.r.startFor(high.ctx.fingerprint, hex(high.ctx.identity.cert)), lowStart, 'a waiting session gives the same start again');
-  t.equal(low.r.accept(high.ctx.fingerprint, highStart), 'kept_ours');
-  t.equal(low.r.accept(high.ctx.fingerprint, highStart), 'ignored', 'a duplicate of that CARD is answered once');
+  t.equal(low.r.accept(high.ctx.fingerprint, highStart, START_MS), 'kept_ours');
+  t.equal(low.r.accept(high.ctx.fingerprint, highStart, START_MS), 'ignored', 'a duplicate of that CARD is answered once');
   t.equal(low.ctx.s.ratchets![high.ctx.fingerprint]!.start, hex(lowStart), 'both started: the lower fingerprint keeps its own');
-  t.equal(high.r.accept(low.ctx.fingerprint, lowStart), 'taken');
+  t.equal(high.r.accept(low.ctx.fingerprint, lowStart, START_MS), 'taken');
   t.equal(high.ctx.s.ratchets![low.ctx.fingerprint]!.start, hex(lowStart), 'and the higher takes the lower one\'s');
   const running = high.ctx.s.ratchets![low.ctx.fingerprint]!.s;
-  t.equal(high.r.accept(low.ctx.fingerprint, lowStart), 'ignored');
+  t.equal(high.r.accept(low.ctx.fingerprint, lowStart, START_MS + 1), 'ignored');
   t.equal(high.ctx.s.ratchets![low.ctx.fingerprint]!.s, running, 'the same start again changes nothing');
-  t.equal(high.r.accept(low.ctx.fingerprint, new Uint8Array(randomBytes(32))), 'ignored');
-  t.equal(high.ctx.s.ratchets![low.ctx.fingerprint]!.s, running, 'a running session is kept');
+  t.equal(high.r.accept(low.ctx.fingerprint, new Uint8Array(randomBytes(32)), START_MS), 'ignored');
+  t.equal(high.ctx.s.ratchets![low.ctx.fingerprint]!.s, running, 'a running session is kept against a CARD no newer than its own');
+  t.equal(low.r.accept(high.ctx.fingerprint, highStart, START_MS + 5), 'ignored', 'a start key once ignored stays ignored, however late');
   t.equal(high.r.startFor(low.ctx.fingerprint, hex(low.ctx.identity.cert)), undefined, 'and our CARD carries no start');
   const blob = high.r.blobFor(low.ctx.fingerprint, hex(low.ctx.identity.cert), { kind: 1, id: new Uint8Array(16), sentAtMs: START_MS, body: new Uint8Array(3) });
   t.equal(blob[0], RATCHET_VERSION, 'the responder sends through the session at once');
@@ -232,6 +233,13 @@ t.test('which start key a client takes: both at once, a CARD sent again, a runni
   t.same(low.r.open(START_MS, blob), { ok: false, reason: 'not_this_session' }, 'a corrupted stored session is dropped');
   t.equal(low.ctx.s.ratchets![high.ctx.fingerprint], undefined);
   t.equal(low.ctx.drops.toJSON()['ratchet_bad_state'], 1, 'and counted');
+  // Low lost its session; its next CARD carries a new start key, newer than the one high took.
+  const again = low.r.startFor(high.ctx.fingerprint, hex(high.ctx.identity.cert))!;
+  t.not(hex(again), hex(lowStart), 'a new start key');
+  t.equal(high.r.accept(low.ctx.fingerprint, again, START_MS + 10), 'restarted', 'a newer CARD with a new start key replaces the running session');
+  t.equal(high.ctx.s.ratchets![low.ctx.fingerprint]!.start, hex(again));
+  t.equal(high.r.accept(low.ctx.fingerprint, lowStart, START_MS + 20), 'ignored', 'the start key it replaced, replayed later, does not');
+  t.equal(high.ctx.s.ratchets![low.ctx.fingerprint]!.start, hex(again));
 });
 
 t.test('a stranger\'s start key is not taken; once accepted as a contact, one session starts', async (t) => {
