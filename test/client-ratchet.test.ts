@@ -181,7 +181,7 @@ t.test('a session message replayed, also after a restart: shown once, receipted 
   t.equal(w.c('a').stats().drops['ratchet_not_this_session'] ?? 0, 0);
 });
 
-t.test('a long message goes in sealed chunks beside the session', async (t) => {
+t.test('a long message goes in chunks through the session, exactly once under duplication and reordering', async (t) => {
   const w = world('chunks', { duplicate: 0.2, reorder: 0.2, delayMs: 10, jitterMs: 20 });
   connect(w, t);
   w.versions.a.length = 0;
@@ -189,7 +189,33 @@ t.test('a long message goes in sealed chunks beside the session', async (t) => {
   const [id] = w.c('a').send(w.net.now, ['bob'], text);
   t.ok(w.net.runUntil(() => delivered(w, 'a', [id!]), 600_000));
   t.same(texts(w.events.b), [text]);
-  t.ok(w.versions.a.includes(SEAL_VERSION), 'chunks are sealed');
+  const parts = w.stores.a.load()!.outbox.find((m) => m.id === id)!.parts;
+  t.ok(parts.length >= 4, `${parts.length} chunks`);
+  t.ok(parts.every((p) => p.chain !== undefined && p.n !== undefined), 'each chunk has its place in the sending chain');
+  t.ok(w.versions.a.length >= parts.length && w.versions.a.every((v) => v === RATCHET_VERSION), 'every chunk went through the session, none sealed');
+  t.equal(SEAL_VERSION, 1);
+});
+
+t.test('the receiver restarts in the middle of a long message: the chunks it lost go again, the message is shown once', async (t) => {
+  const w = world('chunks-restart', { delayMs: 10 });
+  connect(w, t);
+  const text = 'y'.repeat(4000);
+  let pushes = 0;
+  // Bob's peer pushes only the first two chunks before bob restarts (the others wait in the mailbox).
+  w.net.filter = (d) => {
+    if (d.from.host !== P2.host || d.to.host !== B.host || d.data.length < 1000) return true;
+    return ++pushes <= 2;
+  };
+  const [id] = w.c('a').send(w.net.now, ['bob'], text);
+  t.ok(w.net.runUntil(() => pushes >= 2, 600_000), 'two chunks reached bob');
+  w.net.run(1_000);
+  t.equal(w.c('b').stats().partials, 1, 'bob holds a partial message in RAM');
+  w.restart('b');
+  w.net.filter = undefined;
+  t.ok(w.net.runUntil(() => delivered(w, 'a', [id!]), 3_600_000), 'delivered');
+  t.same(texts(w.events.b), [text], 'shown once, whole');
+  t.ok((w.c('b').stats().drops['ratchet_chunk_again'] ?? 0) > 0, 'copies of the lost chunks no longer opened');
+  t.ok(w.events.a.some((e) => e.type === 'session-restarted' && e.by === 'us'), 'alice restarted the session and sent them again');
 });
 
 t.test('CARD bodies: the start key is an optional third item', async (t) => {

@@ -36,7 +36,8 @@
  * the recipient answers, then through the new session), and a `session-restarted` event says so.
  * The recipient shows a message at most once: its (sender, id) dedupe catches a copy of one it
  * had opened. The same happens, from the other side, when a contact's CARD restarts the session
- * (resendAfterRestart). A part found out of step more than RATCHET_SKIP_PER_MESSAGE_MAX messages
+ * (resendAfterRestart); the chunks of a long message go again likewise (made again from the
+ * kept body: splitBody is deterministic). A part found out of step more than RATCHET_SKIP_PER_MESSAGE_MAX messages
  * past the last one the recipient acknowledged in the same sending chain fails
  * `session-skip-bound`: the recipient refuses it (too_far_ahead) and it is not sent again.
  *
@@ -388,19 +389,37 @@ export class Outgoing {
       if (m.to !== fp) continue;
       for (const p of m.parts) if (p.receipt && p.chain !== undefined && p.n !== undefined) acked.set(p.chain, Math.max(acked.get(p.chain) ?? -1, p.n));
     }
+    const tooFar = (p: OutboxPart): boolean => p.n! - ((acked.get(p.chain!) ?? -1) + 1) > RATCHET_SKIP_PER_MESSAGE_MAX;
     for (const m of [...this.ctx.s.outbox]) {
-      const p = m.parts[0];
-      if (m.to !== fp || !unfinished(m) || m.plain === undefined || m.parts.length !== 1 || !p || p.receipt || p.chain === undefined) continue;
-      if (p.n! - ((acked.get(p.chain) ?? -1) + 1) > RATCHET_SKIP_PER_MESSAGE_MAX) {
+      if (m.to !== fp || !unfinished(m) || m.plain === undefined) continue;
+      const redo = m.parts.filter((p) => !p.receipt && p.chain !== undefined);
+      if (redo.length === 0) continue;
+      if (redo.some(tooFar)) {
         this.finish(m, 'failed', 'session-skip-bound');
         continue;
       }
-      const made = this.ratchets.partFor(fp, certHex, { kind: m.kind, id: unhex(m.id), sentAtMs: m.createdAtMs, body: unhex(m.plain) });
-      const part: OutboxPart = { id: p.id, blob: hex(made.blob), peerStatus: p.peerStatus, receipt: false, again: true };
-      if (made.chain !== undefined) Object.assign(part, { chain: made.chain, n: made.n });
-      else delete m.plain;
-      m.parts = [part];
-      this.transfers.delete(p.id);
+      const body = unhex(m.plain);
+      const pieces = m.parts.length > 1 ? splitBody(body) : [body];
+      let session = false;
+      m.parts = m.parts.map((p, index) => {
+        if (p.receipt || p.chain === undefined) {
+          session ||= p.chain !== undefined;
+          return p;
+        }
+        const id = unhex(p.id);
+        const c = m.parts.length > 1
+          ? { kind: ContentKind.CHUNK, id, sentAtMs: m.createdAtMs, body: encodeChunk({ messageId: unhex(m.id), index, count: pieces.length, innerKind: m.kind, data: pieces[index]! }) }
+          : { kind: m.kind, id, sentAtMs: m.createdAtMs, body };
+        const made = this.ratchets.partFor(fp, certHex, c);
+        this.transfers.delete(p.id);
+        const part: OutboxPart = { id: p.id, blob: hex(made.blob), peerStatus: p.peerStatus, receipt: false, again: true };
+        if (made.chain !== undefined) {
+          Object.assign(part, { chain: made.chain, n: made.n });
+          session = true;
+        }
+        return part;
+      });
+      if (!session) delete m.plain;
       this.ctx.putOutbox(m);
       this.restore(now, m);
     }
@@ -453,8 +472,13 @@ export class Outgoing {
       m.parts = pieces.map((data, index) => {
         const id = ctx.random(16);
         const b = encodeChunk({ messageId: unhex(m.id), index, count: pieces.length, innerKind: m.kind, data });
-        const blob = this.ratchets.sealed(certHex, { kind: ContentKind.CHUNK, id, sentAtMs: m.createdAtMs, body: b });
-        return { id: hex(id), blob: hex(blob), peerStatus: 'none', receipt: false };
+        const made = this.ratchets.partFor(m.to, certHex, { kind: ContentKind.CHUNK, id, sentAtMs: m.createdAtMs, body: b });
+        const part: OutboxPart = { id: hex(id), blob: hex(made.blob), peerStatus: 'none', receipt: false };
+        if (made.chain !== undefined) {
+          Object.assign(part, { chain: made.chain, n: made.n });
+          m.plain = hex(body);
+        }
+        return part;
       });
     }
     delete m.body;

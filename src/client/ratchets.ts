@@ -14,11 +14,13 @@
  *     before (`old`), or one from a CARD sent no later than the one our session began from (`at`),
  *     is ignored, so a late or replayed CARD does not restart a session. restart() is our side of
  *     it: a new start key replaces a session that our messages no longer get through.
- *   - A single-part message, receipt or CARD goes through the session once the session can send,
- *     and is sealed otherwise; CHUNK parts are always sealed (see `sealed`).
+ *   - Every part (a message, a CHUNK of a long one, a receipt, a CARD) goes through the session
+ *     once the session can send, and is sealed otherwise.
  *   - A blob whose first byte is RATCHET_VERSION is tried against each session in turn.
  *   - Push ids opened through a session are remembered (`ratchetSeen`), so that a duplicate, which
- *     no longer opens, still gets its receipt again.
+ *     no longer opens, still gets its receipt again. A CHUNK's is remembered with its message id:
+ *     a duplicate gets a receipt only once the whole message was shown (partial messages live in
+ *     RAM; a chunk lost with them is sent again under a new session, outgoing.ts).
  *
  * Bounds (behaviour at the bound):
  *   certsMax          sessions kept; beyond, the least recently used is forgotten (the next CARD
@@ -202,10 +204,7 @@ export class Ratchets {
     return { blob: this.sealed(certHex, c) };
   }
 
-  /**
-   * Sealed to `certHex`, never through the session: for CHUNK parts, whose receiver keeps partial
-   * messages only in memory and must be able to open a chunk sent again after it restarted.
-   */
+  /** Sealed to `certHex`, never through the session. */
   sealed(certHex: string, c: SealInput): Uint8Array {
     return seal({ sender: this.ctx.identity, senderPeer: this.ctx.senderPeer, recipientCert: unhex(certHex), content: c, random: this.ctx.random });
   }
@@ -238,21 +237,25 @@ export class Ratchets {
     }
   }
 
-  /** Remember that push `id` (hex) from `fp`, whose peer is `peer`, was opened through a session. */
-  seen(id: string, fp: string, peer: string, receipt: boolean): void {
+  /**
+   * Remember that push `id` (hex) from `fp`, whose peer is `peer`, was opened through a session:
+   * a receipt, or a CHUNK of message `chunkOf` (hex), or else a whole message.
+   */
+  seen(id: string, fp: string, peer: string, receipt: boolean, chunkOf?: string): void {
     const all = (this.ctx.s.ratchetSeen ??= {});
-    all[id] = `${fp} ${peer}${receipt ? ' r' : ''}`;
+    all[id] = `${fp} ${peer}${receipt ? ' r' : chunkOf ? ` c${chunkOf}` : ''}`;
     const keys = Object.keys(all);
     for (let i = 0; i < keys.length - this.ctx.o.dedupeEntriesMax; i++) delete all[keys[i]!];
     this.ctx.dirty = true;
   }
 
-  /** Who sent push `id` (hex) that was opened through a session, from which peer, and whether it was a receipt. */
-  seenFrom(id: string): { fp: string; peer: string; receipt: boolean } | undefined {
+  /** Who sent push `id` (hex) that was opened through a session, from which peer, whether it was a receipt, and the message it is a chunk of. */
+  seenFrom(id: string): { fp: string; peer: string; receipt: boolean; chunkOf?: string } | undefined {
     const v = this.ctx.s.ratchetSeen?.[id];
     if (typeof v !== 'string') return undefined;
     const [fp, peer, r] = v.split(' ');
-    return fp && peer ? { fp, peer, receipt: r === 'r' } : undefined;
+    if (!fp || !peer) return undefined;
+    return { fp, peer, receipt: r === 'r', ...(r?.startsWith('c') ? { chunkOf: r.slice(1) } : {}) };
   }
 }
 
