@@ -239,17 +239,17 @@ t.test('which start key a client takes: both at once, a CARD sent again, a runni
   const lowStart = low.r.startFor(high.ctx.fingerprint, hex(high.ctx.identity.cert))!;
   const highStart = high.r.startFor(low.ctx.fingerprint, hex(low.ctx.identity.cert))!;
   t.same(low.r.startFor(high.ctx.fingerprint, hex(high.ctx.identity.cert)), lowStart, 'a waiting session gives the same start again');
-  t.equal(low.r.accept(high.ctx.fingerprint, highStart, START_MS), 'kept_ours');
-  t.equal(low.r.accept(high.ctx.fingerprint, highStart, START_MS), 'ignored', 'a duplicate of that CARD is answered once');
+  t.equal(low.r.accept(START_MS, high.ctx.fingerprint, highStart, START_MS), 'kept_ours');
+  t.equal(low.r.accept(START_MS, high.ctx.fingerprint, highStart, START_MS), 'ignored', 'a duplicate of that CARD is answered once');
   t.equal(low.ctx.s.ratchets![high.ctx.fingerprint]!.start, hex(lowStart), 'both started: the lower fingerprint keeps its own');
-  t.equal(high.r.accept(low.ctx.fingerprint, lowStart, START_MS), 'taken');
+  t.equal(high.r.accept(START_MS, low.ctx.fingerprint, lowStart, START_MS), 'taken');
   t.equal(high.ctx.s.ratchets![low.ctx.fingerprint]!.start, hex(lowStart), 'and the higher takes the lower one\'s');
   const running = high.ctx.s.ratchets![low.ctx.fingerprint]!.s;
-  t.equal(high.r.accept(low.ctx.fingerprint, lowStart, START_MS + 1), 'ignored');
+  t.equal(high.r.accept(START_MS, low.ctx.fingerprint, lowStart, START_MS + 1), 'ignored');
   t.equal(high.ctx.s.ratchets![low.ctx.fingerprint]!.s, running, 'the same start again changes nothing');
-  t.equal(high.r.accept(low.ctx.fingerprint, new Uint8Array(randomBytes(32)), START_MS), 'ignored');
+  t.equal(high.r.accept(START_MS, low.ctx.fingerprint, new Uint8Array(randomBytes(32)), START_MS), 'ignored');
   t.equal(high.ctx.s.ratchets![low.ctx.fingerprint]!.s, running, 'a running session is kept against a CARD no newer than its own');
-  t.equal(low.r.accept(high.ctx.fingerprint, highStart, START_MS + 5), 'ignored', 'a start key once ignored stays ignored, however late');
+  t.equal(low.r.accept(START_MS, high.ctx.fingerprint, highStart, START_MS + 5), 'ignored', 'a start key once ignored stays ignored, however late');
   t.equal(high.r.startFor(low.ctx.fingerprint, hex(low.ctx.identity.cert)), undefined, 'and our CARD carries no start');
   const blob = high.r.blobFor(low.ctx.fingerprint, hex(low.ctx.identity.cert), { kind: 1, id: new Uint8Array(16), sentAtMs: START_MS, body: new Uint8Array(3) });
   t.equal(blob[0], RATCHET_VERSION, 'the responder sends through the session at once');
@@ -262,9 +262,9 @@ t.test('which start key a client takes: both at once, a CARD sent again, a runni
   // Low lost its session; its next CARD carries a new start key, newer than the one high took.
   const again = low.r.startFor(high.ctx.fingerprint, hex(high.ctx.identity.cert))!;
   t.not(hex(again), hex(lowStart), 'a new start key');
-  t.equal(high.r.accept(low.ctx.fingerprint, again, START_MS + 10), 'restarted', 'a newer CARD with a new start key replaces the running session');
+  t.equal(high.r.accept(START_MS, low.ctx.fingerprint, again, START_MS + 10), 'restarted', 'a newer CARD with a new start key replaces the running session');
   t.equal(high.ctx.s.ratchets![low.ctx.fingerprint]!.start, hex(again));
-  t.equal(high.r.accept(low.ctx.fingerprint, lowStart, START_MS + 20), 'ignored', 'the start key it replaced, replayed later, does not');
+  t.equal(high.r.accept(START_MS, low.ctx.fingerprint, lowStart, START_MS + 20), 'ignored', 'the start key it replaced, replayed later, does not');
   t.equal(high.ctx.s.ratchets![low.ctx.fingerprint]!.start, hex(again));
 });
 
@@ -292,4 +292,40 @@ t.test('a stranger\'s start key is not taken; once accepted as a contact, one se
   t.ok(w.versions.a.includes(RATCHET_VERSION) && w.versions.b.includes(RATCHET_VERSION), 'through the session both ways');
   t.same(texts(w.events.b), ['hello stranger 0', 'after 0', 'after 1']);
   t.same(texts(w.events.a), ['reply 0', 'reply 1']);
+});
+
+t.test('a replaced session still opens what was on its way under it; a CARD older than the session\'s messages restarts nothing', async (t) => {
+  const mk = (who: 'a' | 'b'): { ctx: ClientContext; r: Ratchets } => {
+    const ctx = new ClientContext({ identity: ids[who], peer: P1, store: new MemoryClientStore(), random: (n) => new Uint8Array(randomBytes(n)) }, START_MS);
+    return { ctx, r: new Ratchets(ctx) };
+  };
+  const a = mk('a');
+  const b = mk('b');
+  const fa = a.ctx.fingerprint;
+  const fb = b.ctx.fingerprint;
+  const part = (n: number): { kind: number; id: Uint8Array; sentAtMs: number; body: Uint8Array } => ({ kind: 1, id: new Uint8Array(16).fill(n), sentAtMs: START_MS + n, body: new Uint8Array(3) });
+  const start = a.r.startFor(fb, hex(b.ctx.identity.cert))!;
+  t.equal(b.r.accept(START_MS, fa, start, START_MS), 'taken');
+  const first = b.r.blobFor(fa, hex(a.ctx.identity.cert), part(5));
+  t.ok(a.r.open(START_MS, first).ok, 'alice opens bob\'s first message: her session runs');
+  t.equal(a.ctx.s.ratchets![fb]!.at, START_MS + 5, 'and notes its sending time');
+  t.equal(a.r.accept(START_MS, fb, new Uint8Array(randomBytes(32)), START_MS + 3), 'ignored', 'a CARD bob sent before that message restarts nothing');
+  const fromA = a.r.blobFor(fb, hex(b.ctx.identity.cert), part(6));
+  const fromB = b.r.blobFor(fa, hex(a.ctx.identity.cert), part(7));
+  t.equal(fromA[0], RATCHET_VERSION);
+  // Alice finds the session out of step and restarts it; bob's message under the old one is still on its way.
+  t.ok(a.r.restart(START_MS + 10, fb, hex(b.ctx.identity.cert)));
+  const again = a.r.startFor(fb, hex(b.ctx.identity.cert))!;
+  t.not(hex(again), hex(start), 'a new start key');
+  const o1 = a.r.open(START_MS + 11, fromB);
+  t.ok(o1.ok && o1.opened.fromHex === fb, 'alice opens it with the session she replaced');
+  t.equal(b.r.accept(START_MS + 12, fa, again, START_MS + 10), 'restarted', 'bob takes the new start key over his running session');
+  const o2 = b.r.open(START_MS + 13, fromA);
+  t.ok(o2.ok && o2.opened.fromHex === fa, 'and still opens alice\'s message sent under the old one');
+  const reply = b.r.blobFor(fa, hex(a.ctx.identity.cert), part(8));
+  t.ok(a.r.open(START_MS + 14, reply).ok, 'the new session carries bob\'s next message');
+  t.ok(a.r.canSend(fb), 'and alice can send through it');
+  const later = START_MS + 9 * 24 * 3600_000;
+  t.same(b.r.open(later, fromA), { ok: false, reason: 'not_this_session' }, 'a copy is not opened again');
+  t.equal(b.ctx.s.ratchets![fa]!.prev, undefined, 'the replaced session is forgotten after RATCHET_SKIPPED_KEY_AGE_MAX_MS');
 });

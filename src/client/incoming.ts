@@ -159,7 +159,7 @@ export class Incoming {
     if (!this.ctx.certOf(from)) this.lookups.keep(from, hex(card.cert));
     // Only a contact's start key is taken: a flood of strangers' CARDs must not push contacts' sessions out.
     const contact = this.ctx.s.contacts.find((c) => c.fingerprint === from && !c.changed);
-    const took = card.start && contact ? this.ratchets.accept(from, card.start, opened.sentAtMs) : 'ignored';
+    const took = card.start && contact ? this.ratchets.accept(now, from, card.start, opened.sentAtMs) : 'ignored';
     if (took === 'kept_ours') this.outgoing.sendCardAgain(now, { fp: from, peer: contact!.peer });
     if (took === 'restarted') {
       // The contact lost or restored its side: what went through the old session goes again.

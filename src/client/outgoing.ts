@@ -286,8 +286,10 @@ export class Outgoing {
       return;
     }
     if (t.attempt === 1) link.rtt.sample(now - t.sentAtMs);
-    if (status === DeliveryStatus.DELIVERED && t.blob[0] === RATCHET_VERSION && ++t.unreceipted >= SESSION_RECOVERY_ROUNDS) {
-      // Pushed and acknowledged again and again, never receipted: the recipient cannot open it.
+    // Pushed and acknowledged again and again, never receipted: the recipient cannot open it. The
+    // chunks of a long message count once all of them were pushed (their receipts wait for the last).
+    const whole = t.msg.parts.every((x) => x.receipt || x.peerStatus === 'acked');
+    if (status === DeliveryStatus.DELIVERED && t.blob[0] === RATCHET_VERSION && whole && ++t.unreceipted >= SESSION_RECOVERY_ROUNDS) {
       this.restartSession(now, t.to);
       if (this.transfers.get(t.id) !== t) return;
     }
@@ -368,7 +370,7 @@ export class Outgoing {
    */
   restartSession(now: number, fp: string): void {
     const certHex = this.ctx.certOf(fp);
-    if (!certHex || !this.ratchets.restart(fp, certHex)) return;
+    if (!certHex || !this.ratchets.restart(now, fp, certHex)) return;
     const peer = this.ctx.s.contacts.find((c) => c.fingerprint === fp)?.peer ?? this.ctx.s.outbox.find((m) => m.to === fp)?.toPeer;
     if (peer) this.sendCardAgain(now, { fp, peer });
     this.resendAfterRestart(now, fp);

@@ -11,9 +11,13 @@
  *   - Recovery: a contact's CARD with a new start key while a session runs means the contact lost
  *     or restarted its side (a home restored from a backup, lost state, or it found the session out
  *     of step): the new session replaces ours ('restarted'). A start key we ignored or replaced
- *     before (`old`), or one from a CARD sent no later than the one our session began from (`at`),
- *     is ignored, so a late or replayed CARD does not restart a session. restart() is our side of
- *     it: a new start key replaces a session that our messages no longer get through.
+ *     before (`old`), or one from a CARD sent no later than the CARD our session began from or
+ *     the newest message opened through it (`at`, both by the contact's clock), is ignored, so a
+ *     late or replayed CARD (also one the contact sent before it took our start key when both
+ *     started at once) does not restart a session. restart() is our side of
+ *     it: a new start key replaces a session that our messages no longer get through. A running
+ *     session replaced either way is kept as `prev`, for opening only, so that messages still on
+ *     their way under it open (a restart that was not needed then costs no message).
  *   - Every part (a message, a CHUNK of a long one, a receipt, a CARD) goes through the session
  *     once the session can send, and is sealed otherwise.
  *   - A blob whose first byte is RATCHET_VERSION is tried against each session in turn.
@@ -30,10 +34,13 @@
  *                     once all the same, by the (sender, id) dedupe)
  *   RATCHET_OLD_STARTS_MAX  start keys remembered as ignored or replaced per session; the oldest
  *                     is forgotten (a CARD carrying it is then refused by its time, `at`)
+ *   prev              one replaced session per contact, forgotten at the next replacement or
+ *                     RATCHET_SKIPPED_KEY_AGE_MAX_MS after it was replaced (its messages are then
+ *                     refused `ratchet_not_this_session`, and go again under the new session)
  */
 import { certKeys, identityXKeys } from '../crypto/keys.js';
 import {
-  acceptRatchet, ratchetCanSend, ratchetDecrypt, ratchetEncrypt, startRatchet, RATCHET_PAYLOAD_MAX_BYTES,
+  acceptRatchet, ratchetCanSend, ratchetDecrypt, ratchetEncrypt, startRatchet, RATCHET_PAYLOAD_MAX_BYTES, RATCHET_SKIPPED_KEY_AGE_MAX_MS,
   type RatchetOpenReason, type RatchetState,
 } from '../crypto/ratchet.js';
 import { decodeRatchetState, encodeRatchetState } from '../crypto/ratchet-state.js';
@@ -102,6 +109,10 @@ export class Ratchets {
     const rec: RatchetRecord = { ...all[fp], start: all[fp]?.start ?? '', ...patch, s };
     if (rec.at === undefined) delete rec.at;
     if (!rec.old) delete rec.old;
+    if (rec.prev === undefined || rec.prevAt === undefined) {
+      delete rec.prev;
+      delete rec.prevAt;
+    }
     delete all[fp]; // re-inserted last: the order is least recently used first
     all[fp] = rec;
     this.cache.set(fp, { s, state });
@@ -120,14 +131,20 @@ export class Ratchets {
     return this.begin(fp, certHex);
   }
 
-  private begin(fp: string, certHex: string, old?: string): Uint8Array | undefined {
+  private begin(fp: string, certHex: string, old?: string, prev?: Pick<RatchetRecord, 'prev' | 'prevAt'>): Uint8Array | undefined {
     const keys = certKeys(unhex(certHex));
     if (!keys) return undefined;
     const { state, start } = startRatchet({
       initiatorFingerprint: this.ctx.identity.fingerprint, responderFingerprint: keys.fingerprint, responderXPublic: keys.xPublicRaw, random: this.ctx.random,
     });
-    this.put(fp, state, { start: hex(start), at: undefined, old });
+    this.put(fp, state, { start: hex(start), at: undefined, old, ...prev });
     return start;
+  }
+
+  /** The `prev` of a record whose session `rec` is replaced at `now`: that session if it was running, else the one it kept. */
+  private replaced(now: number, rec: RatchetRecord | undefined, cur: RatchetState | undefined): Pick<RatchetRecord, 'prev' | 'prevAt'> {
+    if (rec && cur && ratchetCanSend(cur)) return { prev: rec.s, prevAt: Math.floor(now) };
+    return rec?.prev !== undefined ? { prev: rec.prev, prevAt: rec.prevAt } : { prev: undefined, prevAt: undefined };
   }
 
   /**
@@ -135,10 +152,11 @@ export class Ratchets {
    * side): a new session from a new start key replaces it, which our next CARD carries. Until
    * `fp` answers, our messages to it are sealed. False when `fp`'s certificate gives no key.
    */
-  restart(fp: string, certHex: string): boolean {
+  restart(now: number, fp: string, certHex: string): boolean {
     const rec = this.ctx.s.ratchets?.[fp];
+    const prev = this.replaced(now, rec, this.get(fp));
     this.cache.delete(fp);
-    return this.begin(fp, certHex, rec?.start ? withOld(rec.old, rec.start) : rec?.old) !== undefined;
+    return this.begin(fp, certHex, rec?.start ? withOld(rec.old, rec.start) : rec?.old, prev) !== undefined;
   }
 
   /** True when a session with `fp` can send now. */
@@ -154,7 +172,7 @@ export class Ratchets {
    * running session (the caller tells the user, and sends again through the new session what
    * went through the old one).
    */
-  accept(fp: string, start: Uint8Array, sentAtMs: number): 'taken' | 'ignored' | 'kept_ours' | 'restarted' {
+  accept(now: number, fp: string, start: Uint8Array, sentAtMs: number): 'taken' | 'ignored' | 'kept_ours' | 'restarted' {
     const rec = this.ctx.s.ratchets?.[fp];
     const startHex = hex(start);
     if (rec && (rec.start === startHex || (rec.old ?? '').split(' ').includes(startHex))) return 'ignored'; // a CARD sent again, or replayed
@@ -181,7 +199,7 @@ export class Ratchets {
       this.ctx.drops.add('ratchet_bad_start');
       return 'ignored';
     }
-    this.put(fp, state, { start: startHex, at: sentAtMs, old: rec?.start ? withOld(rec.old, rec.start) : rec?.old });
+    this.put(fp, state, { start: startHex, at: sentAtMs, old: rec?.start ? withOld(rec.old, rec.start) : rec?.old, ...this.replaced(now, rec, cur) });
     return running ? 'restarted' : 'taken';
   }
 
@@ -213,7 +231,8 @@ export class Ratchets {
   open(now: number, blob: Uint8Array): RatchetOpen {
     let reason: RatchetOpenReason = 'not_this_session';
     const nowMs = Math.max(0, Math.floor(now));
-    for (const fp of Object.keys(this.ctx.s.ratchets ?? {})) {
+    const fps = Object.keys(this.ctx.s.ratchets ?? {});
+    for (const fp of fps) {
       const state = this.get(fp);
       if (!state) continue;
       const r = ratchetDecrypt(state, blob, nowMs, this.ctx.random);
@@ -221,7 +240,38 @@ export class Ratchets {
         if (r.reason !== 'not_this_session') reason = r.reason;
         continue;
       }
-      this.put(fp, r.state);
+      const opened = parsePayload(fp, r.payload);
+      const at = this.ctx.s.ratchets?.[fp]?.at;
+      this.put(fp, r.state, opened ? { at: Math.max(at ?? 0, opened.sentAtMs) } : {});
+      return opened ? { ok: true, opened } : { ok: false, reason: 'bad_inner' };
+    }
+    // A message still on its way under a session that was replaced.
+    for (const fp of fps) {
+      const rec = this.ctx.s.ratchets?.[fp];
+      if (rec?.prev === undefined || rec.prevAt === undefined) continue;
+      if (nowMs - rec.prevAt > RATCHET_SKIPPED_KEY_AGE_MAX_MS) {
+        delete rec.prev;
+        delete rec.prevAt;
+        this.ctx.dirty = true;
+        continue;
+      }
+      let prev: RatchetState;
+      try {
+        prev = decodeRatchetState(unhex(rec.prev));
+      } catch {
+        delete rec.prev;
+        delete rec.prevAt;
+        this.ctx.drops.add('ratchet_bad_state');
+        this.ctx.dirty = true;
+        continue;
+      }
+      const r = ratchetDecrypt(prev, blob, nowMs, this.ctx.random);
+      if (!r.ok) {
+        if (r.reason !== 'not_this_session') reason = r.reason;
+        continue;
+      }
+      rec.prev = hex(encodeRatchetState(r.state));
+      this.ctx.dirty = true;
       const opened = parsePayload(fp, r.payload);
       return opened ? { ok: true, opened } : { ok: false, reason: 'bad_inner' };
     }

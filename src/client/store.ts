@@ -101,13 +101,23 @@ export interface RatchetRecord {
   s: string;
   /** The start key (hex) this session began from, to recognise a CARD sent again. */
   start: string;
-  /** The sending time (the initiator's clock) of the CARD whose start key we took; absent when we started. */
+  /**
+   * The newest sending time (the contact's clock) of the CARD whose start key we took and of the
+   * messages opened through this session; absent while none. A CARD sent no later than it does
+   * not restart the session.
+   */
   at?: number;
   /**
    * Start keys (hex, space-separated, newest last, at most RATCHET_OLD_STARTS_MAX) this client
    * ignored or replaced: a late or replayed CARD carrying one does not restart the session.
    */
   old?: string;
+  /**
+   * The session this one replaced when it was running (encodeRatchetState, hex), kept to open
+   * messages still on their way under it, and when it was replaced (RATCHET_SKIPPED_KEY_AGE_MAX_MS).
+   */
+  prev?: string;
+  prevAt?: number;
 }
 
 /**

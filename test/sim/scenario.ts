@@ -89,6 +89,8 @@ export interface RunResult {
   clientRestarts: number;
   /** Client restarts right after a DELIVER it sent or a datagram from its peer it handled. */
   midExchange: number;
+  /** `session-restarted` events with `by: 'us'`: a client found a ratcheted session out of step. */
+  sessionRestarts: number;
   offline: number;
   moves: number;
   gone: number;
@@ -173,7 +175,7 @@ class Scenario {
   private readonly faults: Faults;
   private nextPort = 40_000;
   private sends = 0;
-  private readonly counts = { peerRestarts: 0, clientRestarts: 0, midExchange: 0, offline: 0, moves: 0, gone: 0, registrations: 0 };
+  private readonly counts = { peerRestarts: 0, clientRestarts: 0, midExchange: 0, sessionRestarts: 0, offline: 0, moves: 0, gone: 0, registrations: 0 };
   private readonly sendRefused: Record<string, number> = {};
   private activeEndMs = START_MS;
 
@@ -589,6 +591,9 @@ class Scenario {
         break;
       case 'rejected':
         this.ledger.onRejected(e.reason);
+        break;
+      case 'session-restarted':
+        if (e.by === 'us') this.counts.sessionRestarts++;
         break;
       case 'registered':
         this.counts.registrations++;
