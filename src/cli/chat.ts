@@ -208,6 +208,9 @@ export async function runChat(m: Messenger, opts: ChatOptions, stop: Promise<voi
       : [`directory of ${e.peer as string} (page ${(e.page as number) + 1} of ${e.pages as number}):`, ...entries.map((x) => `  ${safeText(x.name).padEnd(20)} ${safeText(x.address)}`)].join('\n');
     event('directory', e, text);
   });
+  on('session-restarted', (e) => event('session-restarted', e, col.warn(e.by === 'them'
+    ? `${nameOf(e.with as string)} restarted the encrypted session with you (their side was lost or restored); messages they missed are sent again`
+    : `encrypted session with ${nameOf(e.with as string)} restarted (our messages stopped getting through); messages they missed are sent again`)));
   on('rejected', (e) => event('rejected', e, col.warn(`dropped a message that did not authenticate (${safeText(e.reason as string)})`)));
   on('verify-started', (e) => event('verify-started', e, e.role === 'responder' ? `${safeText(e.contact as string)} started a live code check` : `live code check with ${safeText(e.contact as string)} started; waiting for them`));
   on('verify-code', (e) => event('verify-code', e,

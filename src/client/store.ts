@@ -41,12 +41,17 @@ export type DeliveryState = 'queued' | 'held' | 'delivered' | 'failed';
 export interface OutboxPart {
   /** DELIVER id, 32 hex. */
   id: string;
-  /** The sealed blob (hex), fixed once made so every resend is identical. */
+  /** The sealed blob (hex), fixed once made so every resend is identical (until the session it went through is restarted). */
   blob: string;
   /** What the recipient's peer last said: nothing yet, held (300) or pushed and acked (200). */
   peerStatus: 'none' | 'held' | 'acked';
   /** The end-to-end receipt for this part came back. */
   receipt: boolean;
+  /** Made again for a new session: a peer still holding the old blob answers ID_CONFLICT, which is waited out. */
+  again?: boolean;
+  /** Through a session: the sending chain (first 16 hex of its ratchet key) and the message counter in it. */
+  chain?: string;
+  n?: number;
 }
 
 export interface OutboxMessage {
@@ -62,6 +67,11 @@ export interface OutboxMessage {
   reason?: string;
   /** The plain body (hex) kept until sealed (the certificate may not be known yet). */
   body?: string;
+  /**
+   * The plain body (hex) of a one-part message that went through a ratcheted session, kept while it
+   * is unfinished: if the session gets out of step it goes again under a new one, with the same id.
+   */
+  plain?: string;
   parts: OutboxPart[];
 }
 
@@ -91,6 +101,23 @@ export interface RatchetRecord {
   s: string;
   /** The start key (hex) this session began from, to recognise a CARD sent again. */
   start: string;
+  /**
+   * The newest sending time (the contact's clock) of the CARD whose start key we took and of the
+   * messages opened through this session; absent while none. A CARD sent no later than it does
+   * not restart the session.
+   */
+  at?: number;
+  /**
+   * Start keys (hex, space-separated, newest last, at most RATCHET_OLD_STARTS_MAX) this client
+   * ignored or replaced: a late or replayed CARD carrying one does not restart the session.
+   */
+  old?: string;
+  /**
+   * The session this one replaced when it was running (encodeRatchetState, hex), kept to open
+   * messages still on their way under it, and when it was replaced (RATCHET_SKIPPED_KEY_AGE_MAX_MS).
+   */
+  prev?: string;
+  prevAt?: number;
 }
 
 /**

@@ -80,6 +80,7 @@ export function checkOutbox(v: unknown, id: string): OutboxMessage {
   need(isTime(m.createdAtMs), 'its time is not a number');
   need(isStr(m.state) && STATES.has(m.state), 'its state is unknown');
   need(m.body === undefined || (isStr(m.body) && HEX.test(m.body)), 'its body is not hex');
+  need(m.plain === undefined || (isStr(m.plain) && HEX.test(m.plain)), 'its kept body is not hex');
   need(Array.isArray(m.parts), 'its parts are not a list');
   for (const p of m.parts as unknown[]) {
     need(isObj(p) && isStr(p.id) && ID.test(p.id), 'a part id is not 32 lowercase hex digits');
@@ -87,6 +88,9 @@ export function checkOutbox(v: unknown, id: string): OutboxMessage {
     need(isStr(q.blob) && HEX.test(q.blob), 'a part blob is not hex');
     need(isStr(q.peerStatus) && PEER_STATUS.has(q.peerStatus), 'a part status is unknown');
     need(typeof q.receipt === 'boolean', 'a part receipt flag is not true or false');
+    need(q.again === undefined || typeof q.again === 'boolean', 'a part flag is not true or false');
+    need(q.chain === undefined || (isStr(q.chain) && HEX.test(q.chain)), 'a part chain is not hex');
+    need(q.n === undefined || (Number.isInteger(q.n) && (q.n as number) >= 0), 'a part counter is not a whole number');
   }
   return m as unknown as OutboxMessage;
 }
