@@ -255,7 +255,7 @@ t.test('which start key a client takes: both at once, a CARD sent again, a runni
   t.equal(blob[0], RATCHET_VERSION, 'the responder sends through the session at once');
   const opened = low.r.open(START_MS, blob);
   t.ok(opened.ok && opened.opened.fromHex === high.ctx.fingerprint, 'the initiator opens it and knows the sender');
-  low.ctx.s.ratchets![high.ctx.fingerprint]!.s = 'ff';
+  low.ctx.s.ratchets![high.ctx.fingerprint] = { ...low.ctx.s.ratchets![high.ctx.fingerprint]!, s: 'ff' };
   t.same(low.r.open(START_MS, blob), { ok: false, reason: 'not_this_session' }, 'a corrupted stored session is dropped');
   t.equal(low.ctx.s.ratchets![high.ctx.fingerprint], undefined);
   t.equal(low.ctx.drops.toJSON()['ratchet_bad_state'], 1, 'and counted');

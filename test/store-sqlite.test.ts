@@ -318,3 +318,17 @@ t.test('the maps among the top-level fields are written a key at a time, in thei
   t.match(again.problems.at(-1), /keyed row "ratchetSeen [0-9a-f]{32}" refused: its value does not start with a fingerprint; it is not used/);
   again.close();
 });
+
+t.test('a committed value of a keyed map is frozen: changing it in place throws instead of going unsaved', async (t) => {
+  const snap = { ...emptySnapshot(), ratchets: { [FP('c')]: { s: 'ab', start: '' } } };
+  const tracker = new ChangeTracker(snap);
+  t.throws(() => {
+    snap.ratchets[FP('c')]!.s = 'cd';
+  }, TypeError, 'a loaded record');
+  snap.ratchets[FP('d')] = { s: 'ef', start: '' };
+  t.equal(tracker.take(snap, true).keyed.length, 1);
+  tracker.committed();
+  t.throws(() => {
+    snap.ratchets[FP('d')]!.start = 'x';
+  }, TypeError, 'a committed record');
+});

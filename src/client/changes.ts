@@ -102,7 +102,7 @@ export class ChangeTracker {
     }
     for (const [map, key, value] of this.last?.keyedCaches ?? []) {
       if (value === undefined) map.delete(key);
-      else map.set(key, value);
+      else map.set(key, frozen(value));
     }
     this.last = undefined;
   }
@@ -126,7 +126,7 @@ export class ChangeTracker {
     for (const c of s.contacts) this.contactJson.set(c.petname, JSON.stringify(c));
     for (const g of s.groups) this.groupJson.set(g.id, JSON.stringify(g));
     for (const [fp, cert] of Object.entries(s.certs)) this.certHex.set(fp, cert);
-    for (const f of KEYED_FIELDS) for (const [k, v] of Object.entries(s[f] ?? {})) this.keyedLast.get(f)!.set(k, v);
+    for (const f of KEYED_FIELDS) for (const [k, v] of Object.entries(s[f] ?? {})) this.keyedLast.get(f)!.set(k, frozen(v));
   }
 }
 
@@ -134,6 +134,14 @@ export class ChangeTracker {
 type CacheUpdate = [Map<string, string>, string, string | undefined];
 /** The same for the keyed maps (the value itself, compared with ===). */
 type KeyedUpdate = [Map<string, unknown>, string, unknown];
+
+/**
+ * A keyed map's value as committed: frozen when it is an object, so that changing it in place,
+ * which the identity comparison would not see, throws instead of being silently left unsaved.
+ */
+function frozen<T>(v: T): T {
+  return typeof v === 'object' && v !== null ? Object.freeze(v) : v;
+}
 
 /** Keys of keyed field `f` whose value is not the one last committed (===), and keys gone. */
 function diffKeyed(f: KeyedField, last: Map<string, unknown>, now: Readonly<Record<string, unknown>> | undefined, out: StoreBatch['keyed'], caches: KeyedUpdate[]): void {

@@ -124,6 +124,19 @@ export class Ratchets {
     this.ctx.dirty = true;
   }
 
+  /**
+   * Change fields of `fp`'s record (undefined removes one) without moving it in the order. The
+   * record is replaced, never changed in place: the store's change tracker finds changed records
+   * by identity (src/client/changes.ts), and committed records are frozen.
+   */
+  private patch(fp: string, fields: Partial<RatchetRecord>): void {
+    const all = this.records();
+    const rec: Record<string, unknown> = { ...all[fp], ...fields };
+    for (const k of Object.keys(rec)) if (rec[k] === undefined) delete rec[k];
+    all[fp] = rec as unknown as RatchetRecord;
+    this.ctx.dirty = true;
+  }
+
   /** The start key our CARD to `fp` carries: a new session unless we have one (then the same start while it waits, none once it runs). */
   startFor(fp: string, certHex: string): Uint8Array | undefined {
     const cur = this.get(fp);
@@ -250,19 +263,15 @@ export class Ratchets {
       const rec = this.ctx.s.ratchets?.[fp];
       if (rec?.prev === undefined || rec.prevAt === undefined) continue;
       if (nowMs - rec.prevAt > RATCHET_SKIPPED_KEY_AGE_MAX_MS) {
-        delete rec.prev;
-        delete rec.prevAt;
-        this.ctx.dirty = true;
+        this.patch(fp, { prev: undefined, prevAt: undefined });
         continue;
       }
       let prev: RatchetState;
       try {
         prev = decodeRatchetState(unhex(rec.prev));
       } catch {
-        delete rec.prev;
-        delete rec.prevAt;
+        this.patch(fp, { prev: undefined, prevAt: undefined });
         this.ctx.drops.add('ratchet_bad_state');
-        this.ctx.dirty = true;
         continue;
       }
       const r = ratchetDecrypt(prev, blob, nowMs, this.ctx.random);
@@ -270,8 +279,7 @@ export class Ratchets {
         if (r.reason !== 'not_this_session') reason = r.reason;
         continue;
       }
-      rec.prev = hex(encodeRatchetState(r.state));
-      this.ctx.dirty = true;
+      this.patch(fp, { prev: hex(encodeRatchetState(r.state)) });
       const opened = parsePayload(fp, r.payload);
       return opened ? { ok: true, opened } : { ok: false, reason: 'bad_inner' };
     }

@@ -166,10 +166,11 @@ export const SNAPSHOT_COLLECTIONS: ReadonlySet<string> = new Set(['version', 'co
  * Top-level fields that are maps from a key to a value, kept by the stores as one row per key
  * (StoreBatch.keyed) rather than as one JSON value: they change a key at a time, on the message
  * path (a session moves on with every message, every opened push is remembered), and can hold
- * thousands of keys. The client changes them in place; the change tracker finds the keys whose
- * value changed by comparing each value with the one last committed (===, so a value that
- * changes is replaced, never mutated). Rows keep the order of the map: a key set again moves
- * to the end, as in the map, whose first keys are the first forgotten at its bound.
+ * thousands of keys. The client sets and deletes their keys in place; the change tracker finds
+ * the keys whose value changed by comparing each value with the one last committed (===): an
+ * object value is replaced, never changed in place (committed ones are frozen). A key whose value
+ * changes is written again at the end of the rows, so the rows keep the map's order of last
+ * change, which is the order its bound forgets keys in (least recently used first).
  */
 export const KEYED_FIELDS = ['caps', 'cardsAcked', 'dedupeFloors', 'ratchets', 'ratchetSeen'] as const;
 export type KeyedField = (typeof KEYED_FIELDS)[number];
