@@ -144,6 +144,11 @@ export class Messenger extends EventEmitter<MessengerEvents> {
     return this.machine.registered;
   }
 
+  /** The certificate fingerprint (64 hex) of our own peer, once it answered. */
+  get peerFingerprint(): string | undefined {
+    return this.machine.pinnedPeerFingerprint;
+  }
+
   /** Send text to one or more recipients (petnames, contact fingerprints or fp@host:port). Returns one id per recipient. */
   send(to: string | readonly string[], text: string): string[] {
     const list = typeof to === 'string' ? [to] : to;

@@ -196,7 +196,7 @@ export class HomePublisher {
   constructor(
     private readonly dht: HomeDht,
     private readonly identity: Identity,
-    private readonly o: { lastSeq?: number; onPublished?: (r: PublishResult) => void; clock?: () => number; intervalMs?: number } = {},
+    private readonly o: { lastSeq?: number; onPublished?: (r: PublishResult) => void | Promise<void>; clock?: () => number; intervalMs?: number } = {},
   ) {
     this.lastSeq = o.lastSeq ?? 0;
   }
@@ -217,7 +217,7 @@ export class HomePublisher {
     clearTimeout(this.timer);
     const now = (this.o.clock ?? Date.now)();
     const r = await this.dht.publish(this.identity, { fingerprint: this.identity.fingerprint, peers: this.peers, seq: this.nextSeq(), timeMs: now });
-    this.o.onPublished?.(r);
+    await this.o.onPublished?.(r);
     if (this.dht.status !== 'closed') {
       this.timer = setTimeout(() => void this.publishNow(), this.o.intervalMs ?? DHT_REPUBLISH_INTERVAL_MS);
       this.timer.unref();

@@ -1,0 +1,87 @@
+/**
+ * Reaching a contact by fingerprint alone, with real processes on 127.0.0.1: a private HyperDHT of
+ * 10 nodes in this process, two peers and two clients as CLI processes. Alice's client publishes
+ * its home record when it registers; Bob adds Alice by her fingerprint (typed as openssl prints
+ * it) and his message arrives exactly once. With a bootstrap that never answers, commands finish
+ * within the bound with one status line, and a lookup names the cause.
+ */
+import t from 'tap';
+import { join } from 'node:path';
+import { createSocket } from 'node:dgram';
+import createTestnet from 'hyperdht/testnet.js';
+import { runCli, tempDir } from './helpers/cli.js';
+import { ChatProcess } from './helpers/chat-process.js';
+import { DHT_ONESHOT_WAIT_MS } from '../src/cli/dht.js';
+
+const withDht = { env: { PEERPOST_NO_DHT: undefined } };
+
+t.test('contacts add FP: resolved in the DHT, message delivered once', async (t) => {
+  const tmp = tempDir();
+  t.teardown(tmp.cleanup);
+  const tn = await createTestnet(10, { host: '127.0.0.1' });
+  t.teardown(() => tn.destroy());
+  const bs = tn.bootstrap.map((b) => `${b.host}:${b.port}`).join(',');
+  const p1 = ChatProcess.start(['peer', '--home', join(tmp.dir, 'p1'), '--port', '0', '--json']);
+  const p2 = ChatProcess.start(['peer', '--home', join(tmp.dir, 'p2'), '--port', '0', '--json']);
+  t.teardown(() => p1.stop());
+  t.teardown(() => p2.stop());
+  const p1Addr = (await p1.waitFor((e) => e.event === 'listening', 'p1 listening')).address as string;
+  const p2Addr = (await p2.waitFor((e) => e.event === 'listening', 'p2 listening')).address as string;
+  const alice = join(tmp.dir, 'alice');
+  const bob = join(tmp.dir, 'bob');
+
+  const before = JSON.parse((await runCli(['id', '--home', alice, '--json'])).stdout) as { fingerprint: string; address: string };
+  t.match(before.address, /@/, 'before publishing, the address needs the peer');
+  const reg = await runCli(['inbox', '--home', alice, '--peer', p1Addr, '--dht-bootstrap', bs, '--quiet', '0.2'], withDht);
+  t.equal(reg.code, 0, reg.stderr);
+  t.notMatch(reg.stderr, /not reachable/);
+  const after = JSON.parse((await runCli(['id', '--home', alice, '--json'])).stdout) as { fingerprint: string; address: string; hint: string };
+  t.equal(after.address, after.fingerprint, 'once published, the fingerprint alone is the address');
+  t.equal(after.hint, `${after.fingerprint}@${p1Addr}`);
+
+  const openssl = after.fingerprint.toUpperCase().match(/../g)!.join(':');
+  const add = await runCli(['contacts', 'add', openssl, 'alice', '--home', bob, '--peer', p2Addr, '--dht-bootstrap', bs, '--json'], withDht);
+  t.equal(add.code, 0, add.stderr);
+  t.match(JSON.parse(add.stdout), { petname: 'alice', fingerprint: after.fingerprint, peer: p1Addr, found: 'dht' });
+
+  const sent = await runCli(['send', 'alice', 'hello by fingerprint', '--home', bob, '--dht-bootstrap', bs, '--json'], withDht);
+  t.equal(sent.code, 0, sent.stderr);
+  const got = await runCli(['inbox', '--home', alice, '--dht-bootstrap', bs, '--json', '--all', '--quiet', '0.5'], withDht);
+  const lines = got.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { text: string });
+  t.same(lines.map((m) => m.text), ['hello by fingerprint'], 'arrives exactly once');
+
+  const nobody = 'cd'.repeat(32);
+  const missing = await runCli(['contacts', 'add', nobody, 'x', '--home', bob, '--dht-bootstrap', bs], withDht);
+  t.equal(missing.code, 1);
+  t.match(missing.stderr, /cannot find .* in the DHT/);
+  const bad = await runCli(['contacts', 'add', 'AB:CD', 'x', '--home', bob], withDht);
+  t.equal(bad.code, 2);
+  t.match(bad.stderr, /64 hex characters/);
+  const off = await runCli(['contacts', 'add', nobody, 'x', '--home', bob, '--no-dht']);
+  t.equal(off.code, 1);
+  t.match(off.stderr, /without the DHT/);
+});
+
+t.test('an unreachable DHT: one status line, bounded wait, a clear error', async (t) => {
+  const tmp = tempDir();
+  t.teardown(tmp.cleanup);
+  const silent = createSocket('udp4');
+  await new Promise<void>((r) => silent.bind(0, '127.0.0.1', r));
+  t.teardown(() => silent.close());
+  const bs = `127.0.0.1:${silent.address().port}`;
+  const p = ChatProcess.start(['peer', '--home', join(tmp.dir, 'p'), '--port', '0', '--json']);
+  t.teardown(() => p.stop());
+  const pAddr = (await p.waitFor((e) => e.event === 'listening', 'peer listening')).address as string;
+  const home = join(tmp.dir, 'h');
+  const t0 = Date.now();
+  const r = await runCli(['inbox', '--home', home, '--peer', pAddr, '--quiet', '0.2'], { env: { PEERPOST_NO_DHT: undefined, PEERPOST_DHT_BOOTSTRAP: bs } });
+  const took = Date.now() - t0;
+  t.equal(r.code, 0, r.stderr);
+  t.equal(r.stderr.match(/not reachable/g)?.length, 1, `one status line: ${r.stderr}`);
+  t.ok(took < DHT_ONESHOT_WAIT_MS + 8000, `finished in ${took} ms`);
+  const add = await runCli(['contacts', 'add', 'cd'.repeat(32), 'x', '--home', home, '--dht-bootstrap', bs], withDht);
+  t.equal(add.code, 1);
+  t.match(add.stderr, /the DHT is not reachable; give FP@HOST:PORT/);
+  const id = JSON.parse((await runCli(['id', '--home', home, '--json'])).stdout) as { address: string };
+  t.match(id.address, /@/, 'nothing published: the address keeps its peer');
+});
