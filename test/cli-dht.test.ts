@@ -12,6 +12,17 @@ import createTestnet from 'hyperdht/testnet.js';
 import { runCli, tempDir } from './helpers/cli.js';
 import { ChatProcess } from './helpers/chat-process.js';
 import { DHT_ONESHOT_WAIT_MS } from '../src/cli/dht.js';
+import { HomeDht } from '../src/discovery/home-dht.js';
+import { fingerprintFromHex } from '../src/identity/certificate.js';
+
+/** A free UDP port on 127.0.0.1 (bound once, then released). */
+async function freePort(): Promise<number> {
+  const s = createSocket('udp4');
+  await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
+  const { port } = s.address();
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
 
 const withDht = { env: { PEERPOST_NO_DHT: undefined } };
 
@@ -84,4 +95,40 @@ t.test('an unreachable DHT: one status line, bounded wait, a clear error', async
   t.match(add.stderr, /the DHT is not reachable; give FP@HOST:PORT/);
   const id = JSON.parse((await runCli(['id', '--home', home, '--json'])).stdout) as { address: string };
   t.match(id.address, /@/, 'nothing published: the address keeps its peer');
+});
+
+t.test('chat: a node publishes with an explicit --advertise; /add FP in another chat', async (t) => {
+  const tmp = tempDir();
+  t.teardown(tmp.cleanup);
+  const tn = await createTestnet(10, { host: '127.0.0.1' });
+  t.teardown(() => tn.destroy());
+  const bs = tn.bootstrap.map((b) => `${b.host}:${b.port}`).join(',');
+  const port = await freePort();
+  const a = ChatProcess.start(['node', '--home', join(tmp.dir, 'a'), '--port', String(port), '--advertise', `127.0.0.1:${port}`, '--json', '--dht', '--dht-bootstrap', bs]);
+  const b = ChatProcess.start(['node', '--home', join(tmp.dir, 'b'), '--port', '0', '--json', '--dht', '--dht-bootstrap', bs]);
+  t.teardown(async () => {
+    await a.stop();
+    await b.stop();
+  });
+  const ra = await a.waitFor((e) => e.event === 'ready', 'node a ready');
+  await b.waitFor((e) => e.event === 'ready', 'node b ready');
+  // Wait, with a bound, until alice's record can be resolved.
+  const probe = new HomeDht({ bootstrap: tn.bootstrap });
+  t.teardown(() => probe.close());
+  let found = false;
+  for (let i = 0; i < 20 && !found; i++) found = (await probe.resolve(fingerprintFromHex(ra.fingerprint as string)!, { timeoutMs: 2000 })).ok;
+  t.ok(found, "alice's node published its record");
+  b.line(`/add ${ra.fingerprint as string} alice`);
+  const added = await b.waitFor((e) => e.event === 'contact-added', 'contact added at bob');
+  t.equal(added.peer, `127.0.0.1:${port}`, 'the peer comes from the record');
+  await b.waitFor((e) => e.event === 'contact-cert' && e.ok === true, 'alice certificate');
+  b.line('/msg alice hello from the DHT');
+  const got = await a.waitFor((e) => e.event === 'message', 'message at alice');
+  t.equal(got.text, 'hello from the DHT');
+  // Alice has not added bob: his message is a request, its receipt withheld ('held').
+  await b.waitFor((e) => e.event === 'delivery' && e.state === 'held', 'reached alice');
+  b.line(`/add ${'ef'.repeat(32)} nobody`);
+  const err = await b.waitFor((e) => e.event === 'error', 'error for an unknown fingerprint');
+  t.match(err.message, /cannot find .* in the DHT/);
+  t.equal(a.events.filter((e) => e.event === 'message').length, 1, 'exactly once');
 });

@@ -133,3 +133,47 @@ export async function resolveHome(dht: HomeDht | null, fp: string): Promise<Extr
   }
 }
 
+
+/**
+ * For a running client or node: publish `peers()` each time `m` registers while the list differs
+ * from the one published (and every DHT_REPUBLISH_INTERVAL_MS through HomePublisher). An empty
+ * list publishes nothing. Returns what stops it.
+ */
+export function keepHomePublished(
+  m: import('../api/messenger.js').Messenger,
+  dht: HomeDht,
+  home: string,
+  peers: () => HomePeer[],
+  log?: import('../core/types.js').Logger,
+): { stop(): void } {
+  let publisher: HomePublisher | undefined;
+  let published = '';
+  let stopped = false;
+  const onRegistered = (): void => {
+    const list = peers();
+    const key = list.map((p) => `${p.host}:${p.port}/${Buffer.from(p.fingerprint).toString('hex')}`).join(',');
+    if (!list.length || key === published || stopped) return;
+    published = key;
+    void (async () => {
+      if (!publisher) publisher = (await publishHome(dht, m.identity, home, list)).publisher;
+      else await publisher.set(list);
+      if (stopped) publisher.stop();
+    })().catch((e: Error) => log?.warn({ err: e.message }, 'home record not published'));
+  };
+  m.on('registered', onRegistered);
+  if (m.registered) onRegistered();
+  return {
+    stop() {
+      stopped = true;
+      m.off('registered', onRegistered);
+      publisher?.stop();
+    },
+  };
+}
+
+/** FP (64 hex) to FP@HOST:PORT of the first peer its verified home lists. */
+export async function resolveAddress(dht: HomeDht | null, fp: string): Promise<string> {
+  const h = await resolveHome(dht, fp);
+  const p = h.record.peers[0]!;
+  return `${fp}@${p.host.includes(':') ? `[${p.host}]` : p.host}:${p.port}`;
+}
