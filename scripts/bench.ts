@@ -21,6 +21,9 @@
  *   store       the client's persistence cost per message with 100 / 10,000 / 100,000 messages
  *               stored, JSON file against SQLite; one node's burst of 1,000 messages to another
  *               with 100,000 stored in each (scripts/bench/store.ts). `--store-only` runs just this.
+ *   home dht    home records on a private HyperDHT of 10 nodes on 127.0.0.1: publish and resolve
+ *               time (p50/p99 over 100 resolutions) and the record's size (scripts/bench/home-dht.ts).
+ *               `--dht-only` runs just this.
  * See docs/BENCHMARKS.md for the method and the figures.
  */
 import { fork, type ChildProcess } from 'node:child_process';
@@ -40,11 +43,21 @@ import { relayInProcess } from './bench/relay-inproc.js';
 import { BASELINE_COMMIT, prepareBaseline, type Baseline } from './bench/baseline.js';
 import { keepaliveOverUdp, type KeepaliveResult } from './bench/keepalive.js';
 import { burst, persistenceCost, type BurstResult, type PersistencePoint } from './bench/store.js';
+import { homeDhtBench, type HomeDhtResult } from './bench/home-dht.js';
+
+function homeDhtRows(h: HomeDhtResult): [string, string, string][] {
+  return [
+    [`home record publish (testnet of ${h.nodes} on loopback)`, `p50 ${h.publishMs.p50} ms, p99 ${h.publishMs.p99} ms over ${h.publishes}`, ''],
+    [`home record resolve (lookup, fetch, verify)`, `p50 ${h.resolveMs.p50} ms, p99 ${h.resolveMs.p99} ms over ${h.resolutions}`, ''],
+    ['home record size (DHT value)', `${h.valueBytesOnePeer} B with 1 peer, ${h.valueBytesMaxPeers} B with 8 IPv6 peers`, '<= 1,000 B'],
+  ];
+}
 
 const here = dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const storeOnly = args.includes('--store-only');
+const dhtOnly = args.includes('--dht-only');
 const outAt = args.indexOf('--out');
 const outFile = outAt >= 0 ? args[outAt + 1] : './bench-results.json';
 if (!outFile) throw new Error('--out needs a file name');
@@ -256,6 +269,14 @@ function storeRows(r: StoreResults): Array<[string, string, string]> {
 
 async function main(): Promise<void> {
   const started = performance.now();
+  if (dhtOnly) {
+    log('home records on a HyperDHT testnet');
+    const h = await homeDhtBench(quick ? 20 : 100, quick ? 20 : 100, log);
+    writeFileSync(outFile!, JSON.stringify({ quick, homeDht: h }, null, 2));
+    printRows(homeDhtRows(h));
+    log(`results written to ${outFile}`);
+    return;
+  }
   if (storeOnly) {
     const r = await store();
     writeFileSync(outFile!, JSON.stringify({ quick, store: r }, null, 2));
@@ -315,6 +336,8 @@ async function main(): Promise<void> {
   const kd = keepalive.drops;
   if (kd.bad_session_tag || kd.session_replay || kd.path_probe || kd.not_in_session) throw new Error(`the peer refused keepalives: ${JSON.stringify(kd)}`);
   const storeResults = await store();
+  log('home records on a HyperDHT testnet');
+  const homeDht = await homeDhtBench(quick ? 20 : 100, quick ? 20 : 100, log);
   const results = {
     quick,
     machine: { ...machine, loadavgAtEnd: loadavg().map((x) => Math.round(x * 100) / 100) },
@@ -323,6 +346,7 @@ async function main(): Promise<void> {
     memory: mem,
     keepalive,
     store: storeResults,
+    homeDht,
     runtimeS: Math.round((performance.now() - started) / 1000),
   };
   writeFileSync(outFile!, JSON.stringify(results, null, 2));
@@ -339,6 +363,7 @@ type Results = {
   registration: { first: RegistrationRun; again: RegistrationRun; inProcess: { firstPerS: number; againPerS: number }; serverCpuPct: { first: number; again: number } };
   memory: MemoryResult;
   store: StoreResults;
+  homeDht: HomeDhtResult;
   machine: { cpus: number; loadavgAtStart: number[]; loadavgAtEnd: number[] };
   runtimeS: number;
 };
@@ -398,6 +423,7 @@ function printTable(r: Results): void {
   rows.push([`keepalives over UDP, ${k.clients.toLocaleString('en')} clients`, `peer ${k.peerUsPerKeepalive} us each: ${share}% of a core at ${k.offeredPerS.toLocaleString('en')}/s`, '<= 50%']);
   rows.push([`  over the window`, `peer CPU ${k.peerCpuPct}%, ${k.received} of ${k.sent} received, ${k.answers} of ${k.askedForAnswer} asked answered`, '']);
   rows.push(...storeRows(r.store));
+  rows.push(...homeDhtRows(r.homeDht));
   printRows(rows);
   console.log(`\nload average ${r.machine.loadavgAtStart.join(' ')} at start, ${r.machine.loadavgAtEnd.join(' ')} at end; ${r.runtimeS} s`);
 }
