@@ -11,7 +11,8 @@ import { createSocket } from 'node:dgram';
 import createTestnet from 'hyperdht/testnet.js';
 import { runCli, tempDir } from './helpers/cli.js';
 import { ChatProcess } from './helpers/chat-process.js';
-import { DHT_ONESHOT_WAIT_MS } from '../src/cli/dht.js';
+import { DHT_ONESHOT_WAIT_MS, dhtSettings, isPublicHost, normalizeFingerprint } from '../src/cli/dht.js';
+import { contactInput } from '../src/cli/commands/contacts.js';
 import { HomeDht } from '../src/discovery/home-dht.js';
 import { fingerprintFromHex } from '../src/identity/certificate.js';
 
@@ -25,6 +26,25 @@ async function freePort(): Promise<number> {
 }
 
 const withDht = { env: { PEERPOST_NO_DHT: undefined } };
+
+t.test('fingerprints as typed, public hosts, DHT settings', async (t) => {
+  const fp = '0a'.repeat(32);
+  t.equal(normalizeFingerprint(fp.toUpperCase()), fp);
+  t.equal(normalizeFingerprint(fp.toUpperCase().match(/../g)!.join(':')), fp, 'openssl form');
+  for (const bad of ['', fp.slice(2), `${fp}0`, fp.match(/../g)!.join('-'), `${fp.slice(0, 62)}zz`, fp.match(/../g)!.join(':').slice(1)]) t.equal(normalizeFingerprint(bad), null, bad);
+  t.same(contactInput(fp.toUpperCase()), { fingerprint: fp });
+  t.same(contactInput(`${fp.toUpperCase().match(/../g)!.join(':')}@127.0.0.1:7777`), { fingerprint: fp, address: `${fp}@127.0.0.1:7777` });
+  t.throws(() => contactInput('abc@127.0.0.1:1'), { code: 'PEERPOST_CONTACT_FINGERPRINT' });
+  for (const h of ['203.0.113.7', '8.8.8.8', '2001:db8::1']) t.ok(isPublicHost(h), h);
+  for (const h of ['127.0.0.1', '10.1.2.3', '192.168.1.1', '172.16.0.1', '169.254.1.1', '100.64.0.1', '0.0.0.0', '::1', '::', 'fe80::1', 'fd00::1', 'localhost']) t.notOk(isPublicHost(h), h);
+  t.same(dhtSettings({}, {}), { enabled: true });
+  t.same(dhtSettings({ dht: false }, {}), { enabled: false });
+  t.same(dhtSettings({}, { PEERPOST_NO_DHT: '1' }), { enabled: false });
+  t.same(dhtSettings({ dht: true }, { PEERPOST_NO_DHT: '1' }), { enabled: true }, '--dht wins over the environment');
+  t.same(dhtSettings({}, { PEERPOST_DHT_BOOTSTRAP: '127.0.0.1:1' }), { enabled: true, bootstrap: [{ host: '127.0.0.1', port: 1 }] });
+  t.same(dhtSettings({ 'dht-bootstrap': '127.0.0.1:2' }, { PEERPOST_DHT_BOOTSTRAP: '127.0.0.1:1' }).bootstrap, [{ host: '127.0.0.1', port: 2 }]);
+  t.throws(() => dhtSettings({ 'dht-bootstrap': 'nope' }, {}), { code: 'PEERPOST_BAD_OPTION' });
+});
 
 t.test('contacts add FP: resolved in the DHT, message delivered once', async (t) => {
   const tmp = tempDir();
