@@ -19,6 +19,9 @@ import type { Addr, Logger } from '../core/types.js';
 import { silentLogger } from '../core/types.js';
 import type { Identity } from '../identity/certificate.js';
 import { homeTopic, identityPublicKey, signHomeRecord, verifyHomeValue, type HomeRecordReason, type VerifiedHome } from './home-record.js';
+import type { HomeResolver, ResolveResult } from './resolver.js';
+
+export type { HomeResolver, ResolveResult } from './resolver.js';
 
 export const DHT_READY_WAIT_MS = 5_000;
 export const DHT_RESOLVE_TIMEOUT_MS = 10_000;
@@ -28,9 +31,6 @@ export const DHT_REPUBLISH_INTERVAL_MS = 10 * 60_000;
 
 export type DhtStatus = 'starting' | 'ready' | 'unreachable' | 'closed';
 
-export type ResolveResult =
-  | { ok: true; home: VerifiedHome }
-  | { ok: false; reason: 'dht-unreachable' | 'not-found' | 'invalid' | 'timeout'; detail: string; refused?: HomeRecordReason[] };
 
 export type PublishResult = { ok: true; seq: number; bytes: number } | { ok: false; reason: 'dht-unreachable' | 'timeout' | 'failed'; detail: string };
 
@@ -41,11 +41,6 @@ export interface HomeDhtOptions {
   /** Called once per change of status (ready, unreachable, closed). */
   onStatus?: (status: DhtStatus, line: string) => void;
   readyWaitMs?: number;
-}
-
-/** What a sender needs: the newest verified home of a fingerprint, or why there is none. */
-export interface HomeResolver {
-  resolve(fingerprint: Uint8Array, opts?: { heldSeq?: number; timeoutMs?: number }): Promise<ResolveResult>;
 }
 
 /** Parse `HOST:PORT[,HOST:PORT...]` (literal IPs or names); throws a TypeError naming the bad item. */
