@@ -64,8 +64,8 @@ export interface ChatOptions {
   now?: () => number;
   /** Colours; default on a terminal unless NO_COLOR. */
   colour?: boolean;
-  /** FP (64 hex) to FP@HOST:PORT through the DHT; throws a PeerpostError naming why not. None: /add needs FP@HOST:PORT. */
-  resolveAddress?: (fp: string) => Promise<string>;
+  /** FP (64 hex) to FP@HOST:PORT and its certificate through the DHT; throws a PeerpostError naming why not. None: /add needs FP@HOST:PORT. */
+  resolveAddress?: (fp: string) => Promise<{ address: string; cert: Uint8Array }>;
 }
 
 interface Request {
@@ -263,17 +263,18 @@ export async function runChat(m: Messenger, opts: ChatOptions, stop: Promise<voi
     add: async (a) => {
       if (!a[0]) return void say('usage: /add FP [name] or /add FP@HOST:PORT [name]');
       let address = a[0];
+      let cert: Uint8Array | undefined;
       if (!address.includes('@')) {
         const fp = normalizeFingerprint(address);
         if (!fp) return void say(`"${safeText(address)}" is neither a fingerprint (64 hex) nor FP@HOST:PORT`);
         if (!opts.resolveAddress) return void say('no DHT (--no-dht): /add FP@HOST:PORT [name]');
         say(`looking up ${fp.slice(0, 12)} in the DHT`);
-        address = await opts.resolveAddress(fp);
+        ({ address, cert } = await opts.resolveAddress(fp));
       } else {
         const fp = normalizeFingerprint(address.slice(0, address.indexOf('@')));
         if (fp) address = `${fp}${address.slice(address.indexOf('@'))}`;
       }
-      const c = m.addContact(address, a[1]);
+      const c = m.addContact(address, a[1], cert);
       requests.delete(c.fingerprint);
       event('contact-added', { ...c }, `added ${safeText(c.petname)} (${c.fingerprint.slice(0, 12)}@${c.peer}); fetching its certificate`);
     },

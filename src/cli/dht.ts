@@ -171,9 +171,12 @@ export function keepHomePublished(
   };
 }
 
-/** FP (64 hex) to FP@HOST:PORT of the first peer its verified home lists. */
-export async function resolveAddress(dht: HomeDht | null, fp: string): Promise<string> {
+/**
+ * FP (64 hex) to FP@HOST:PORT of the first peer its verified home lists, with the certificate
+ * that came with the record (its SHA-256 is FP: verifyHomeValue checked it).
+ */
+export async function resolveAddress(dht: HomeDht | null, fp: string): Promise<{ address: string; cert: Uint8Array }> {
   const h = await resolveHome(dht, fp);
   const p = h.record.peers[0]!;
-  return `${fp}@${p.host.includes(':') ? `[${p.host}]` : p.host}:${p.port}`;
+  return { address: `${fp}@${p.host.includes(':') ? `[${p.host}]` : p.host}:${p.port}`, cert: h.cert };
 }

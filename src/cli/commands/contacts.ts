@@ -10,8 +10,7 @@ import { oneShotOptions, resolveContactAddress, waitFor, withClient, type OneSho
 import { progress } from '../progress.js';
 import { explainReason } from '../format.js';
 import { safeText } from '../safe-text.js';
-import { normalizeFingerprint, resolveHome } from '../dht.js';
-import { addrKey } from '../../core/types.js';
+import { normalizeFingerprint, resolveAddress } from '../dht.js';
 
 function flags(c: ContactRecord): string {
   if (c.changed) return 'CHANGED: confirm or remove';
@@ -49,18 +48,19 @@ const add: CommandModule<GlobalArgs, AddArgs> = {
     let fromDht = false;
     const r = await withClient(ctx.home, argv, ctx.log, async (c, timeoutMs, dht) => {
       let address = hinted;
+      let cert: Uint8Array | undefined;
       if (address === undefined) {
         const p = progress(ctx, `looking up ${given.fingerprint} in the DHT`, timeoutMs);
         try {
-          const home = await resolveHome(dht, given.fingerprint);
-          address = `${given.fingerprint}@${addrKey(home.record.peers[0]!)}`;
+          ({ address, cert } = await resolveAddress(dht, given.fingerprint));
           fromDht = true;
         } finally {
           p.done();
         }
       }
       const before = c.contacts().find((x) => x.petname === (argv.name ?? '') || `${x.fingerprint}@${x.peer}` === address);
-      const rec = c.addContact(address, argv.name);
+      // With a record, the certificate came with it (checked against the fingerprint): no lookup.
+      const rec = c.addContact(address, argv.name, cert);
       if (rec.cert) return rec;
       // A failed add saves nothing: the contact is removed again whatever the failure.
       const undo = (): void => {
