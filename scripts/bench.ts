@@ -26,6 +26,9 @@
  *               that of a first message) against a ratcheted session, one direction and in turns
  *               (a DH step per message), at 20 / 300 / 800-byte bodies (scripts/bench/ratchet.ts).
  *               `--ratchet-only` runs just this.
+ *   home dht    home records on a private HyperDHT of 10 nodes on 127.0.0.1: publish and resolve
+ *               time (p50/p99 over 100 resolutions) and the record's size (scripts/bench/home-dht.ts).
+ *               `--dht-only` runs just this.
  * `--relay-only` runs just the relay of the current code against the code before protocol 2.
  * See docs/BENCHMARKS.md for the method and the figures.
  */
@@ -47,12 +50,22 @@ import { BASELINE_COMMIT, prepareBaseline, type Baseline } from './bench/baselin
 import { keepaliveOverUdp, type KeepaliveResult } from './bench/keepalive.js';
 import { burst, persistenceCost, type BurstResult, type PersistencePoint } from './bench/store.js';
 import { ratchetCost, type RatchetCost } from './bench/ratchet.js';
+import { homeDhtBench, type HomeDhtResult } from './bench/home-dht.js';
+
+function homeDhtRows(h: HomeDhtResult): [string, string, string][] {
+  return [
+    [`home record publish (testnet of ${h.nodes} on loopback)`, `p50 ${h.publishMs.p50} ms, p99 ${h.publishMs.p99} ms over ${h.publishes}`, ''],
+    [`home record resolve (lookup, fetch, verify)`, `p50 ${h.resolveMs.p50} ms, p99 ${h.resolveMs.p99} ms over ${h.resolutions}`, ''],
+    ['home record size (DHT value)', `${h.valueBytesOnePeer} B with 1 peer, ${h.valueBytesMaxPeers} B with 8 IPv6 peers`, '<= 1,000 B'],
+  ];
+}
 
 const here = dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const storeOnly = args.includes('--store-only');
 const ratchetOnly = args.includes('--ratchet-only');
+const dhtOnly = args.includes('--dht-only');
 const relayOnly = args.includes('--relay-only');
 const outAt = args.indexOf('--out');
 const outFile = outAt >= 0 ? args[outAt + 1] : './bench-results.json';
@@ -325,6 +338,14 @@ async function main(): Promise<void> {
     log(`results written to ${outFile}`);
     return;
   }
+  if (dhtOnly) {
+    log('home records on a HyperDHT testnet');
+    const h = await homeDhtBench(quick ? 20 : 100, quick ? 20 : 100, log);
+    writeFileSync(outFile!, JSON.stringify({ quick, homeDht: h }, null, 2));
+    printRows(homeDhtRows(h));
+    log(`results written to ${outFile}`);
+    return;
+  }
   if (storeOnly) {
     const r = await store();
     writeFileSync(outFile!, JSON.stringify({ quick, store: r }, null, 2));
@@ -370,6 +391,8 @@ async function main(): Promise<void> {
   if (kd.bad_session_tag || kd.session_replay || kd.path_probe || kd.not_in_session) throw new Error(`the peer refused keepalives: ${JSON.stringify(kd)}`);
   const storeResults = await store();
   const ratchetResults = ratchet();
+  log('home records on a HyperDHT testnet');
+  const homeDht = await homeDhtBench(quick ? 20 : 100, quick ? 20 : 100, log);
   const results = {
     quick,
     machine: { ...machine, loadavgAtEnd: loadavg().map((x) => Math.round(x * 100) / 100) },
@@ -379,6 +402,7 @@ async function main(): Promise<void> {
     keepalive,
     store: storeResults,
     ratchet: ratchetResults,
+    homeDht,
     runtimeS: Math.round((performance.now() - started) / 1000),
   };
   writeFileSync(outFile!, JSON.stringify(results, null, 2));
@@ -396,6 +420,7 @@ type Results = {
   memory: MemoryResult;
   store: StoreResults;
   ratchet: RatchetCost;
+  homeDht: HomeDhtResult;
   machine: { cpus: number; loadavgAtStart: number[]; loadavgAtEnd: number[] };
   runtimeS: number;
 };
@@ -456,6 +481,7 @@ function printTable(r: Results): void {
   rows.push([`  over the window`, `peer CPU ${k.peerCpuPct}%, ${k.received} of ${k.sent} received, ${k.answers} of ${k.askedForAnswer} asked answered`, '']);
   rows.push(...storeRows(r.store));
   rows.push(...ratchetRows(r.ratchet));
+  rows.push(...homeDhtRows(r.homeDht));
   printRows(rows);
   console.log(`\nload average ${r.machine.loadavgAtStart.join(' ')} at start, ${r.machine.loadavgAtEnd.join(' ')} at end; ${r.runtimeS} s`);
 }
