@@ -219,3 +219,17 @@ t.test('resolutions are bounded: one in flight per recipient, unanswered ones ti
   t.ok(w.net.runUntil(() => w.b().messageState(id!)?.state === 'delivered', 5 * 60_000), 'delivered when the peer is back');
   t.equal(shown(w, id!), 1, 'shown once');
 });
+
+t.test('a certificate lookup at a peer that does not have the contact follows the resolved record', async (t) => {
+  const w = world('lookup', { peer: P2 });
+  t.ok(w.net.runUntil(() => w.a().registered && w.b().registered, 120_000), 'registered');
+  w.b().addContact(w.net.now, `${ids.a.fingerprintHex}@${addrKey(P1)}`, 'alice');
+  t.ok(w.net.runUntil(() => w.asked.length > 0, 60_000), 'P1 has no such client: Bob asks for her home');
+  t.notOk(w.b().contacts()[0]?.cert, 'no certificate yet');
+  w.b().homeResolved(w.net.now, ids.a.fingerprintHex, record([P2], 1));
+  t.ok(w.net.runUntil(() => !!w.b().contacts()[0]?.cert, 60_000), 'the certificate comes from P2');
+  w.a().addContact(w.net.now, `${ids.b.fingerprintHex}@${addrKey(P3)}`, 'bob', ids.b.cert);
+  const m = sendAndWait(w, 'found you');
+  t.ok(m.ms >= 0, 'delivered through P2');
+  t.equal(shown(w, m.id), 1, 'shown once');
+});

@@ -140,7 +140,12 @@ export class Client {
     this.log = opts.logger ?? silentLogger;
     this.links = new PeerLinks(ctx);
     for (const a of ctx.peerAddrs.values()) this.registrations.set(addrKey(a), new Registration(ctx, this.links, a));
-    this.homes = new HomeBook(ctx, { rehome: (at, fp) => this.outgoing.rehome(at, fp) });
+    this.homes = new HomeBook(ctx, {
+      rehome: (at, fp) => {
+        this.outgoing.rehome(at, fp);
+        this.lookups.rehome(at, fp, (hint) => this.homes.peerFor(at, fp, hint));
+      },
+    });
     this.lookups = new CertLookups(ctx, this.links, {
       found: (at, fp) => {
         this.outgoing.certificateKnown(at, fp);
@@ -149,6 +154,7 @@ export class Client {
       senderMissing: (at, fp, reason) => this.incoming.senderMissing(at, fp, reason),
       recipientMissing: (m, reason) => this.outgoing.setReason(m, reason),
       recipientFailed: (fp, reason) => this.outgoing.failMessagesTo(fp, reason),
+      nextPeer: (at, fp, hint, peerKey) => this.homes.failed(at, fp, hint, peerKey),
     });
     const ratchets = new Ratchets(ctx);
     this.outgoing = new Outgoing(ctx, this.links, this.lookups, ratchets, this.homes);
