@@ -2,7 +2,9 @@
  * Contacts' homes: the peers a recipient is registered with, in the order to try them (a
  * HomeRecord, src/core/home.ts), and which of them failed us lately. Without a record the hint
  * address (`fp@host:port`, the peer named in a sealed message) is the only home; with one, its
- * peers come first (at most homePeersMax of them) and the hint last.
+ * peers come first (at most homePeersMax of them) and the hint last, except for receipts: the
+ * peer a message names for its receipt was its sender's choice when it sealed it, so it comes
+ * first (`hintFirst`).
  *
  * Resolution is a sans-I/O port: when a peer of a recipient's home stops answering or answers that
  * the recipient is not there, this asks for the record again: pollHomeRequest() gives the
@@ -62,18 +64,19 @@ export class HomeBook {
 
   constructor(private readonly ctx: ClientContext, private readonly hooks: HomeHooks) {}
 
-  /** The peers to try for `fp`, in order: its record's, then the hint. */
-  peersOf(fp: string, hint: string): string[] {
+  /** The peers to try for `fp`, in order: its record's, then the hint (the hint first with `hintFirst`). */
+  peersOf(fp: string, hint: string, hintFirst = false): string[] {
     const rec = this.ctx.s.homes?.[fp];
-    const list = rec ? rec.peers.slice(0, this.ctx.o.homePeersMax) : [];
-    if (!list.includes(hint)) list.push(hint);
+    const list = rec ? rec.peers.slice(0, this.ctx.o.homePeersMax).filter((p) => p !== hint) : [];
+    if (hintFirst) list.unshift(hint);
+    else list.push(hint);
     return list;
   }
 
   /** The peer to send to `fp` now; undefined when every peer of its home is down. */
-  peerFor(now: number, fp: string, hint: string): string | undefined {
+  peerFor(now: number, fp: string, hint: string, hintFirst = false): string | undefined {
     const st = this.state.get(fp);
-    const list = this.peersOf(fp, hint);
+    const list = this.peersOf(fp, hint, hintFirst);
     if (!st) return list[0];
     const up = list.filter((p) => !st.down.has(p));
     return up.find((p) => !this.isAway(now, st, p)) ?? up[0];
@@ -83,26 +86,26 @@ export class HomeBook {
    * `peerKey` did not answer DELIVERs to `fp`: resolve again. Returns the next peer that is not
    * down, or undefined when every one is (the recipient is unreachable).
    */
-  failed(now: number, fp: string, hint: string, peerKey: string): string | undefined {
+  failed(now: number, fp: string, hint: string, peerKey: string, hintFirst = false): string | undefined {
     const st = this.stateOf(fp);
     st.down.add(peerKey);
     this.ask(now, fp);
-    return this.peerFor(now, fp, hint);
+    return this.peerFor(now, fp, hint, hintFirst);
   }
 
   /** The peer after `peerKey` in `fp`'s home, in turn (the first after the last): an unreachable recipient's next try. */
-  nextInTurn(fp: string, hint: string, peerKey: string): string {
-    const list = this.peersOf(fp, hint);
+  nextInTurn(fp: string, hint: string, peerKey: string, hintFirst = false): string {
+    const list = this.peersOf(fp, hint, hintFirst);
     return list[(list.indexOf(peerKey) + 1) % list.length]!;
   }
 
   /** `peerKey` answered HELD for `fp` (not connected there): resolve again; the next peer if there is one not away. */
-  notThere(now: number, fp: string, hint: string, peerKey: string): string | undefined {
+  notThere(now: number, fp: string, hint: string, peerKey: string, hintFirst = false): string | undefined {
     const st = this.stateOf(fp);
     st.away.set(peerKey, now);
     st.down.delete(peerKey);
     this.ask(now, fp);
-    const next = this.peerFor(now, fp, hint);
+    const next = this.peerFor(now, fp, hint, hintFirst);
     return next !== peerKey ? next : undefined;
   }
 

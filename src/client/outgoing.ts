@@ -60,6 +60,8 @@ interface Transfer {
   peerKey: string;
   /** The peer named with the recipient (its address or the one its message named): its home without a record. */
   readonly hint: string;
+  /** A receipt: the peer its message named comes before the record's (src/client/homes.ts). */
+  readonly hintFirst: boolean;
   readonly blob: Uint8Array;
   readonly msg?: OutboxMessage;
   readonly part?: OutboxPart;
@@ -187,7 +189,7 @@ export class Outgoing {
     for (const p of m.parts) {
       if (p.receipt || this.transfers.has(p.id)) continue;
       const t: Transfer = {
-        id: p.id, idBytes: unhex(p.id), to: m.to, toBytes: unhex(m.to), peerKey: m.toPeer, hint: m.toPeer, blob: unhex(p.blob), msg: m, part: p,
+        id: p.id, idBytes: unhex(p.id), to: m.to, toBytes: unhex(m.to), peerKey: m.toPeer, hint: m.toPeer, hintFirst: false, blob: unhex(p.blob), msg: m, part: p,
         awaiting: false, attempt: 0, sentAtMs: 0, sentOnce: p.peerStatus !== 'none', deadline: now, resends: 0, busy: 0, slotWait: false,
         silent: 0,
       };
@@ -205,7 +207,7 @@ export class Outgoing {
   addReceipt(now: number, idBytes: Uint8Array, to: string, peerKey: string, blob: Uint8Array): void {
     const id = hex(idBytes);
     const t: Transfer = {
-      id, idBytes, to, toBytes: unhex(to), peerKey, hint: peerKey, blob, awaiting: false, attempt: 0, sentAtMs: 0,
+      id, idBytes, to, toBytes: unhex(to), peerKey, hint: peerKey, hintFirst: true, blob, awaiting: false, attempt: 0, sentAtMs: 0,
       sentOnce: false, deadline: now, resends: 0, busy: 0, slotWait: false, silent: 0,
     };
     this.transfers.set(id, t);
@@ -214,7 +216,7 @@ export class Outgoing {
 
   /** Point a new transfer at the peer of its recipient's home to use now. */
   private aim(now: number, t: Transfer): void {
-    t.peerKey = this.homes.peerFor(now, t.to, t.hint) ?? t.hint;
+    t.peerKey = this.homes.peerFor(now, t.to, t.hint, t.hintFirst) ?? t.hint;
   }
 
   /**
@@ -225,7 +227,7 @@ export class Outgoing {
   rehome(now: number, fp: string): void {
     for (const t of this.transfers.values()) {
       if (t.to !== fp) continue;
-      const p = this.homes.peerFor(now, fp, t.hint);
+      const p = this.homes.peerFor(now, fp, t.hint, t.hintFirst);
       if (p === undefined || p === t.peerKey) continue;
       t.peerKey = p;
       t.awaiting = false;
@@ -245,11 +247,11 @@ export class Outgoing {
    */
   private failover(now: number, t: Transfer): void {
     this.ctx.drops.add('home_peer_silent');
-    const next = this.homes.failed(now, t.to, t.hint, t.peerKey);
+    const next = this.homes.failed(now, t.to, t.hint, t.peerKey, t.hintFirst);
     t.silent = 0;
     if (next !== undefined) return this.rehome(now, t.to);
     if (t.msg) this.setReason(t.msg, 'recipient-unreachable');
-    t.peerKey = this.homes.nextInTurn(t.to, t.hint, t.peerKey);
+    t.peerKey = this.homes.nextInTurn(t.to, t.hint, t.peerKey, t.hintFirst);
   }
 
   /** Act on every transfer whose time has come. */
@@ -309,6 +311,8 @@ export class Outgoing {
     this.homes.answered(t.to, fromKey);
     if (!t.part || !t.msg) {
       this.transfers.delete(t.id);
+      // A receipt held where its message's sender is not: the next receipt to it goes elsewhere.
+      if (status !== DeliveryStatus.DELIVERED && this.homes.notThere(now, t.to, t.hint, fromKey, true) !== undefined) this.rehome(now, t.to);
       return;
     }
     if (t.msg.reason === 'recipient-unreachable') delete t.msg.reason;
@@ -330,7 +334,7 @@ export class Outgoing {
     t.deadline = now + wait;
     this.updateState(t.msg);
     // Held: the recipient is not connected there. Resolve its home again; another peer of it goes now.
-    if (status !== DeliveryStatus.DELIVERED && this.homes.notThere(now, t.to, t.hint, fromKey) !== undefined) this.rehome(now, t.to);
+    if (status !== DeliveryStatus.DELIVERED && this.homes.notThere(now, t.to, t.hint, fromKey, t.hintFirst) !== undefined) this.rehome(now, t.to);
   }
 
   /** An ERROR whose reference is a DELIVER id. */
@@ -350,6 +354,8 @@ export class Outgoing {
       t.busy++;
       t.slotWait = e.code === WireError.TOO_MANY_UNACKED || e.code === WireError.MAILBOX_FULL;
       if (t.msg) this.setReason(t.msg, (WIRE_ERROR_NAMES[e.code] ?? String(e.code)).toLowerCase().replaceAll('_', '-'));
+      // Messages pile up there for the recipient: it may have left that peer. Another peer of its home goes now.
+      if (t.slotWait && this.homes.notThere(now, t.to, t.hint, fromKey, t.hintFirst) !== undefined) this.rehome(now, t.to);
       return;
     }
     // ID_CONFLICT, BAD_REQUEST and anything else: this message cannot go.
@@ -479,8 +485,8 @@ export class Outgoing {
     const link = this.links.use(now, t.peerKey);
     const cookie = this.links.cookieFor(now, link);
     if (!cookie) {
-      // A peer that has not answered homeFailoverTries HELLOs in a row counts as silent as well.
-      if ((link.hello?.attempt ?? 0) >= this.ctx.o.homeFailoverTries) t.silent = this.ctx.o.homeFailoverTries;
+      // Waiting for a cookie the peer has not answered a HELLO for already counts as unanswered too.
+      if ((link.hello?.attempt ?? 0) > 1) t.silent++;
       t.awaiting = false;
       t.deadline = now + this.links.cookieWaitMs(link);
       return;
