@@ -14,8 +14,8 @@
  * signature it checked.
  *
  * Failover: a peer that did not answer homeFailoverTries DELIVERs in a row is `down` for that
- * recipient; one that answered HELD (the recipient is not connected there) is `away` for
- * homeResolveIntervalMs. The peer to use is the first of the home that is neither, else the
+ * recipient, one that answered HELD (the recipient is not connected there) is `away`, each for
+ * homeResolveIntervalMs (then it is tried again like any other). The peer to use is the first of the home that is neither, else the
  * first that is not down (a message held there still reaches the recipient when it comes back).
  * When every peer is down the recipient is unreachable: its messages stay `queued` with reason
  * `recipient-unreachable` and go on to the peers of its home in turn, homeFailoverTries
@@ -41,8 +41,8 @@ import { UsageError } from '../core/errors.js';
 import { earlier, hex, type ClientContext } from './context.js';
 
 interface HomeState {
-  /** Peers that did not answer (host:port). */
-  readonly down: Set<string>;
+  /** Peers that did not answer (host:port), with when. */
+  readonly down: Map<string, number>;
   /** Peers that answered the recipient is not there, with when. */
   readonly away: Map<string, number>;
   /** A resolution is asked for (or queued) and not answered before this time. */
@@ -67,9 +67,9 @@ export class HomeBook {
   /** The peers to try for `fp`, in order: its record's, then the hint (the hint first with `hintFirst`). */
   peersOf(fp: string, hint: string, hintFirst = false): string[] {
     const rec = this.ctx.s.homes?.[fp];
-    const list = rec ? rec.peers.slice(0, this.ctx.o.homePeersMax).filter((p) => p !== hint) : [];
-    if (hintFirst) list.unshift(hint);
-    else list.push(hint);
+    const list = rec ? rec.peers.slice(0, this.ctx.o.homePeersMax) : [];
+    if (hintFirst) return [hint, ...list.filter((p) => p !== hint)];
+    if (!list.includes(hint)) list.push(hint);
     return list;
   }
 
@@ -78,7 +78,7 @@ export class HomeBook {
     const st = this.state.get(fp);
     const list = this.peersOf(fp, hint, hintFirst);
     if (!st) return list[0];
-    const up = list.filter((p) => !st.down.has(p));
+    const up = list.filter((p) => !this.recent(now, st.down, p));
     return up.find((p) => !this.isAway(now, st, p)) ?? up[0];
   }
 
@@ -88,7 +88,7 @@ export class HomeBook {
    */
   failed(now: number, fp: string, hint: string, peerKey: string, hintFirst = false): string | undefined {
     const st = this.stateOf(fp);
-    st.down.add(peerKey);
+    st.down.set(peerKey, now);
     this.ask(now, fp);
     return this.peerFor(now, fp, hint, hintFirst);
   }
@@ -187,14 +187,22 @@ export class HomeBook {
   }
 
   private isAway(now: number, st: HomeState, p: string): boolean {
-    const at = st.away.get(p);
-    return at !== undefined && now - at < this.ctx.o.homeResolveIntervalMs;
+    return this.recent(now, st.away, p);
+  }
+
+  /** Whether `p` was marked in `marks` less than homeResolveIntervalMs ago (an older mark is forgotten). */
+  private recent(now: number, marks: Map<string, number>, p: string): boolean {
+    const at = marks.get(p);
+    if (at === undefined) return false;
+    if (now - at < this.ctx.o.homeResolveIntervalMs) return true;
+    marks.delete(p);
+    return false;
   }
 
   private stateOf(fp: string): HomeState {
     let st = this.state.get(fp);
     if (!st) {
-      st = { down: new Set(), away: new Map() };
+      st = { down: new Map(), away: new Map() };
       this.state.set(fp, st);
     }
     return st;

@@ -155,6 +155,8 @@ export class CertLookups {
     }
     const cookie = this.links.cookieFor(now, link);
     if (!cookie) {
+      // A peer that does not answer our HELLOs does not answer the lookup either.
+      if ((link.hello?.attempt ?? 0) > 1 && ++l.tries >= this.ctx.o.certLookupTriesMax) return this.gaveUp(now, l, 'certificate-unreachable');
       l.awaiting = false;
       l.deadline = now + this.links.cookieWaitMs(link);
       return;
