@@ -62,7 +62,7 @@ export const DEFAULT_LIMITS: SimLimits = {
 
 /** Smaller runs for the test suite: 500 of them in a couple of minutes. */
 export const CI_LIMITS: SimLimits = {
-  ...DEFAULT_LIMITS, clientsMax: 8, activeMsMin: 3 * 60_000, activeMsMax: 4 * 60_000, ttlMsMin: 15 * 60_000, ttlMsMax: 25 * 60_000,
+  ...DEFAULT_LIMITS, clientsMax: 8, activeMsMin: 3 * 60_000, activeMsMax: 4 * 60_000, ttlMsMin: 12 * 60_000, ttlMsMax: 20 * 60_000,
 };
 
 export interface RunOptions {
