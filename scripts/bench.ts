@@ -21,6 +21,10 @@
  *   store       the client's persistence cost per message with 100 / 10,000 / 100,000 messages
  *               stored, JSON file against SQLite; one node's burst of 1,000 messages to another
  *               with 100,000 stored in each (scripts/bench/store.ts). `--store-only` runs just this.
+ *   home dht    home records on a private HyperDHT of 10 nodes on 127.0.0.1: publish and resolve
+ *               time (p50/p99 over 100 resolutions) and the record's size (scripts/bench/home-dht.ts).
+ *               `--dht-only` runs just this.
+ * `--relay-only` runs just the relay of the current code against the code before protocol 2.
  * See docs/BENCHMARKS.md for the method and the figures.
  */
 import { fork, type ChildProcess } from 'node:child_process';
@@ -40,11 +44,22 @@ import { relayInProcess } from './bench/relay-inproc.js';
 import { BASELINE_COMMIT, prepareBaseline, type Baseline } from './bench/baseline.js';
 import { keepaliveOverUdp, type KeepaliveResult } from './bench/keepalive.js';
 import { burst, persistenceCost, type BurstResult, type PersistencePoint } from './bench/store.js';
+import { homeDhtBench, type HomeDhtResult } from './bench/home-dht.js';
+
+function homeDhtRows(h: HomeDhtResult): [string, string, string][] {
+  return [
+    [`home record publish (testnet of ${h.nodes} on loopback)`, `p50 ${h.publishMs.p50} ms, p99 ${h.publishMs.p99} ms over ${h.publishes}`, ''],
+    [`home record resolve (lookup, fetch, verify)`, `p50 ${h.resolveMs.p50} ms, p99 ${h.resolveMs.p99} ms over ${h.resolutions}`, ''],
+    ['home record size (DHT value)', `${h.valueBytesOnePeer} B with 1 peer, ${h.valueBytesMaxPeers} B with 8 IPv6 peers`, '<= 1,000 B'],
+  ];
+}
 
 const here = dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const storeOnly = args.includes('--store-only');
+const dhtOnly = args.includes('--dht-only');
+const relayOnly = args.includes('--relay-only');
 const outAt = args.indexOf('--out');
 const outFile = outAt >= 0 ? args[outAt + 1] : './bench-results.json';
 if (!outFile) throw new Error('--out needs a file name');
@@ -254,27 +269,13 @@ function storeRows(r: StoreResults): Array<[string, string, string]> {
   return rows;
 }
 
-async function main(): Promise<void> {
-  const started = performance.now();
-  if (storeOnly) {
-    const r = await store();
-    writeFileSync(outFile!, JSON.stringify({ quick, store: r }, null, 2));
-    printRows(storeRows(r));
-    log(`results written to ${outFile}`);
-    return;
-  }
-  const machine = { cpus: cpus().length, model: cpus()[0]?.model, node: process.version, loadavgAtStart: loadavg().map((x) => Math.round(x * 100) / 100) };
-  log(`peerpost bench${quick ? ' (quick)' : ''}: ${machine.cpus} cores, node ${machine.node}, load average ${machine.loadavgAtStart.join(' ')}`);
-  const certs = await loadCerts(P.regCerts, 2, log);
-  log('registration cost breakdown (one core, this process)');
-  const breakdown = registrationBreakdown(certs, 10_000, P.breakdownN);
-  log(`  ${JSON.stringify(breakdown)}`);
-  const inProcess = await registerInProcess(certs, 12_000, P.regCount);
-  log(`  through Peer.handle() in process: ${inProcess.firstPerS}/s first time, ${inProcess.againPerS}/s again`);
-  const relayCpu = { blob512: await relayInProcess(certs, 12_000, 512, P.relayInProcess), blob1100: await relayInProcess(certs, 12_100, 1100, P.relayInProcess) };
-  log(`  relay through Peer.handle() in process: ${relayCpu.blob512.usPerMessage} us per message (512 B blobs), ${relayCpu.blob1100.usPerMessage} us (1,100 B)`);
+/** The relay of the current code and of the code before protocol 2, in turn, 200 B and 1,000 B bodies. */
+async function relayComparison(certs: Awaited<ReturnType<typeof loadCerts>>): Promise<{
+  peer200: RelayResult; peer1000: RelayResult; base200?: RelayResult; base1000?: RelayResult;
+  baselineSkipped?: string; baseInProcess?: { blob512: { perS: number; usPerMessage: number } };
+}> {
   const sessions: RelayTarget = { name: 'sessions', Load: RelayLoad };
-  let peer200: RelayResult, peer1000: RelayResult;
+  let peer200: RelayResult | undefined, peer1000: RelayResult | undefined;
   let base200: RelayResult | undefined, base1000: RelayResult | undefined;
   let baseTarget: RelayTarget | undefined;
   let baselineSkipped: string | undefined;
@@ -301,6 +302,49 @@ async function main(): Promise<void> {
   } finally {
     if (typeof base !== 'string') base.remove();
   }
+  return { peer200: peer200!, peer1000: peer1000!, base200, base1000, baselineSkipped, baseInProcess };
+}
+
+async function main(): Promise<void> {
+  const started = performance.now();
+  if (dhtOnly) {
+    log('home records on a HyperDHT testnet');
+    const h = await homeDhtBench(quick ? 20 : 100, quick ? 20 : 100, log);
+    writeFileSync(outFile!, JSON.stringify({ quick, homeDht: h }, null, 2));
+    printRows(homeDhtRows(h));
+    log(`results written to ${outFile}`);
+    return;
+  }
+  if (storeOnly) {
+    const r = await store();
+    writeFileSync(outFile!, JSON.stringify({ quick, store: r }, null, 2));
+    printRows(storeRows(r));
+    log(`results written to ${outFile}`);
+    return;
+  }
+  if (relayOnly) {
+    log(`peerpost bench --relay-only: load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+    const certs = await loadCerts(P.regCerts, 2, log);
+    const r = await relayComparison(certs);
+    const line = (x: RelayResult | undefined): string => (x ? `${x.maxMessagesPerS} msg/s, peer ${x.cpuAtTop?.serverUsPerMessage} us and generator ${x.cpuAtTop?.generatorUsPerMessage} us of CPU per message at that rate` : 'skipped');
+    for (const [body, a, b] of [[200, r.peer200, r.base200], [1000, r.peer1000, r.base1000]] as const) {
+      log(`relay, ${body} B body: sessions ${line(a)}; before protocol 2 ${line(b)}; ratio ${b ? Math.round((100 * a.maxMessagesPerS) / b.maxMessagesPerS) : 'n/a'}%`);
+    }
+    writeFileSync(outFile!, JSON.stringify({ quick, relay: r, loadavgAtEnd: loadavg() }, null, 2));
+    log(`results written to ${outFile}`);
+    return;
+  }
+  const machine = { cpus: cpus().length, model: cpus()[0]?.model, node: process.version, loadavgAtStart: loadavg().map((x) => Math.round(x * 100) / 100) };
+  log(`peerpost bench${quick ? ' (quick)' : ''}: ${machine.cpus} cores, node ${machine.node}, load average ${machine.loadavgAtStart.join(' ')}`);
+  const certs = await loadCerts(P.regCerts, 2, log);
+  log('registration cost breakdown (one core, this process)');
+  const breakdown = registrationBreakdown(certs, 10_000, P.breakdownN);
+  log(`  ${JSON.stringify(breakdown)}`);
+  const inProcess = await registerInProcess(certs, 12_000, P.regCount);
+  log(`  through Peer.handle() in process: ${inProcess.firstPerS}/s first time, ${inProcess.againPerS}/s again`);
+  const relayCpu = { blob512: await relayInProcess(certs, 12_000, 512, P.relayInProcess), blob1100: await relayInProcess(certs, 12_100, 1100, P.relayInProcess) };
+  log(`  relay through Peer.handle() in process: ${relayCpu.blob512.usPerMessage} us per message (512 B blobs), ${relayCpu.blob1100.usPerMessage} us (1,100 B)`);
+  const { peer200, peer1000, base200, base1000, baselineSkipped, baseInProcess } = await relayComparison(certs);
   log('forwarder');
   const forwarder: RelayTarget = { name: 'forwarder', Load: RelayLoad };
   const fwd200 = await relay(forwarder, 200, certs, 0);
@@ -315,6 +359,8 @@ async function main(): Promise<void> {
   const kd = keepalive.drops;
   if (kd.bad_session_tag || kd.session_replay || kd.path_probe || kd.not_in_session) throw new Error(`the peer refused keepalives: ${JSON.stringify(kd)}`);
   const storeResults = await store();
+  log('home records on a HyperDHT testnet');
+  const homeDht = await homeDhtBench(quick ? 20 : 100, quick ? 20 : 100, log);
   const results = {
     quick,
     machine: { ...machine, loadavgAtEnd: loadavg().map((x) => Math.round(x * 100) / 100) },
@@ -323,6 +369,7 @@ async function main(): Promise<void> {
     memory: mem,
     keepalive,
     store: storeResults,
+    homeDht,
     runtimeS: Math.round((performance.now() - started) / 1000),
   };
   writeFileSync(outFile!, JSON.stringify(results, null, 2));
@@ -339,6 +386,7 @@ type Results = {
   registration: { first: RegistrationRun; again: RegistrationRun; inProcess: { firstPerS: number; againPerS: number }; serverCpuPct: { first: number; again: number } };
   memory: MemoryResult;
   store: StoreResults;
+  homeDht: HomeDhtResult;
   machine: { cpus: number; loadavgAtStart: number[]; loadavgAtEnd: number[] };
   runtimeS: number;
 };
@@ -398,6 +446,7 @@ function printTable(r: Results): void {
   rows.push([`keepalives over UDP, ${k.clients.toLocaleString('en')} clients`, `peer ${k.peerUsPerKeepalive} us each: ${share}% of a core at ${k.offeredPerS.toLocaleString('en')}/s`, '<= 50%']);
   rows.push([`  over the window`, `peer CPU ${k.peerCpuPct}%, ${k.received} of ${k.sent} received, ${k.answers} of ${k.askedForAnswer} asked answered`, '']);
   rows.push(...storeRows(r.store));
+  rows.push(...homeDhtRows(r.homeDht));
   printRows(rows);
   console.log(`\nload average ${r.machine.loadavgAtStart.join(' ')} at start, ${r.machine.loadavgAtEnd.join(' ')} at end; ${r.runtimeS} s`);
 }

@@ -21,4 +21,6 @@ export * from './identity/index.js';
 export * from './crypto/index.js';
 export * from './codes/index.js';
 export * from './core/types.js';
+export type { HomePeer, HomeRecord } from './core/home.js';
+export * from './discovery/index.js';
 export * from './core/errors.js';

@@ -8,7 +8,7 @@ import t from 'tap';
 import { MsgType, WireError, decode, encode } from '../src/protocol/index.js';
 import { Peer } from '../src/peer/index.js';
 import type { Identity } from '../src/identity/certificate.js';
-import { sealSession } from '../src/crypto/session.js';
+import { sealSession, sessionTag } from '../src/crypto/session.js';
 import { PEER_ADDR, clientAddr, identityNo, makeWorld, seededRandom, Link } from './helpers/link.js';
 import { RawClient } from './helpers/raw-client.js';
 
@@ -153,6 +153,33 @@ t.test('keepalives: answered only when they ask, naming their counter; cheaper t
   link.flush();
   const ok = a.oks.at(-1)!;
   t.equal(Buffer.from(ok).readUInt32BE(4), a.session!.tx, 'the OK names the keepalive\'s counter');
+});
+
+t.test('a SESSION datagram is authenticated before its inner datagram is read; a malformed one with a good MAC does not use up its counter', async (t) => {
+  const { link, peer, clients } = await makeWorld(1);
+  const [a] = clients as [RawClient];
+  a.register(PEER_ADDR);
+  link.flush();
+  const ss = a.session!;
+  const counter = ss.tx + 1;
+  const good = sealSession(ss.keys.c2p, ss.keys.sessionId, counter, { type: MsgType.KEEPALIVE, answer: true });
+  const innerAt = 2 + 8 + 8;
+  // The inner KEEPALIVE's flag byte made invalid (3): with the MAC left as it was, and with a MAC made over it.
+  const forged = new Uint8Array(good);
+  forged[innerAt + 2] = 3;
+  link.inject(clientAddr(0), PEER_ADDR, forged);
+  t.equal(peer.stats().drops.bad_session_tag, 1, 'a changed byte fails the MAC: the inner datagram is never decoded');
+  t.notOk(peer.stats().drops.bad_schema, 'nothing was parsed past the header');
+  const signed = new Uint8Array(forged);
+  signed.set(sessionTag(ss.keys.c2p, signed.subarray(0, signed.length - 16)), signed.length - 16);
+  link.inject(clientAddr(0), PEER_ADDR, signed);
+  t.equal(peer.stats().drops.bad_schema, 1, 'the client\'s own malformed datagram is counted as malformed');
+  const oks = a.oks.length;
+  link.inject(clientAddr(0), PEER_ADDR, good);
+  link.flush();
+  t.equal(a.oks.length, oks + 1, 'the counter was not used up: the good keepalive with it is answered');
+  t.equal(Buffer.from(a.oks.at(-1)!).readUInt32BE(4), counter, 'naming that counter');
+  t.equal(peer.stats().drops.session_replay ?? 0, 0);
 });
 
 /** A peer identity whose signatures are counted. */

@@ -2,7 +2,7 @@
  * Session records in bulk for the benchmarks that need a registry of up to 1,000,000 clients
  * without running 1,000,000 registrations: record i is 120 bytes of a ChaCha20 keystream (RFC 8439)
  * under a 32-byte seed, split as the session id (8) and the secrets a REGISTER_PROOF leaves in the
- * peer's registry (c2p MAC key, p2c MAC key, delivery key, nonce: 112, RegistryEntry.keys). The
+ * peer's registry (c2p MAC key, p2c MAC key, delivery key, nonce: 112, the registry's slot of a client). The
  * process that fills the peer and the load generator make the same records from the same seed, so
  * the generator knows every session's keys and each keepalive it sends carries a real MAC.
  */
@@ -29,7 +29,7 @@ export class SessionRecords {
     return this.data.subarray(at, at + SESSION_ID_BYTES);
   }
 
-  /** The 112 bytes of RegistryEntry.keys. */
+  /** The 112 bytes of the registry's slot of a client. */
   secrets(i: number): Buffer {
     const at = i * SESSION_RECORD_BYTES + SESSION_ID_BYTES;
     return this.data.subarray(at, at + KEYS_BYTES);
@@ -46,12 +46,10 @@ export class SessionRecords {
 
 /**
  * Put client i of `records` into `peer`'s registry, as a REGISTER_PROOF that verified would leave
- * it (the same Registry.put, secrets in a buffer of their own), with certificate `cert` (DER) at
+ * it (the same Registry.put, which copies the secrets into its slab), with certificate `cert` (DER) at
  * address `addrText`.
  */
 export function putSession(peer: Peer, now: number, records: SessionRecords, i: number, fp: Uint8Array, cert: Uint8Array, addrText: string): void {
   const registry = (peer as unknown as { registry: Registry }).registry;
-  const secrets = Buffer.allocUnsafeSlow(KEYS_BYTES);
-  records.secrets(i).copy(secrets);
-  registry.put(now, bytesKey(fp), bytesKey(cert), addrText, bytesKey(records.sessionId(i)), secrets);
+  registry.put(now, bytesKey(fp), bytesKey(cert), addrText, bytesKey(records.sessionId(i)), records.secrets(i));
 }

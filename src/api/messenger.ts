@@ -150,15 +150,23 @@ export class Messenger extends EventEmitter<MessengerEvents> {
     return this.machine.registered;
   }
 
+  /** The certificate fingerprint (64 hex) of our own peer, once it answered. */
+  get peerFingerprint(): string | undefined {
+    return this.machine.pinnedPeerFingerprint;
+  }
+
   /** Send text to one or more recipients (petnames, contact fingerprints or fp@host:port). Returns one id per recipient. */
   send(to: string | readonly string[], text: string): string[] {
     const list = typeof to === 'string' ? [to] : to;
     return this.call((now) => this.machine.send(now, list, text));
   }
 
-  /** Add a contact `fp@host:port` under a petname; its certificate is fetched from its peer and checked. */
-  addContact(address: string, petname?: string): ContactRecord {
-    return this.call((now) => this.machine.addContact(now, address, petname));
+  /**
+   * Add a contact `fp@host:port` under a petname; its certificate is fetched from its peer and
+   * checked, unless `cert` is given (it must hash to fp: one from a verified home record).
+   */
+  addContact(address: string, petname?: string, cert?: Uint8Array): ContactRecord {
+    return this.call((now) => this.machine.addContact(now, address, petname, cert));
   }
 
   /** Accept a message request from the stranger `fp` (64 hex): add them as a contact and send the withheld receipts. */

@@ -22,12 +22,13 @@ import type { CliIo } from './context.js';
 import { ChatInput } from './chat-input.js';
 import { colourWanted, deliveryLabel, isoLocal, lateMark, localTime, palette } from './format.js';
 import { safeLines, safeText } from './safe-text.js';
+import { normalizeFingerprint } from './dht.js';
 import { historyCommand, searchCommand, showRecent, type HistoryView } from './chat-history.js';
 import { changePeers } from './commands/peers.js';
 import { resolveHostPort, savePeers } from './session.js';
 
 export const HELP = [
-  '/add FP@HOST:PORT [name]     add a contact (its certificate is fetched and checked)',
+  '/add FP [name]               add a contact found by fingerprint in the DHT (or FP@HOST:PORT)',
   '/contacts                    list contacts with their verification state',
   '/to NAME                     send the lines you type to NAME (a contact or group; remembered)',
   '/msg NAME TEXT               send one message to a contact or a group',
@@ -66,6 +67,8 @@ export interface ChatOptions {
   now?: () => number;
   /** Colours; default on a terminal unless NO_COLOR. */
   colour?: boolean;
+  /** FP (64 hex) to FP@HOST:PORT and its certificate through the DHT; throws a PeerpostError naming why not. None: /add needs FP@HOST:PORT. */
+  resolveAddress?: (fp: string) => Promise<{ address: string; cert: Uint8Array }>;
 }
 
 interface Request {
@@ -260,9 +263,21 @@ export async function runChat(m: Messenger, opts: ChatOptions, stop: Promise<voi
       qrcode.generate(m.address, { small: true }, (s) => (qr = s));
       say(`your address  ${m.address}\nyour code     ${code}\n${qr}`);
     },
-    add: (a) => {
-      if (!a[0]) return void say('usage: /add FP@HOST:PORT [name]');
-      const c = m.addContact(a[0], a[1]);
+    add: async (a) => {
+      if (!a[0]) return void say('usage: /add FP [name] or /add FP@HOST:PORT [name]');
+      let address = a[0];
+      let cert: Uint8Array | undefined;
+      if (!address.includes('@')) {
+        const fp = normalizeFingerprint(address);
+        if (!fp) return void say(`"${safeText(address)}" is neither a fingerprint (64 hex) nor FP@HOST:PORT`);
+        if (!opts.resolveAddress) return void say('no DHT (--no-dht): /add FP@HOST:PORT [name]');
+        say(`looking up ${fp.slice(0, 12)} in the DHT`);
+        ({ address, cert } = await opts.resolveAddress(fp));
+      } else {
+        const fp = normalizeFingerprint(address.slice(0, address.indexOf('@')));
+        if (fp) address = `${fp}${address.slice(address.indexOf('@'))}`;
+      }
+      const c = m.addContact(address, a[1], cert);
       requests.delete(c.fingerprint);
       event('contact-added', { ...c }, `added ${safeText(c.petname)} (${c.fingerprint.slice(0, 12)}@${c.peer}); fetching its certificate`);
     },
@@ -282,7 +297,7 @@ export async function runChat(m: Messenger, opts: ChatOptions, stop: Promise<voi
     contacts: () => {
       const list = m.contacts();
       if (opts.json) return void out.write(`${JSON.stringify({ event: 'contacts', contacts: list })}\n`);
-      if (!list.length) say('no contacts yet: /add FP@HOST:PORT name');
+      if (!list.length) say('no contacts yet: /add FP name');
       for (const c of list) {
         const flag = c.changed ? col.bad(' CHANGED') : c.verification === 'mismatch' ? col.bad(' MISMATCH') : c.verification === 'verified' ? col.ok(' verified') : '';
         say(`${col.name(safeText(c.petname).padEnd(16))} ${c.fingerprint}@${c.peer}${flag}${c.cert ? '' : col.dim(' (certificate pending)')}`);

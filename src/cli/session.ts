@@ -9,6 +9,8 @@ import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { parsePeerAddress } from '../api/client.js';
 import type { Messenger, MessengerEvents } from '../api/messenger.js';
+import type { HomeDht } from '../discovery/home-dht.js';
+import { DHT_ONESHOT_WAIT_MS, dhtOptions, dhtSettings, homeResolverFor, publishHome, startDht, type DhtArgs } from './dht.js';
 
 /**
  * Resolves on the first SIGINT or SIGTERM, which starts a clean stop; a second one while stopping
@@ -176,13 +178,13 @@ export function portOption(v: unknown): number {
 }
 
 /** Options of the one-shot commands that talk to a peer. */
-export interface OneShotArgs {
+export interface OneShotArgs extends DhtArgs {
   peer?: string | string[];
   timeout: number;
 }
 
 export function oneShotOptions<T>(y: import('yargs').Argv<T>): import('yargs').Argv<T> {
-  return y
+  return dhtOptions(y)
     .option('peer', { type: 'string', array: true, describe: 'your peer, HOST:PORT; several --peer: several peers (default: those saved in the home folder)', requiresArg: true })
     .option('timeout', { type: 'number', default: 15, describe: 'seconds to wait for the network', requiresArg: true }) as never;
 }
@@ -190,26 +192,52 @@ export function oneShotOptions<T>(y: import('yargs').Argv<T>): import('yargs').A
 /**
  * Run `f` with a client that is registered with its peer, then close it. The client keeps its
  * state in the home folder, so what it starts (an unfinished message) is continued next time.
+ * Once registered, the client publishes its home record on the DHT (unless --no-dht) while `f`
+ * runs, and waits for that at most DHT_ONESHOT_WAIT_MS after `f` is done. `f` gets the DHT node
+ * (null with --no-dht) to resolve fingerprints with.
  */
 export async function withClient<T>(
   home: string,
   args: OneShotArgs,
   log: import('../core/types.js').Logger,
-  f: (c: import('../api/client.js').Client, timeoutMs: number) => Promise<T>,
+  f: (c: import('../api/client.js').Client, timeoutMs: number, dht: HomeDht | null) => Promise<T>,
+  note: (line: string) => void = (l) => process.stderr.write(`${l}\n`),
 ): Promise<T> {
   const timeoutMs = positiveSeconds(args.timeout, 'timeout');
   const peers = await peersFor(home, args.peer);
   const peer = peers[0]!;
+  const settings = dhtSettings(args);
   const { Client } = await import('../api/client.js');
   const c = await Client.start({ peer, morePeers: peers.slice(1), home, logger: log, options: { registerTriesBeforeUnavailable: 3 } });
+  const dht = startDht(settings, note, log);
+  if (dht) c.setHomeResolver(homeResolverFor(dht));
+  let publishing: Promise<unknown> | undefined;
+  let publisher: { stop(): void } | undefined;
   try {
     await waitRegistered(c, peers.join(', '), timeoutMs);
-    const r = await f(c, timeoutMs);
+    const own = c.homePeers();
+    if (dht && own.length > 0) {
+      publishing = publishHome(dht, c.identity, home, own).then((p) => {
+        publisher = p.publisher;
+        if (!p.result.ok) log.debug({ reason: p.result.reason }, 'home record not published');
+      }, (e: Error) => log.warn({ err: e.message }, 'home record not published'));
+    }
+    const r = await f(c, timeoutMs, dht);
+    // The record's seq is saved in config.json before the peers are (both rewrite the file).
+    if (publishing) await boundedWait(publishing, DHT_ONESHOT_WAIT_MS);
     if (args.peer !== undefined) await savePeers(home, peers);
     return r;
   } finally {
+    publisher?.stop();
+    await dht?.close();
     await c.close();
   }
+}
+
+async function boundedWait(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p, new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
+  clearTimeout(timer);
 }
 
 /**

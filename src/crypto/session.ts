@@ -163,8 +163,12 @@ export function sealSessionPush(key: Uint8Array, sessionId: Uint8Array, counter:
 
 /** Whether a decoded SESSION datagram's tag is right for `key` (constant time). */
 export function sessionTagOk(key: Uint8Array, m: SessionMsg): boolean {
-  if (!m.signed || m.tag.length !== SESSION_TAG_BYTES) return false;
-  return timingSafeEqual(sessionTag(key, m.signed), m.tag);
+  return m.signed !== undefined && sessionTagValid(key, m.signed, m.tag);
+}
+
+/** Whether `tag` is the session tag of `signed` under `key`, compared in constant time. */
+export function sessionTagValid(key: Uint8Array, signed: Uint8Array, tag: Uint8Array): boolean {
+  return tag.length === SESSION_TAG_BYTES && timingSafeEqual(sessionTag(key, signed), tag);
 }
 
 /** The capability id a client hands contact `contactFingerprint`: HMAC(deliveryKey, LABEL_CAP_ID || fp)[0..4]. */
@@ -200,44 +204,63 @@ export function capabilityTagOk(capKey: Uint8Array, cap: Uint8Array, to: Uint8Ar
 export const REPLAY_WINDOW = 64;
 
 /**
+ * The state of an anti-replay window: the highest counter accepted (-1 before the first) and
+ * bit i set when counter rxTop - i was accepted (i < 32 in rxLo, 32..63 in rxHi). Plain numeric
+ * fields, so that the peer keeps them inline in each registry entry (no object per client).
+ */
+export interface ReplayState {
+  rxTop: number;
+  rxLo: number;
+  rxHi: number;
+}
+
+/** Whether `counter` is new to window `w`: above its top, or in its range and not yet accepted. */
+export function replayCheck(w: ReplayState, counter: number): boolean {
+  if (counter > w.rxTop) return true;
+  const d = w.rxTop - counter;
+  if (d >= REPLAY_WINDOW) return false;
+  return d < 32 ? ((w.rxLo >>> d) & 1) === 0 : ((w.rxHi >>> (d - 32)) & 1) === 0;
+}
+
+/** Record `counter` (checked with replayCheck and authenticated) as accepted. */
+export function replayCommit(w: ReplayState, counter: number): void {
+  if (counter > w.rxTop) {
+    const shift = w.rxTop < 0 ? REPLAY_WINDOW : counter - w.rxTop;
+    if (shift >= REPLAY_WINDOW) {
+      w.rxLo = 0;
+      w.rxHi = 0;
+    } else if (shift >= 32) {
+      w.rxHi = w.rxLo << (shift - 32);
+      w.rxLo = 0;
+    } else if (shift > 0) {
+      w.rxHi = (w.rxHi << shift) | (w.rxLo >>> (32 - shift));
+      w.rxLo = w.rxLo << shift;
+    }
+    w.rxLo |= 1;
+    w.rxTop = counter;
+    return;
+  }
+  const d = w.rxTop - counter;
+  if (d < 32) w.rxLo |= 1 << d;
+  else if (d < REPLAY_WINDOW) w.rxHi |= 1 << (d - 32);
+}
+
+/**
  * Anti-replay window of one direction of a session: accepts each counter at most once, and none
  * more than REPLAY_WINDOW below the highest accepted. check() before the MAC is verified (cheap
  * refusal), commit() after.
  */
-export class ReplayWindow {
-  /** Highest counter accepted, -1 before the first. */
-  top = -1;
-  /** Bit i set: counter top - i was accepted (i < 32 in lo, 32..63 in hi). */
-  private lo = 0;
-  private hi = 0;
+export class ReplayWindow implements ReplayState {
+  rxTop = -1;
+  rxLo = 0;
+  rxHi = 0;
 
   check(counter: number): boolean {
-    if (counter > this.top) return true;
-    const d = this.top - counter;
-    if (d >= REPLAY_WINDOW) return false;
-    return d < 32 ? ((this.lo >>> d) & 1) === 0 : ((this.hi >>> (d - 32)) & 1) === 0;
+    return replayCheck(this, counter);
   }
 
   commit(counter: number): void {
-    if (counter > this.top) {
-      const shift = this.top < 0 ? REPLAY_WINDOW : counter - this.top;
-      if (shift >= REPLAY_WINDOW) {
-        this.lo = 0;
-        this.hi = 0;
-      } else if (shift >= 32) {
-        this.hi = this.lo << (shift - 32);
-        this.lo = 0;
-      } else if (shift > 0) {
-        this.hi = (this.hi << shift) | (this.lo >>> (32 - shift));
-        this.lo = this.lo << shift;
-      }
-      this.lo |= 1;
-      this.top = counter;
-      return;
-    }
-    const d = this.top - counter;
-    if (d < 32) this.lo |= 1 << d;
-    else if (d < REPLAY_WINDOW) this.hi |= 1 << (d - 32);
+    replayCommit(this, counter);
   }
 }
 

@@ -13,3 +13,8 @@ export function bytesKey(b: Uint8Array): string {
 export function keyBytes(s: string): Uint8Array {
   return Buffer.from(s, 'latin1');
 }
+
+/** Bytes [at, at + len) of `b` as a latin1 string (bytesKey of that range, without a view object). */
+export function latin1(b: Uint8Array, at: number, len: number): string {
+  return Buffer.from(b.buffer, b.byteOffset + at, len).toString('latin1');
+}

@@ -60,13 +60,13 @@
  * parse, self-signature) to ~2.9k/s; the CHALLENGE signature (~64 us) and the proof verification
  * (~170 us, OpenSSL's own speed on this machine) are now most of the cost.
  */
-import { MsgType, DeliveryStatus, WireError, WIRE_ERROR_NAMES, ERROR_DETAIL_MAX_BYTES, CAP_ID_BYTES, BLOB_MAX_BYTES } from '../protocol/constants.js';
-import { DropCounter, decode, encode } from '../protocol/codec.js';
+import { MsgType, DeliveryStatus, WireError, WIRE_ERROR_NAMES, ERROR_DETAIL_MAX_BYTES, CAP_ID_BYTES, BLOB_MAX_BYTES, SESSION_ID_BYTES, SESSION_TAG_BYTES } from '../protocol/constants.js';
+import { DropCounter, decode, encode, isSessionDatagram, sessionCounter, sessionInner } from '../protocol/codec.js';
 import type { AckMsg, DeliverMsg, Message, RegisterProofMsg, SessionInner, SessionMsg } from '../protocol/messages.js';
 import { checkSelfSignature, checkValidity, fingerprintOf, readCertificateKey, toHex, verifyWith, type Identity } from '../identity/certificate.js';
 import { BoundedLru } from '../crypto/lru.js';
 import {
-  capabilityKey, capabilityTagOk, deriveSession, registerSigned, sealSession, sealSessionPush, sessionTagOk, unwrapDeliveryKey, x25519,
+  capabilityKey, capabilityTagOk, deriveSession, registerSigned, replayCheck, replayCommit, sealSession, sealSessionPush, sessionTagValid, unwrapDeliveryKey, x25519,
 } from '../crypto/session.js';
 import { createHmac, type KeyObject } from 'node:crypto';
 import { addrKey, silentLogger, type Addr, type Logger, type Random, type Transmit } from '../core/types.js';
@@ -79,7 +79,7 @@ import { DIRECTORY_DEFAULTS, Directory, type DirectoryLimits } from './directory
 import { HandshakeKeys } from './handshake-keys.js';
 import { QUOTA_DEFAULTS, deriveQuotaLimits, type QuotaLimits } from './quota.js';
 import { sourcePrefix } from './prefix.js';
-import { bytesKey, keyBytes } from './keys.js';
+import { bytesKey, keyBytes, latin1 } from './keys.js';
 
 export interface PeerOptions extends Partial<QuotaLimits>, Partial<DirectoryLimits> {
   identity: Identity;
@@ -300,6 +300,12 @@ export class Peer {
   handle(now: number, from: Addr, data: Uint8Array): void {
     this.datagramsIn++;
     this.bytesIn += data.length;
+    if (isSessionDatagram(data)) {
+      // A registered client's datagram: found by its session id and authenticated before anything
+      // in it is read. An unknown session id goes on to be decoded and answered REGISTER_AGAIN.
+      const e = this.registry.atSession(now, latin1(data, 2, SESSION_ID_BYTES));
+      if (e) return this.onSession(now, from, data, e);
+    }
     const r = decode(data, this.drops);
     if (!r.ok) return;
     this.dispatch(now, from, data.length, r.msg);
@@ -367,7 +373,9 @@ export class Peer {
       case MsgType.REGISTER_PROOF:
         return this.onProof(now, from, a, size, m);
       case MsgType.SESSION:
-        return this.onSession(now, from, a, size, m);
+        // Known sessions were taken in handle(): this one is unknown here (expired, or the peer restarted).
+        if (!this.rateOk(now, from)) return;
+        return this.send(from, { type: MsgType.REGISTER_AGAIN, sessionId: m.sessionId }, size);
       case MsgType.KEEPALIVE:
       case MsgType.POLL:
       case MsgType.ACK:
@@ -407,17 +415,18 @@ export class Peer {
    * sent first): the peer validates the new path, as QUIC does, with a KEEPALIVE asking for an
    * answer sent there, and moves the client when the OK naming it comes back from there.
    */
-  private onSession(now: number, from: Addr, a: string, size: number, m: SessionMsg): void {
-    const e = this.registry.atSession(now, bytesKey(m.sessionId));
-    if (!e) {
-      if (!this.rateOk(now, from)) return;
-      return this.send(from, { type: MsgType.REGISTER_AGAIN, sessionId: m.sessionId }, size);
-    }
-    if (!e.rx.check(m.counter)) return this.drops.add('session_replay');
-    if (!sessionTagOk(e.keys.subarray(KEYS_C2P, KEYS_C2P + 32), m)) return this.drops.add('bad_session_tag');
-    e.rx.commit(m.counter);
+  private onSession(now: number, from: Addr, data: Uint8Array, e: RegistryEntry): void {
+    const counter = sessionCounter(data);
+    if (counter < 0) return this.drops.add('bad_schema');
+    if (!replayCheck(e, counter)) return this.drops.add('session_replay');
+    const tagStart = data.length - SESSION_TAG_BYTES;
+    if (!sessionTagValid(this.registry.c2p(e), data.subarray(0, tagStart), data.subarray(tagStart))) return this.drops.add('bad_session_tag');
+    const r = sessionInner(data, this.drops);
+    if (!r.ok) return;
+    replayCommit(e, counter);
     this.registry.touch(now, e);
-    const inner = m.inner;
+    const inner = r.msg as SessionInner;
+    const a = addrKey(from);
     let moved = false;
     if (e.addr !== a) {
       if (inner.type === MsgType.OK && e.probe?.addr === a && inner.ref.length === 8 && readCounter(inner.ref) === e.probe.counter) {
@@ -434,7 +443,7 @@ export class Peer {
     const here = e.addr === a;
     switch (inner.type) {
       case MsgType.KEEPALIVE:
-        if (inner.answer) this.sendSession(e, { type: MsgType.OK, ref: counterRef(m) }, from);
+        if (inner.answer) this.sendSession(e, { type: MsgType.OK, ref: counterRef(data) }, from);
         if (here) this.pushWaiting(now, e, !moved, moved);
         return;
       case MsgType.POLL:
@@ -445,7 +454,7 @@ export class Peer {
         if (moved) this.pushWaiting(now, e, false, true);
         return;
       case MsgType.DIR_JOIN:
-        return this.onDirJoin(now, e, inner.name, counterRef(m), from);
+        return this.onDirJoin(now, e, inner.name, counterRef(data), from);
       case MsgType.OK:
         if (moved) this.pushWaiting(now, e, false, true);
         return;
@@ -484,7 +493,7 @@ export class Peer {
     const cert = this.checkedCert(now, fp, m.cert);
     if (typeof cert === 'string') return this.sendError(from, WireError.BAD_CERT, EMPTY, cert);
     const current = this.registry.lookup(now, fp);
-    if (current && current.addr === a && current.keys.subarray(KEYS_NONCE, KEYS_NONCE + 16).equals(m.nonce)) {
+    if (current && current.addr === a && this.registry.nonce(current).equals(m.nonce)) {
       // The same proof again (its OK was lost): the same OK again, nothing changed.
       return this.sendRegistrationOk(current, m.nonce);
     }
@@ -516,12 +525,13 @@ export class Peer {
     }
     const sid = bytesKey(keys.sessionId);
     if (this.registry.sidTaken(sid, fp)) return this.sendError(from, WireError.BUSY, EMPTY, 'session id in use: register again');
-    const secrets = Buffer.allocUnsafeSlow(KEYS_BYTES);
+    const secrets = new Uint8Array(KEYS_BYTES);
     secrets.set(keys.c2p, KEYS_C2P);
     secrets.set(keys.p2c, KEYS_P2C);
     secrets.set(deliveryKey, KEYS_DELIVERY);
     secrets.set(m.nonce, KEYS_NONCE);
     const { entry, previousAddr } = this.registry.put(now, fp, bytesKey(m.cert), a, sid, secrets);
+    secrets.fill(0); // copied into the registry's slab
     this.store.recipientRegistered(fp, prefix);
     this.deliveryKeys.set(fp, bytesKey(deliveryKey));
     this.deadlines.registrationExpiry ??= now + this.o.registrationTtlMs;
@@ -533,7 +543,7 @@ export class Peer {
 
   /** The OK of a registration: SESSION counter 0 naming the proof's nonce (the same bytes each time). */
   private sendRegistrationOk(e: RegistryEntry, nonce: Uint8Array): void {
-    const data = sealSession(e.keys.subarray(KEYS_P2C, KEYS_P2C + 32), keyBytes(e.sid), 0, { type: MsgType.OK, ref: new Uint8Array(nonce) });
+    const data = sealSession(this.registry.p2c(e), this.registry.sidBytes(e), 0, { type: MsgType.OK, ref: new Uint8Array(nonce) });
     this.transmit(parseAddrKey(e.addr), data);
   }
 
@@ -613,7 +623,7 @@ export class Peer {
     const at = this.capVerified.get(vk);
     const epoch = this.cookies.epochAt(now);
     if (at !== undefined && (at === epoch || at === ((epoch - 1) >>> 0))) return vk.slice(vk.length - CAP_ID_BYTES);
-    let dk: Uint8Array | undefined = e?.keys.subarray(KEYS_DELIVERY, KEYS_DELIVERY + 32);
+    let dk: Uint8Array | undefined = e && this.registry.deliveryKey(e);
     if (!dk) {
       const known = this.deliveryKeys.get(to);
       if (known === undefined) {
@@ -726,7 +736,7 @@ export class Peer {
     w.timerPushes = byTimer ? w.timerPushes + 1 : 0;
     const blob = typeof w.blob === 'string' ? keyBytes(w.blob) : w.blob;
     e.tx++;
-    this.transmit(parseAddrKey(e.addr), sealSessionPush(e.keys.subarray(KEYS_P2C, KEYS_P2C + 32), e.sidBytes, e.tx, id ?? keyBytes(w.idKey), blob));
+    this.transmit(parseAddrKey(e.addr), sealSessionPush(this.registry.p2c(e), this.registry.sidBytes(e), e.tx, id ?? keyBytes(w.idKey), blob));
     w.lastPushAt = now;
     w.inFlight = true;
     const at = now + this.o.pushAckTimeoutMs;
@@ -793,7 +803,7 @@ export class Peer {
    */
   private sendSession(e: RegistryEntry, inner: SessionInner, to?: Addr): void {
     e.tx++;
-    this.transmit(to ?? parseAddrKey(e.addr), sealSession(e.keys.subarray(KEYS_P2C, KEYS_P2C + 32), e.sidBytes, e.tx, inner));
+    this.transmit(to ?? parseAddrKey(e.addr), sealSession(this.registry.p2c(e), this.registry.sidBytes(e), e.tx, inner));
   }
 
   private send(to: Addr, msg: Message, limit?: number): void {
@@ -815,8 +825,8 @@ function readCounter(ref: Uint8Array): number {
 }
 
 /** The 8 counter bytes of a SESSION datagram, as the ref of its answer. */
-function counterRef(m: SessionMsg): Uint8Array {
-  return new Uint8Array(m.signed!.subarray(10, 18));
+function counterRef(data: Uint8Array): Uint8Array {
+  return new Uint8Array(data.subarray(10, 18));
 }
 
 /** The stored blob of a message equals `b`. */

@@ -459,25 +459,52 @@ function decodeHello(p: Uint8Array): DecodeResult {
  */
 function decodeSession(data: Uint8Array, p: Uint8Array): DecodeResult {
   if (p.length < SESSION_MIN_PAYLOAD_BYTES) return fail('truncated');
-  const hi = ((p[8]! << 24) | (p[9]! << 16) | (p[10]! << 8) | p[11]!) >>> 0;
-  const lo = ((p[12]! << 24) | (p[13]! << 16) | (p[14]! << 8) | p[15]!) >>> 0;
-  if (hi >= 0x200000) return fail('bad_schema'); // above 2^53-1
-  const innerStart = ENVELOPE_HEADER_BYTES + SESSION_ID_BYTES + SESSION_COUNTER_BYTES;
-  const tagStart = data.length - SESSION_TAG_BYTES;
-  const inner = decode(view(data, innerStart, tagStart));
+  const counter = sessionCounter(data);
+  if (counter < 0) return fail('bad_schema'); // above 2^53-1
+  const inner = sessionInner(data);
   if (!inner.ok) return inner;
-  if (!SESSION_INNER_TYPES.has(inner.msg.type)) return fail('bad_schema');
+  const tagStart = data.length - SESSION_TAG_BYTES;
   return {
     ok: true,
     msg: {
       type: MsgType.SESSION,
       sessionId: copy(p, 0, SESSION_ID_BYTES),
-      counter: hi * U32 + lo,
+      counter,
       inner: inner.msg,
       signed: view(data, 0, tagStart),
       tag: view(data, tagStart, data.length),
     },
   };
+}
+
+/** Bytes of the smallest SESSION datagram: envelope, session id, counter, an inner envelope, tag. */
+export const SESSION_DATAGRAM_MIN_BYTES = ENVELOPE_HEADER_BYTES + SESSION_MIN_PAYLOAD_BYTES;
+const SESSION_COUNTER_AT = ENVELOPE_HEADER_BYTES + SESSION_ID_BYTES;
+const SESSION_INNER_AT = SESSION_COUNTER_AT + SESSION_COUNTER_BYTES;
+
+/**
+ * Whether `data` has the envelope and a size of a SESSION datagram, its content not checked: a
+ * receiver that knows the session id authenticates it (sessionCounter, the tag over all but the
+ * last SESSION_TAG_BYTES) before it reads the inner datagram with sessionInner().
+ */
+export function isSessionDatagram(data: Uint8Array): boolean {
+  return data[1] === MsgType.SESSION && data[0] === PROTOCOL_VERSION && data.length >= SESSION_DATAGRAM_MIN_BYTES && data.length <= DATAGRAM_MAX_BYTES;
+}
+
+/** The counter of a SESSION datagram (isSessionDatagram), or -1 when it is above 2^53-1. */
+export function sessionCounter(data: Uint8Array): number {
+  const at = SESSION_COUNTER_AT;
+  const hi = ((data[at]! << 24) | (data[at + 1]! << 16) | (data[at + 2]! << 8) | data[at + 3]!) >>> 0;
+  const lo = ((data[at + 4]! << 24) | (data[at + 5]! << 16) | (data[at + 6]! << 8) | data[at + 7]!) >>> 0;
+  return hi >= 0x200000 ? -1 : hi * U32 + lo;
+}
+
+/** The inner datagram of a SESSION datagram (isSessionDatagram), decoded, of a type a SESSION may carry. */
+export function sessionInner(data: Uint8Array, drops?: DropCounter): DecodeResult {
+  let r = decode(view(data, SESSION_INNER_AT, data.length - SESSION_TAG_BYTES));
+  if (r.ok && !SESSION_INNER_TYPES.has(r.msg.type)) r = fail('bad_schema');
+  if (!r.ok && drops) drops.add(r.reason);
+  return r;
 }
 
 /** A copy of bytes [from, to) of `p` as a plain Uint8Array (Buffer.slice would give a view). */

@@ -42,6 +42,8 @@ export class ChatProcess {
     const env = { ...process.env };
     delete env.PEERPOST_HOME;
     delete env.NODE_OPTIONS;
+    // Never HyperDHT's public nodes from a test (see runCli).
+    env.PEERPOST_NO_DHT = '1';
     const child = spawn(process.execPath, [CLI_MAIN, ...args], { cwd: ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] });
     return new ChatProcess(child);
   }

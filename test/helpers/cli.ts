@@ -54,7 +54,11 @@ export interface CliResult {
 }
 
 export interface RunCliOptions {
-  /** Extra environment variables (merged over a copy of process.env without PEERPOST_HOME). */
+  /**
+   * Extra environment variables (merged over a copy of process.env without PEERPOST_HOME, and with
+   * PEERPOST_NO_DHT=1 so that commands never try HyperDHT's public nodes; a test of the DHT sets
+   * PEERPOST_NO_DHT: undefined and its own --dht-bootstrap).
+   */
   env?: Record<string, string | undefined>;
   /** Text for standard input; default none (stdin closed). */
   input?: string;
@@ -64,7 +68,7 @@ export interface RunCliOptions {
 /** Spawn `node dist/cli/main.js ...args` and collect its output and exit code. */
 export function runCli(args: readonly string[], opts: RunCliOptions = {}): Promise<CliResult> {
   ensureBuilt();
-  const env: NodeJS.ProcessEnv = { ...process.env, PEERPOST_HOME: undefined, NODE_OPTIONS: undefined, ...opts.env };
+  const env: NodeJS.ProcessEnv = { ...process.env, PEERPOST_HOME: undefined, NODE_OPTIONS: undefined, PEERPOST_NO_DHT: '1', ...opts.env };
   for (const k of Object.keys(env)) if (env[k] === undefined) delete env[k];
   return new Promise((resolvePromise, reject) => {
     const child = spawn(process.execPath, [CLI_MAIN, ...args], { cwd: ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] });

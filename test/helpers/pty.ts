@@ -33,10 +33,10 @@ export class PtyProcess {
     this.exited = new Promise((resolve) => child.on('exit', (code) => resolve(code)));
   }
 
-  /** `peerpost ...args` in a terminal of 100 columns; `env` is merged over a copy of process.env. */
+  /** `peerpost ...args` in a terminal of 100 columns; `env` is merged over a copy of process.env (with PEERPOST_NO_DHT=1, as runCli). */
   static start(args: readonly string[], env: Record<string, string | undefined> = {}): PtyProcess {
     ensureBuilt();
-    const e: NodeJS.ProcessEnv = { ...process.env, PEERPOST_HOME: undefined, NODE_OPTIONS: undefined, COLUMNS: '100', LINES: '40', TERM: 'xterm', ...env };
+    const e: NodeJS.ProcessEnv = { ...process.env, PEERPOST_HOME: undefined, NODE_OPTIONS: undefined, COLUMNS: '100', LINES: '40', TERM: 'xterm', PEERPOST_NO_DHT: '1', ...env };
     for (const k of Object.keys(e)) if (e[k] === undefined) delete e[k];
     const cmd = [process.execPath, CLI_MAIN, ...args].map(shellQuote).join(' ');
     const child = spawn('script', ['-qfec', cmd, '/dev/null'], { cwd: ROOT, env: e, stdio: ['pipe', 'pipe', 'pipe'] });

@@ -3,9 +3,10 @@ import type { CommandModule } from 'yargs';
 import { Client } from '../../api/client.js';
 import { cliContext, type GlobalArgs } from '../context.js';
 import { runChat } from '../chat.js';
+import { dhtOptions, dhtSettings, homeResolverFor, keepHomePublished, resolveAddress, startDht, type DhtArgs } from '../dht.js';
 import { peersFor, portOption, clientTuning, untilSignal, savePeers, RETAIN_DAYS_OPTION } from '../session.js';
 
-interface Args extends GlobalArgs {
+interface Args extends GlobalArgs, DhtArgs {
   peer?: string[];
   host?: string;
   port: number;
@@ -17,7 +18,7 @@ export const clientCommand: CommandModule<GlobalArgs, Args> = {
   command: 'client',
   describe: 'run an interactive client of a peer elsewhere',
   builder: (y) =>
-    y
+    dhtOptions(y)
       .option('peer', { type: 'string', array: true, describe: 'your peer, HOST:PORT; give it again for several peers (saved for next time)', requiresArg: true })
       .option('host', { type: 'string', describe: 'local address to send from (default all)', requiresArg: true })
       .option('port', { type: 'number', default: 0, describe: 'local UDP port (default any)', requiresArg: true })
@@ -28,6 +29,7 @@ export const clientCommand: CommandModule<GlobalArgs, Args> = {
     const peers = await peersFor(ctx.home, argv.peer);
     const peer = peers[0]!;
     const tuning = clientTuning(argv);
+    const settings = dhtSettings(argv);
     const sig = untilSignal();
     try {
       const client = await Client.start({
@@ -37,9 +39,18 @@ export const clientCommand: CommandModule<GlobalArgs, Args> = {
       // The --peer list is saved once one of them answered (peers that never answer are not kept for next time).
       const onRegistered = (): void => void savePeers(ctx.home, peers).catch((e: Error) => ctx.note(`peerpost: could not save the peers: ${e.message}`));
       if (argv.peer !== undefined) client.once('registered', onRegistered);
+      // The peers the user named are listed as given, each with the fingerprint it answered with.
+      const dht = startDht(settings, (l) => ctx.note(l), ctx.log);
+      if (dht) client.setHomeResolver(homeResolverFor(dht));
+      const home = dht ? keepHomePublished(client, dht, ctx.home, () => client.homePeers(), ctx.log) : undefined;
       try {
-        await runChat(client, { io: ctx.io, json: ctx.json, title: `peerpost client of ${peers.join(', ')}`, home: ctx.home }, sig.promise);
+        await runChat(client, {
+          io: ctx.io, json: ctx.json, title: `peerpost client of ${peers.join(', ')}`, home: ctx.home,
+          ...(dht ? { resolveAddress: (fp: string) => resolveAddress(dht, fp) } : {}),
+        }, sig.promise);
       } finally {
+        home?.stop();
+        await dht?.close();
         client.off('registered', onRegistered);
         await client.close();
       }

@@ -10,11 +10,24 @@ import { oneShotOptions, resolveContactAddress, waitFor, withClient, type OneSho
 import { progress } from '../progress.js';
 import { explainReason } from '../format.js';
 import { safeText } from '../safe-text.js';
+import { normalizeFingerprint, resolveAddress } from '../dht.js';
 
 function flags(c: ContactRecord): string {
   if (c.changed) return 'CHANGED: confirm or remove';
   if (c.verification === 'mismatch') return 'CODES DID NOT MATCH';
   return c.verification;
+}
+
+/**
+ * What `contacts add` was given: a fingerprint alone (resolved through the DHT) or FP@HOST:PORT
+ * (the address is used as given). The fingerprint may be typed as openssl prints it.
+ */
+export function contactInput(text: string): { fingerprint: string; address?: string } {
+  const at = text.indexOf('@');
+  const fpText = at < 0 ? text : text.slice(0, at);
+  const fp = normalizeFingerprint(fpText);
+  if (!fp) throw new UsageError('PEERPOST_CONTACT_FINGERPRINT', `fingerprint "${fpText}" must be 64 hex characters (or 32 hex pairs with colons, as openssl prints it)`);
+  return at < 0 ? { fingerprint: fp } : { fingerprint: fp, address: `${fp}${text.slice(at)}` };
 }
 
 interface AddArgs extends GlobalArgs, OneShotArgs {
@@ -24,16 +37,30 @@ interface AddArgs extends GlobalArgs, OneShotArgs {
 
 const add: CommandModule<GlobalArgs, AddArgs> = {
   command: 'add <address> [name]',
-  describe: 'add a contact FP@HOST:PORT (fetches and checks its certificate)',
+  describe: 'add a contact by fingerprint (found in the DHT) or FP@HOST:PORT; fetches and checks its certificate',
   builder: (y) => oneShotOptions(y).positional('address', { type: 'string' }).positional('name', { type: 'string', describe: 'petname' }) as never,
   handler: async (argv) => {
     const ctx = cliContext(argv);
-    parseContactAddress(argv.address);
-    const address = await resolveContactAddress(argv.address);
+    const given = contactInput(argv.address);
+    if (given.address) parseContactAddress(given.address);
+    const hinted = given.address ? await resolveContactAddress(given.address) : undefined;
     if (argv.name !== undefined) checkPetname(argv.name);
-    const r = await withClient(ctx.home, argv, ctx.log, async (c, timeoutMs) => {
+    let fromDht = false;
+    const r = await withClient(ctx.home, argv, ctx.log, async (c, timeoutMs, dht) => {
+      let address = hinted;
+      let cert: Uint8Array | undefined;
+      if (address === undefined) {
+        const p = progress(ctx, `looking up ${given.fingerprint} in the DHT`, timeoutMs);
+        try {
+          ({ address, cert } = await resolveAddress(dht, given.fingerprint));
+          fromDht = true;
+        } finally {
+          p.done();
+        }
+      }
       const before = c.contacts().find((x) => x.petname === (argv.name ?? '') || `${x.fingerprint}@${x.peer}` === address);
-      const rec = c.addContact(address, argv.name);
+      // With a record, the certificate came with it (checked against the fingerprint): no lookup.
+      const rec = c.addContact(address, argv.name, cert);
       if (rec.cert) return rec;
       // A failed add saves nothing: the contact is removed again whatever the failure.
       const undo = (): void => {
@@ -55,7 +82,7 @@ const add: CommandModule<GlobalArgs, AddArgs> = {
       }
     });
     const out = { petname: r.petname, fingerprint: r.fingerprint, peer: r.peer, verification: r.verification, changed: r.changed };
-    ctx.result(out, [`added ${r.petname}: ${r.fingerprint}@${r.peer} (certificate checked)${r.changed ? ' WARNING: this name had another identity before' : ''}`]);
+    ctx.result({ ...out, found: fromDht ? 'dht' : 'address' }, [`added ${r.petname}: ${r.fingerprint}@${r.peer} (${fromDht ? 'found in the DHT, ' : ''}certificate checked)${r.changed ? ' WARNING: this name had another identity before' : ''}`]);
   },
 };
 
@@ -69,7 +96,7 @@ const list: CommandModule<GlobalArgs, GlobalArgs> = {
       ctx.result({ contacts: cs.map((c) => ({ petname: c.petname, fingerprint: c.fingerprint, peer: c.peer, verification: c.verification, changed: c.changed, certificate: Boolean(c.cert) })) }, []);
       return;
     }
-    if (!cs.length) return ctx.note('no contacts; add one with: peerpost contacts add FP@HOST:PORT NAME');
+    if (!cs.length) return ctx.note('no contacts; add one with: peerpost contacts add FP NAME (or FP@HOST:PORT NAME)');
     ctx.result({}, table(cs.map((c) => [safeText(c.petname), `${c.fingerprint}@${safeText(c.peer)}  ${flags(c)}`] as const)));
   },
 };

@@ -9,6 +9,7 @@ import { idSummary, idText } from '../id-summary.js';
 import { identityCodeAsync } from '../../codes/identity-code.js';
 import { readConfig } from '../../identity/home.js';
 import { table } from '../context.js';
+import { publishedLately } from '../dht.js';
 
 /** The address of a node started with the defaults (npm start), used until a peer is saved. */
 export const DEFAULT_NODE_ADDRESS = '127.0.0.1:7777';
@@ -38,9 +39,13 @@ export const idCommand: CommandModule<GlobalArgs, IdArgs> = {
     const cfg = await readConfig(ctx.home);
     const peer = typeof cfg.peer === 'string' ? cfg.peer : DEFAULT_NODE_ADDRESS;
     summary.code = await identityCodeAsync(identity.fingerprint);
-    summary.address = `${identity.fingerprintHex}@${peer}`;
+    // The shortest address a contact can use: the fingerprint alone once a home record is published.
+    const hint = `${identity.fingerprintHex}@${peer}`;
+    const byFingerprint = await publishedLately(ctx.home);
+    summary.address = byFingerprint ? identity.fingerprintHex : hint;
+    if (byFingerprint) summary.hint = hint;
     const qr: string[] = [];
     if (argv.qr && !ctx.json) qrcode.generate(summary.address as string, { small: true }, (s) => qr.push(s));
-    ctx.result(summary, [...idText(summary), ...table([['code', summary.code as string], ['address', summary.address as string]]), ...qr]);
+    ctx.result(summary, [...idText(summary), ...table([['code', summary.code as string], ['address', summary.address as string], ...(byFingerprint ? [['or', hint] as [string, string]] : [])]), ...qr]);
   },
 };
