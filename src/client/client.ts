@@ -155,6 +155,7 @@ export class Client {
       recipientMissing: (m, reason) => this.outgoing.setReason(m, reason),
       recipientFailed: (fp, reason) => this.outgoing.failMessagesTo(fp, reason),
       nextPeer: (at, fp, hint, peerKey) => this.homes.failed(at, fp, hint, peerKey),
+      resolving: (fp) => this.homes.resolving(fp),
     });
     const ratchets = new Ratchets(ctx);
     this.outgoing = new Outgoing(ctx, this.links, this.lookups, ratchets, this.homes);

@@ -151,6 +151,11 @@ export class HomeBook {
     return true;
   }
 
+  /** Whether a resolution of `fp`'s home is asked for and not answered yet. */
+  resolving(fp: string): boolean {
+    return this.state.get(fp)?.resolvingUntil !== undefined;
+  }
+
   /** The next fingerprint whose home the embedding should resolve. */
   pollRequest(): string | undefined {
     return this.requests.shift();

@@ -60,6 +60,8 @@ export interface LookupHooks {
    * or undefined when none is left.
    */
   nextPeer(now: number, fp: string, hint: string, peerKey: string): string | undefined;
+  /** A resolution of `fp`'s home is out: its answer may name another peer. */
+  resolving(fp: string): boolean;
 }
 
 export class CertLookups {
@@ -96,6 +98,7 @@ export class CertLookups {
     l.attempt = 0;
     l.tries = 0;
     l.deadline = now;
+    delete l.hopelessSince;
   }
 
   /** Send every CERT_REQUEST whose time has come. */
@@ -184,7 +187,8 @@ export class CertLookups {
     if (contact && !told) this.ctx.emit({ type: 'contact-cert', fingerprint: l.fp, ok: false, reason });
     if (HOPELESS.has(reason)) {
       l.hopelessSince ??= now;
-      if (now - l.hopelessSince >= this.ctx.o.unknownSenderGraceMs) this.hooks.recipientFailed(l.fp, reason);
+      // Not while the home is being resolved again: the contact may have moved.
+      if (now - l.hopelessSince >= this.ctx.o.unknownSenderGraceMs && !this.hooks.resolving(l.fp)) this.hooks.recipientFailed(l.fp, reason);
     } else {
       delete l.hopelessSince;
     }
