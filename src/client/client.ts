@@ -68,7 +68,7 @@
  *   homePeersMax (8)              our peers (setPeers throws PEERPOST_TOO_MANY_PEERS), and peers of a
  *                                 contact's record used (the rest ignored)
  *   homeFailoverTries (4)         unanswered DELIVERs (or HELLOs) to a recipient's peer before the next
- *   homeResolveIntervalMs (30 s), homeResolutionsMax (16), homeResolveTimeoutMs (20 s), homesMax (4096)
+ *   homeResolveIntervalMs (15 s), homeResolutionsMax (16), homeResolveTimeoutMs (20 s), homesMax (4096)
  *                                 resolutions: see src/client/homes.ts
  *   certLookupTriesMax (6)        CERT_REQUEST tries before waiting certRetryMs; unknown senders are
  *                                 rejected after that many tries

@@ -21,10 +21,11 @@
  * `recipient-unreachable` and go on to the peers of its home in turn, homeFailoverTries
  * transmissions each, on the retransmission schedule (the RTO keeps doubling to its maximum),
  * while the home is resolved again every homeResolveIntervalMs; the first answer, or a new
- * record (whose peers are tried at once, from the first), ends it.
+ * record (whose first peer that did not fail lately is tried at once), ends it.
  *
  * Timer `home`: a resolution not answered within homeResolveTimeoutMs counts as answered with no
- * record.
+ * record; a resolution wanted less than homeResolveIntervalMs after the last one is asked for
+ * when that time has passed.
  *
  * Bounds (behaviour at the bound):
  *   homePeersMax          peers of a record that are used; the rest are ignored
@@ -49,6 +50,8 @@ interface HomeState {
   resolvingUntil?: number;
   /** When the last resolution was asked for. */
   askedAtMs?: number;
+  /** A resolution wanted while the last one was too recent: asked for at this time. */
+  askAt?: number;
 }
 
 export interface HomeHooks {
@@ -145,8 +148,9 @@ export class HomeBook {
     const keys = Object.keys(homes);
     for (let i = 0; i < keys.length - this.ctx.o.homesMax; i++) delete homes[keys[i]!];
     this.ctx.dirty = true;
-    // A new home: every peer is tried again, from the first.
-    this.state.delete(fp);
+    // A new home: its transfers go to its first peer that did not fail us in the last
+    // homeResolveIntervalMs (the marks stay: a record that still lists a silent peer first must
+    // not send everything back to it).
     this.hooks.rehome(now, fp);
     return true;
   }
@@ -166,6 +170,7 @@ export class HomeBook {
     let at: number | undefined;
     for (const st of this.state.values()) {
       if (st.resolvingUntil !== undefined) at = earlier(at, st.resolvingUntil);
+      if (st.askAt !== undefined) at = earlier(at, st.askAt);
     }
     return at;
   }
@@ -173,6 +178,10 @@ export class HomeBook {
   handleTimeout(now: number): void {
     for (const [fp, st] of [...this.state]) {
       if (st.resolvingUntil !== undefined && st.resolvingUntil <= now) this.resolved(now, fp, null);
+      if (st.askAt !== undefined && st.askAt <= now) {
+        delete st.askAt;
+        this.ask(now, fp);
+      }
     }
   }
 
@@ -180,7 +189,10 @@ export class HomeBook {
   private ask(now: number, fp: string): void {
     const st = this.stateOf(fp);
     if (st.resolvingUntil !== undefined) return;
-    if (st.askedAtMs !== undefined && now - st.askedAtMs < this.ctx.o.homeResolveIntervalMs) return;
+    if (st.askedAtMs !== undefined && now - st.askedAtMs < this.ctx.o.homeResolveIntervalMs) {
+      st.askAt ??= st.askedAtMs + this.ctx.o.homeResolveIntervalMs;
+      return;
+    }
     if (this.inFlight >= this.ctx.o.homeResolutionsMax) {
       this.ctx.drops.add('home_resolutions_full');
       return;
@@ -215,7 +227,7 @@ export class HomeBook {
 
   /** Forget a recipient's state when nothing in it matters any more (its resolve rate is kept while it is recent). */
   private tidy(fp: string, st: HomeState): void {
-    if (st.down.size > 0 || st.away.size > 0 || st.resolvingUntil !== undefined) return;
+    if (st.down.size > 0 || st.away.size > 0 || st.resolvingUntil !== undefined || st.askAt !== undefined) return;
     this.state.delete(fp);
   }
 }

@@ -114,7 +114,7 @@ export const CLIENT_DEFAULTS = {
   eventsMax: 10_000,
   homePeersMax: 8,
   homeFailoverTries: 4,
-  homeResolveIntervalMs: 30_000,
+  homeResolveIntervalMs: 15_000,
   homeResolutionsMax: 16,
   homeResolveTimeoutMs: 20_000,
   homesMax: 4096,
