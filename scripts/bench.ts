@@ -21,6 +21,11 @@
  *   store       the client's persistence cost per message with 100 / 10,000 / 100,000 messages
  *               stored, JSON file against SQLite; one node's burst of 1,000 messages to another
  *               with 100,000 stored in each (scripts/bench/store.ts). `--store-only` runs just this.
+ *   ratchet     end-to-end encryption per message: bytes on the wire and CPU to send and to open,
+ *               sealed to the recipient's certificate (the form before ratcheted sessions, still
+ *               that of a first message) against a ratcheted session, one direction and in turns
+ *               (a DH step per message), at 20 / 300 / 800-byte bodies (scripts/bench/ratchet.ts).
+ *               `--ratchet-only` runs just this.
  *   home dht    home records on a private HyperDHT of 10 nodes on 127.0.0.1: publish and resolve
  *               time (p50/p99 over 100 resolutions) and the record's size (scripts/bench/home-dht.ts).
  *               `--dht-only` runs just this.
@@ -44,6 +49,7 @@ import { relayInProcess } from './bench/relay-inproc.js';
 import { BASELINE_COMMIT, prepareBaseline, type Baseline } from './bench/baseline.js';
 import { keepaliveOverUdp, type KeepaliveResult } from './bench/keepalive.js';
 import { burst, persistenceCost, type BurstResult, type PersistencePoint } from './bench/store.js';
+import { ratchetCost, type RatchetCost } from './bench/ratchet.js';
 import { homeDhtBench, type HomeDhtResult } from './bench/home-dht.js';
 
 function homeDhtRows(h: HomeDhtResult): [string, string, string][] {
@@ -58,6 +64,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const storeOnly = args.includes('--store-only');
+const ratchetOnly = args.includes('--ratchet-only');
 const dhtOnly = args.includes('--dht-only');
 const relayOnly = args.includes('--relay-only');
 const outAt = args.indexOf('--out');
@@ -269,6 +276,23 @@ function storeRows(r: StoreResults): Array<[string, string, string]> {
   return rows;
 }
 
+/** End-to-end encryption per message, sealed against ratcheted. */
+function ratchet(): RatchetCost {
+  log('end-to-end encryption per message: sealed to the certificate, then a ratcheted session');
+  return ratchetCost(quick ? 300 : 2000);
+}
+
+function ratchetRows(r: RatchetCost): Array<[string, string, string]> {
+  return r.rows.map((x) => [
+    `${x.case}, body ${x.bodyBytes} B`,
+    `${x.wireBytes} B on the wire; send ${x.sendUsPerMessage} us, open ${x.openUsPerMessage} us CPU`,
+    '',
+  ] as [string, string, string]).concat([
+    ['  a message tried against a session it is not for', `${r.foreignTrialUs} us`, ''],
+    ['  a stored session', `${r.storedSessionBytes} B, at most ${r.storedSessionMaxBytes} B with every skipped key`, ''],
+  ]);
+}
+
 /** The relay of the current code and of the code before protocol 2, in turn, 200 B and 1,000 B bodies. */
 async function relayComparison(certs: Awaited<ReturnType<typeof loadCerts>>): Promise<{
   peer200: RelayResult; peer1000: RelayResult; base200?: RelayResult; base1000?: RelayResult;
@@ -307,6 +331,13 @@ async function relayComparison(certs: Awaited<ReturnType<typeof loadCerts>>): Pr
 
 async function main(): Promise<void> {
   const started = performance.now();
+  if (ratchetOnly) {
+    const r = ratchet();
+    writeFileSync(outFile!, JSON.stringify({ quick, ratchet: r }, null, 2));
+    printRows(ratchetRows(r));
+    log(`results written to ${outFile}`);
+    return;
+  }
   if (dhtOnly) {
     log('home records on a HyperDHT testnet');
     const h = await homeDhtBench(quick ? 20 : 100, quick ? 20 : 100, log);
@@ -359,6 +390,7 @@ async function main(): Promise<void> {
   const kd = keepalive.drops;
   if (kd.bad_session_tag || kd.session_replay || kd.path_probe || kd.not_in_session) throw new Error(`the peer refused keepalives: ${JSON.stringify(kd)}`);
   const storeResults = await store();
+  const ratchetResults = ratchet();
   log('home records on a HyperDHT testnet');
   const homeDht = await homeDhtBench(quick ? 20 : 100, quick ? 20 : 100, log);
   const results = {
@@ -369,6 +401,7 @@ async function main(): Promise<void> {
     memory: mem,
     keepalive,
     store: storeResults,
+    ratchet: ratchetResults,
     homeDht,
     runtimeS: Math.round((performance.now() - started) / 1000),
   };
@@ -386,6 +419,7 @@ type Results = {
   registration: { first: RegistrationRun; again: RegistrationRun; inProcess: { firstPerS: number; againPerS: number }; serverCpuPct: { first: number; again: number } };
   memory: MemoryResult;
   store: StoreResults;
+  ratchet: RatchetCost;
   homeDht: HomeDhtResult;
   machine: { cpus: number; loadavgAtStart: number[]; loadavgAtEnd: number[] };
   runtimeS: number;
@@ -446,6 +480,7 @@ function printTable(r: Results): void {
   rows.push([`keepalives over UDP, ${k.clients.toLocaleString('en')} clients`, `peer ${k.peerUsPerKeepalive} us each: ${share}% of a core at ${k.offeredPerS.toLocaleString('en')}/s`, '<= 50%']);
   rows.push([`  over the window`, `peer CPU ${k.peerCpuPct}%, ${k.received} of ${k.sent} received, ${k.answers} of ${k.askedForAnswer} asked answered`, '']);
   rows.push(...storeRows(r.store));
+  rows.push(...ratchetRows(r.ratchet));
   rows.push(...homeDhtRows(r.homeDht));
   printRows(rows);
   console.log(`\nload average ${r.machine.loadavgAtStart.join(' ')} at start, ${r.machine.loadavgAtEnd.join(' ')} at end; ${r.runtimeS} s`);

@@ -4,7 +4,7 @@
  */
 import t, { type Test } from 'tap';
 import { Peer } from '../src/peer/index.js';
-import { CLIENT_DEFAULTS, Client, MemoryClientStore, RETENTION_INTERVAL_MS, emptyBatch, type ClientEvent, type ClientOptions } from '../src/client/index.js';
+import { CLIENT_DEFAULTS, Client, MemoryClientStore, RETENTION_INTERVAL_MS, emptyBatch, type ClientEvent, type ClientOptions, type KeyedField } from '../src/client/index.js';
 import { randomBytes } from 'node:crypto';
 import { Identity, fingerprintFromHex, generateIdentity } from '../src/identity/certificate.js';
 import { seal } from '../src/crypto/seal.js';
@@ -648,7 +648,9 @@ t.test('a window larger than the peer allows: a refused message goes again as so
   // A holds no capability of B's here (so the per-address bound applies): it forgets the one it got.
   const w = world('slots', { delayMs: 5, jitterMs: 2 }, { unackedPerRecipientMax: 40 });
   connect(w, t);
-  w.storeA.commit({ ...emptyBatch(), meta: [['caps', undefined]] });
+  const caps = Object.keys(w.storeA.load()!.caps ?? {});
+  t.equal(caps.length, 1, 'A holds the capability B handed it');
+  w.storeA.commit({ ...emptyBatch(), keyed: caps.map((k): [KeyedField, string, unknown] => ['caps', k, undefined]) });
   w.net.replace(A, w.newClient('a'));
   const sent = new Map<string, string>();
   for (let i = 0; i < 100; i++) {

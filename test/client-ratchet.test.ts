@@ -181,7 +181,7 @@ t.test('a session message replayed, also after a restart: shown once, receipted 
   t.equal(w.c('a').stats().drops['ratchet_not_this_session'] ?? 0, 0);
 });
 
-t.test('a long message goes in sealed chunks beside the session', async (t) => {
+t.test('a long message goes in chunks through the session, exactly once under duplication and reordering', async (t) => {
   const w = world('chunks', { duplicate: 0.2, reorder: 0.2, delayMs: 10, jitterMs: 20 });
   connect(w, t);
   w.versions.a.length = 0;
@@ -189,7 +189,33 @@ t.test('a long message goes in sealed chunks beside the session', async (t) => {
   const [id] = w.c('a').send(w.net.now, ['bob'], text);
   t.ok(w.net.runUntil(() => delivered(w, 'a', [id!]), 600_000));
   t.same(texts(w.events.b), [text]);
-  t.ok(w.versions.a.includes(SEAL_VERSION), 'chunks are sealed');
+  const parts = w.stores.a.load()!.outbox.find((m) => m.id === id)!.parts;
+  t.ok(parts.length >= 4, `${parts.length} chunks`);
+  t.ok(parts.every((p) => p.chain !== undefined && p.n !== undefined), 'each chunk has its place in the sending chain');
+  t.ok(w.versions.a.length >= parts.length && w.versions.a.every((v) => v === RATCHET_VERSION), 'every chunk went through the session, none sealed');
+  t.equal(SEAL_VERSION, 1);
+});
+
+t.test('the receiver restarts in the middle of a long message: the chunks it lost go again, the message is shown once', async (t) => {
+  const w = world('chunks-restart', { delayMs: 10 });
+  connect(w, t);
+  const text = 'y'.repeat(4000);
+  let pushes = 0;
+  // Bob's peer pushes only the first two chunks before bob restarts (the others wait in the mailbox).
+  w.net.filter = (d) => {
+    if (d.from.host !== P2.host || d.to.host !== B.host || d.data.length < 1000) return true;
+    return ++pushes <= 2;
+  };
+  const [id] = w.c('a').send(w.net.now, ['bob'], text);
+  t.ok(w.net.runUntil(() => pushes >= 2, 600_000), 'two chunks reached bob');
+  w.net.run(1_000);
+  t.equal(w.c('b').stats().partials, 1, 'bob holds a partial message in RAM');
+  w.restart('b');
+  w.net.filter = undefined;
+  t.ok(w.net.runUntil(() => delivered(w, 'a', [id!]), 3_600_000), 'delivered');
+  t.same(texts(w.events.b), [text], 'shown once, whole');
+  t.ok((w.c('b').stats().drops['ratchet_chunk_again'] ?? 0) > 0, 'copies of the lost chunks no longer opened');
+  t.ok(w.events.a.some((e) => e.type === 'session-restarted' && e.by === 'us'), 'alice restarted the session and sent them again');
 });
 
 t.test('CARD bodies: the start key is an optional third item', async (t) => {
@@ -213,25 +239,33 @@ t.test('which start key a client takes: both at once, a CARD sent again, a runni
   const lowStart = low.r.startFor(high.ctx.fingerprint, hex(high.ctx.identity.cert))!;
   const highStart = high.r.startFor(low.ctx.fingerprint, hex(low.ctx.identity.cert))!;
   t.same(low.r.startFor(high.ctx.fingerprint, hex(high.ctx.identity.cert)), lowStart, 'a waiting session gives the same start again');
-  t.equal(low.r.accept(high.ctx.fingerprint, highStart), 'kept_ours');
-  t.equal(low.r.accept(high.ctx.fingerprint, highStart), 'ignored', 'a duplicate of that CARD is answered once');
+  t.equal(low.r.accept(START_MS, high.ctx.fingerprint, highStart, START_MS), 'kept_ours');
+  t.equal(low.r.accept(START_MS, high.ctx.fingerprint, highStart, START_MS), 'ignored', 'a duplicate of that CARD is answered once');
   t.equal(low.ctx.s.ratchets![high.ctx.fingerprint]!.start, hex(lowStart), 'both started: the lower fingerprint keeps its own');
-  t.equal(high.r.accept(low.ctx.fingerprint, lowStart), 'taken');
+  t.equal(high.r.accept(START_MS, low.ctx.fingerprint, lowStart, START_MS), 'taken');
   t.equal(high.ctx.s.ratchets![low.ctx.fingerprint]!.start, hex(lowStart), 'and the higher takes the lower one\'s');
   const running = high.ctx.s.ratchets![low.ctx.fingerprint]!.s;
-  t.equal(high.r.accept(low.ctx.fingerprint, lowStart), 'ignored');
+  t.equal(high.r.accept(START_MS, low.ctx.fingerprint, lowStart, START_MS + 1), 'ignored');
   t.equal(high.ctx.s.ratchets![low.ctx.fingerprint]!.s, running, 'the same start again changes nothing');
-  t.equal(high.r.accept(low.ctx.fingerprint, new Uint8Array(randomBytes(32))), 'ignored');
-  t.equal(high.ctx.s.ratchets![low.ctx.fingerprint]!.s, running, 'a running session is kept');
+  t.equal(high.r.accept(START_MS, low.ctx.fingerprint, new Uint8Array(randomBytes(32)), START_MS), 'ignored');
+  t.equal(high.ctx.s.ratchets![low.ctx.fingerprint]!.s, running, 'a running session is kept against a CARD no newer than its own');
+  t.equal(low.r.accept(START_MS, high.ctx.fingerprint, highStart, START_MS + 5), 'ignored', 'a start key once ignored stays ignored, however late');
   t.equal(high.r.startFor(low.ctx.fingerprint, hex(low.ctx.identity.cert)), undefined, 'and our CARD carries no start');
   const blob = high.r.blobFor(low.ctx.fingerprint, hex(low.ctx.identity.cert), { kind: 1, id: new Uint8Array(16), sentAtMs: START_MS, body: new Uint8Array(3) });
   t.equal(blob[0], RATCHET_VERSION, 'the responder sends through the session at once');
   const opened = low.r.open(START_MS, blob);
   t.ok(opened.ok && opened.opened.fromHex === high.ctx.fingerprint, 'the initiator opens it and knows the sender');
-  low.ctx.s.ratchets![high.ctx.fingerprint]!.s = 'ff';
+  low.ctx.s.ratchets![high.ctx.fingerprint] = { ...low.ctx.s.ratchets![high.ctx.fingerprint]!, s: 'ff' };
   t.same(low.r.open(START_MS, blob), { ok: false, reason: 'not_this_session' }, 'a corrupted stored session is dropped');
   t.equal(low.ctx.s.ratchets![high.ctx.fingerprint], undefined);
   t.equal(low.ctx.drops.toJSON()['ratchet_bad_state'], 1, 'and counted');
+  // Low lost its session; its next CARD carries a new start key, newer than the one high took.
+  const again = low.r.startFor(high.ctx.fingerprint, hex(high.ctx.identity.cert))!;
+  t.not(hex(again), hex(lowStart), 'a new start key');
+  t.equal(high.r.accept(START_MS, low.ctx.fingerprint, again, START_MS + 10), 'restarted', 'a newer CARD with a new start key replaces the running session');
+  t.equal(high.ctx.s.ratchets![low.ctx.fingerprint]!.start, hex(again));
+  t.equal(high.r.accept(START_MS, low.ctx.fingerprint, lowStart, START_MS + 20), 'ignored', 'the start key it replaced, replayed later, does not');
+  t.equal(high.ctx.s.ratchets![low.ctx.fingerprint]!.start, hex(again));
 });
 
 t.test('a stranger\'s start key is not taken; once accepted as a contact, one session starts', async (t) => {
@@ -258,4 +292,40 @@ t.test('a stranger\'s start key is not taken; once accepted as a contact, one se
   t.ok(w.versions.a.includes(RATCHET_VERSION) && w.versions.b.includes(RATCHET_VERSION), 'through the session both ways');
   t.same(texts(w.events.b), ['hello stranger 0', 'after 0', 'after 1']);
   t.same(texts(w.events.a), ['reply 0', 'reply 1']);
+});
+
+t.test('a replaced session still opens what was on its way under it; a CARD older than the session\'s messages restarts nothing', async (t) => {
+  const mk = (who: 'a' | 'b'): { ctx: ClientContext; r: Ratchets } => {
+    const ctx = new ClientContext({ identity: ids[who], peer: P1, store: new MemoryClientStore(), random: (n) => new Uint8Array(randomBytes(n)) }, START_MS);
+    return { ctx, r: new Ratchets(ctx) };
+  };
+  const a = mk('a');
+  const b = mk('b');
+  const fa = a.ctx.fingerprint;
+  const fb = b.ctx.fingerprint;
+  const part = (n: number): { kind: number; id: Uint8Array; sentAtMs: number; body: Uint8Array } => ({ kind: 1, id: new Uint8Array(16).fill(n), sentAtMs: START_MS + n, body: new Uint8Array(3) });
+  const start = a.r.startFor(fb, hex(b.ctx.identity.cert))!;
+  t.equal(b.r.accept(START_MS, fa, start, START_MS), 'taken');
+  const first = b.r.blobFor(fa, hex(a.ctx.identity.cert), part(5));
+  t.ok(a.r.open(START_MS, first).ok, 'alice opens bob\'s first message: her session runs');
+  t.equal(a.ctx.s.ratchets![fb]!.at, START_MS + 5, 'and notes its sending time');
+  t.equal(a.r.accept(START_MS, fb, new Uint8Array(randomBytes(32)), START_MS + 3), 'ignored', 'a CARD bob sent before that message restarts nothing');
+  const fromA = a.r.blobFor(fb, hex(b.ctx.identity.cert), part(6));
+  const fromB = b.r.blobFor(fa, hex(a.ctx.identity.cert), part(7));
+  t.equal(fromA[0], RATCHET_VERSION);
+  // Alice finds the session out of step and restarts it; bob's message under the old one is still on its way.
+  t.ok(a.r.restart(START_MS + 10, fb, hex(b.ctx.identity.cert)));
+  const again = a.r.startFor(fb, hex(b.ctx.identity.cert))!;
+  t.not(hex(again), hex(start), 'a new start key');
+  const o1 = a.r.open(START_MS + 11, fromB);
+  t.ok(o1.ok && o1.opened.fromHex === fb, 'alice opens it with the session she replaced');
+  t.equal(b.r.accept(START_MS + 12, fa, again, START_MS + 10), 'restarted', 'bob takes the new start key over his running session');
+  const o2 = b.r.open(START_MS + 13, fromA);
+  t.ok(o2.ok && o2.opened.fromHex === fa, 'and still opens alice\'s message sent under the old one');
+  const reply = b.r.blobFor(fa, hex(a.ctx.identity.cert), part(8));
+  t.ok(a.r.open(START_MS + 14, reply).ok, 'the new session carries bob\'s next message');
+  t.ok(a.r.canSend(fb), 'and alice can send through it');
+  const later = START_MS + 9 * 24 * 3600_000;
+  t.same(b.r.open(later, fromA), { ok: false, reason: 'not_this_session' }, 'a copy is not opened again');
+  t.equal(b.ctx.s.ratchets![fa]!.prev, undefined, 'the replaced session is forgotten after RATCHET_SKIPPED_KEY_AGE_MAX_MS');
 });

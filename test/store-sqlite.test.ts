@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { Peer } from '../src/api/peer.js';
-import { emptyBatch, encodeText, type HistoryEntry, type StoreBatch } from '../src/client/index.js';
+import { emptyBatch, emptySnapshot, encodeText, type HistoryEntry, type StoreBatch } from '../src/client/index.js';
+import { ChangeTracker } from '../src/client/changes.js';
 import {
   SCHEMA_VERSION, STORE_FILE_NAME, LEGACY_STATE_FILE_NAME, MIGRATED_SUFFIX, backupStore, openStore, openStoreForReading, storePath,
 } from '../src/store/index.js';
@@ -245,7 +246,7 @@ t.test('the peer stays RAM-only: a peer writes no store, and the store has only 
   t.same(readdirSync(h).sort(), ['cert.pem', 'key.pem'], 'a peer keeps nothing but its identity');
   const s = openStore(home());
   const tables = (s.db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'messages_fts%' AND name NOT LIKE 'sqlite_%' ORDER BY name").all() as Array<{ name: string }>).map((r) => r.name);
-  t.same(tables, ['certs', 'chat_groups', 'contacts', 'dedupe', 'messages', 'meta', 'outbox', 'store_info']);
+  t.same(tables, ['certs', 'chat_groups', 'contacts', 'dedupe', 'keyed', 'messages', 'meta', 'outbox', 'store_info']);
   s.close();
 });
 
@@ -255,13 +256,79 @@ t.test('a database of schema version 1 is migrated to the current version, keepi
   // Make it what version 1 was: no sending time in the dedupe entries.
   const db = new Database(storePath(h));
   db.exec('ALTER TABLE dedupe DROP COLUMN sent_at_ms');
+  db.exec('DROP TABLE keyed');
   db.pragma('user_version = 1');
   db.prepare('INSERT INTO dedupe (key, at_ms) VALUES (?, ?)').run(`${FP('b')}:${ID(1)}`, 10);
+  // Maps among the top-level fields were one JSON value each before version 3.
+  db.prepare('INSERT INTO meta (key, json) VALUES (?, ?)').run('peerFingerprint', JSON.stringify(FP('e')));
+  db.prepare('INSERT INTO meta (key, json) VALUES (?, ?)').run('ratchetSeen', JSON.stringify({ [ID(5)]: `${FP('c')} 127.0.0.1:7777`, [ID(4)]: `${FP('d')} 127.0.0.1:7777 r` }));
+  db.prepare('INSERT INTO meta (key, json) VALUES (?, ?)').run('cardsAcked', JSON.stringify({ [FP('c')]: 5 }));
   db.close();
   const s = openStore(h);
   t.equal(s.db.pragma('user_version', { simple: true }), SCHEMA_VERSION, 'migrated');
-  t.same(s.load()!.dedupe, [{ key: `${FP('b')}:${ID(1)}`, atMs: 10 }], 'the old row kept');
+  const loaded = s.load()!;
+  t.same(loaded.dedupe, [{ key: `${FP('b')}:${ID(1)}`, atMs: 10 }], 'the old row kept');
+  t.same(Object.entries(loaded.ratchetSeen!), [[ID(5), `${FP('c')} 127.0.0.1:7777`], [ID(4), `${FP('d')} 127.0.0.1:7777 r`]], 'a map kept, in its order');
+  t.same(loaded.cardsAcked, { [FP('c')]: 5 });
+  t.equal(loaded.peerFingerprint, FP('e'), 'other top-level fields stay as they were');
+  t.same((s.db.prepare('SELECT key FROM meta ORDER BY key').all() as Array<{ key: string }>).map((r) => r.key), ['peerFingerprint'], 'the maps left meta');
+  t.equal((s.db.prepare('SELECT count(*) AS n FROM keyed').get() as { n: number }).n, 3, 'one row per key');
   s.commit({ ...emptyBatch(), dedupe: [[`${FP('b')}:${ID(2)}`, { atMs: 11, sentAtMs: 9 }]] });
   t.same(s.load()!.dedupe.at(-1), { key: `${FP('b')}:${ID(2)}`, atMs: 11, sentAtMs: 9 }, 'the new column is used');
   s.close();
+});
+
+t.test('the maps among the top-level fields are written a key at a time, in their order, and refused per row when damaged', async (t) => {
+  const h = home();
+  const s = openStore(h);
+  const seen: Record<string, string> = {};
+  for (let i = 0; i < 1000; i++) seen[ID(i)] = `${FP('c')} 127.0.0.1:7777`;
+  const snap = { ...emptySnapshot(), ratchetSeen: seen, ratchets: { [FP('c')]: { s: 'ab', start: '' } } };
+  const tracker = new ChangeTracker(emptySnapshot());
+  const first = tracker.take(snap, true);
+  t.equal(first.keyed.length, 1001, 'everything the first time');
+  s.commit(first);
+  tracker.committed();
+  // One push opened and the session moved on: two rows, no meta, nothing serialized of the rest.
+  snap.ratchetSeen[ID(1000)] = `${FP('d')} 127.0.0.1:7777 r`;
+  delete snap.ratchetSeen[ID(0)];
+  snap.ratchets[FP('c')] = { s: 'cd', start: '' };
+  const next = tracker.take(snap, true);
+  t.same(next.meta, [], 'no top-level value written whole');
+  t.same(next.keyed.map(([f, k, v]) => [f, k, v === undefined]).sort(), [
+    ['ratchetSeen', ID(0), true], ['ratchetSeen', ID(1000), false], ['ratchets', FP('c'), false],
+  ].sort(), 'only the keys that changed');
+  s.commit(next);
+  tracker.committed();
+  t.same(tracker.take(snap, true).keyed, [], 'nothing when nothing changed');
+  // A key set again moves to the end, as in the map (the first keys are the first forgotten).
+  delete snap.ratchetSeen[ID(1)];
+  snap.ratchetSeen[ID(1)] = `${FP('e')} 127.0.0.1:7777`;
+  s.commit(tracker.take(snap, true));
+  tracker.committed();
+  s.close();
+  const again = openStore(h);
+  const loaded = again.load()!;
+  t.same(Object.keys(loaded.ratchetSeen!), Object.keys(snap.ratchetSeen), 'reloaded in the same order');
+  t.same(loaded.ratchets, snap.ratchets);
+  // A damaged row is refused with a line naming it; the others are used.
+  again.db.prepare("UPDATE keyed SET json = '\"nothex!\"' WHERE field = 'ratchetSeen' AND key = ?").run(ID(2));
+  const damaged = again.load()!;
+  t.equal(Object.keys(damaged.ratchetSeen!).length, Object.keys(snap.ratchetSeen).length - 1, 'the damaged row left out');
+  t.match(again.problems.at(-1), /keyed row "ratchetSeen [0-9a-f]{32}" refused: its value does not start with a fingerprint; it is not used/);
+  again.close();
+});
+
+t.test('a committed value of a keyed map is frozen: changing it in place throws instead of going unsaved', async (t) => {
+  const snap = { ...emptySnapshot(), ratchets: { [FP('c')]: { s: 'ab', start: '' } } };
+  const tracker = new ChangeTracker(snap);
+  t.throws(() => {
+    snap.ratchets[FP('c')]!.s = 'cd';
+  }, TypeError, 'a loaded record');
+  snap.ratchets[FP('d')] = { s: 'ef', start: '' };
+  t.equal(tracker.take(snap, true).keyed.length, 1);
+  tracker.committed();
+  t.throws(() => {
+    snap.ratchets[FP('d')]!.start = 'x';
+  }, TypeError, 'a committed record');
 });

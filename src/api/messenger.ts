@@ -14,6 +14,8 @@
  *   'contact-cert'          { fingerprint, ok, reason? }          a contact's certificate was fetched and checked (or not)
  *   'group'                 { group }                             we learned of a group (a member wrote to it)
  *   'rejected'              { reason, from? }                     an incoming message did not authenticate
+ *   'session-restarted'     { with, by }                          the encrypted session with a contact got out of step and
+ *                                                                 was restarted (by: 'us' | 'them'); unopened messages go again
  *   'directory'             { peer, page, pages, entries, error? }  a page of a peer's directory (listDirectory)
  *   'verify-started' | 'verify-code' | 'verify-answer' | 'verify-failed' | 'verify-done'   live safety-code check (VerifyNotice)
  * A 'message' with `request: true` comes from a stranger (not a contact): its receipt is withheld
@@ -50,6 +52,7 @@ export interface MessengerEvents {
   'contact-cert': [Ev<'contact-cert'>];
   group: [Ev<'group'>];
   rejected: [Ev<'rejected'>];
+  'session-restarted': [Ev<'session-restarted'>];
   directory: [Ev<'directory'>];
   'verify-started': [Vn<'verify-started'>];
   'verify-code': [Vn<'verify-code'>];

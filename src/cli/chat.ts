@@ -67,6 +67,8 @@ export interface ChatOptions {
   now?: () => number;
   /** Colours; default on a terminal unless NO_COLOR. */
   colour?: boolean;
+  /** The web page's link (with its token), when --web serves one: in the heading and the ready event. */
+  web?: string;
   /** FP (64 hex) to FP@HOST:PORT and its certificate through the DHT; throws a PeerpostError naming why not. None: /add needs FP@HOST:PORT. */
   resolveAddress?: (fp: string) => Promise<{ address: string; cert: Uint8Array }>;
 }
@@ -212,6 +214,9 @@ export async function runChat(m: Messenger, opts: ChatOptions, stop: Promise<voi
       : [`directory of ${e.peer as string} (page ${(e.page as number) + 1} of ${e.pages as number}):`, ...entries.map((x) => `  ${safeText(x.name).padEnd(20)} ${safeText(x.address)}`)].join('\n');
     event('directory', e, text);
   });
+  on('session-restarted', (e) => event('session-restarted', e, col.warn(e.by === 'them'
+    ? `${nameOf(e.with as string)} restarted the encrypted session with you (their side was lost or restored); messages they missed are sent again`
+    : `encrypted session with ${nameOf(e.with as string)} restarted (our messages stopped getting through); messages they missed are sent again`)));
   on('rejected', (e) => event('rejected', e, col.warn(`dropped a message that did not authenticate (${safeText(e.reason as string)})`)));
   on('verify-started', (e) => event('verify-started', e, e.role === 'responder' ? `${safeText(e.contact as string)} started a live code check` : `live code check with ${safeText(e.contact as string)} started; waiting for them`));
   on('verify-code', (e) => event('verify-code', e,
@@ -416,8 +421,8 @@ export async function runChat(m: Messenger, opts: ChatOptions, stop: Promise<voi
   if (Array.isArray(cfg.blocked)) for (const fp of cfg.blocked) if (typeof fp === 'string' && fingerprintFromHex(fp)) m.block(fp);
   if (typeof cfg.chatTo === 'string' && (m.contacts().some((c) => c.petname === cfg.chatTo) || m.groups().some((g) => g.name === cfg.chatTo))) target = cfg.chatTo;
   const code = await identityCodeAsync(m.identity.fingerprint);
-  event('ready', { address: m.address, fingerprint: m.fingerprint, code, ...(target ? { to: target } : {}) },
-    `${opts.title}\nyour address  ${m.address}\nyour code     ${code}${target ? `\ntalking to    ${safeText(target)}` : ''}\ntype /help for commands (Tab completes)`);
+  event('ready', { address: m.address, fingerprint: m.fingerprint, code, ...(target ? { to: target } : {}), ...(opts.web ? { web: opts.web } : {}) },
+    `${opts.title}\nyour address  ${m.address}\nyour code     ${code}${opts.web ? `\nweb page      ${opts.web}` : ''}${target ? `\ntalking to    ${safeText(target)}` : ''}\ntype /help for commands (Tab completes)`);
   showRecent(m, view, target);
   ready = true;
   input.rl.setPrompt(prompt());

@@ -10,14 +10,18 @@
  *     have changed (user calls, a new certificate, a pinned fingerprint, a group learned). A new
  *     optional field of a contact or a new top-level field is picked up this way with no change
  *     here. Its cost is bounded by contactsMax, groupsMax and certsMax.
+ *   - the keyed maps (KEYED_FIELDS: ratchet sessions, pushes opened through them, capabilities,
+ *     CARD receipts, dedupe floors), compared key by key with ===, without serializing anything,
+ *     when `ctx.dirty` is set; only the keys whose value changed are written.
  */
-import { SNAPSHOT_COLLECTIONS, type ClientSnapshot, type DedupeValue, type DeliveryState, type HistoryEntry, type HistoryOp, type OutboxMessage, type StoreBatch } from './store.js';
+import { KEYED_FIELDS, SNAPSHOT_COLLECTIONS, isKeyedField, type ClientSnapshot, type KeyedField, type DedupeValue, type DeliveryState, type HistoryEntry, type HistoryOp, type OutboxMessage, type StoreBatch } from './store.js';
 
 export class ChangeTracker {
   private readonly metaJson = new Map<string, string>();
   private readonly contactJson = new Map<string, string>();
   private readonly groupJson = new Map<string, string>();
   private readonly certHex = new Map<string, string>();
+  private readonly keyedLast = new Map<KeyedField, Map<string, unknown>>(KEYED_FIELDS.map((f) => [f, new Map()]));
   private readonly outbox = new Map<string, OutboxMessage | undefined>();
   private readonly dedupe = new Map<string, DedupeValue | undefined>();
   private history: HistoryOp[] = [];
@@ -62,10 +66,12 @@ export class ChangeTracker {
    * it, failed() (its changes go into the next batch again).
    */
   take(s: ClientSnapshot, smallState: boolean): StoreBatch {
-    const b: StoreBatch = { meta: [], contacts: [], groups: [], certs: [], outbox: [...this.outbox], dedupe: [...this.dedupe], history: this.history };
+    const b: StoreBatch = { meta: [], contacts: [], groups: [], certs: [], outbox: [...this.outbox], dedupe: [...this.dedupe], keyed: [], history: this.history };
     const caches: CacheUpdate[] = [];
+    const keyedCaches: KeyedUpdate[] = [];
     if (smallState) {
-      diffRows(this.metaJson, Object.entries(s).filter(([k, v]) => !SNAPSHOT_COLLECTIONS.has(k) && v !== undefined), b.meta, caches);
+      diffRows(this.metaJson, Object.entries(s).filter(([k, v]) => !SNAPSHOT_COLLECTIONS.has(k) && !isKeyedField(k) && v !== undefined), b.meta, caches);
+      for (const f of KEYED_FIELDS) diffKeyed(f, this.keyedLast.get(f)!, s[f], b.keyed, keyedCaches);
       diffRows(this.contactJson, s.contacts.map((c) => [c.petname, c] as const), b.contacts, caches);
       diffRows(this.groupJson, s.groups.map((g) => [g.id, g] as const), b.groups, caches);
       const gone = new Set(this.certHex.keys());
@@ -81,7 +87,7 @@ export class ChangeTracker {
         caches.push([this.certHex, fp, undefined]);
       }
     }
-    this.last = { outbox: new Map(this.outbox), dedupe: new Map(this.dedupe), history: this.history, caches };
+    this.last = { outbox: new Map(this.outbox), dedupe: new Map(this.dedupe), history: this.history, caches, keyedCaches };
     this.outbox.clear();
     this.dedupe.clear();
     this.history = [];
@@ -93,6 +99,10 @@ export class ChangeTracker {
     for (const [map, key, value] of this.last?.caches ?? []) {
       if (value === undefined) map.delete(key);
       else map.set(key, value);
+    }
+    for (const [map, key, value] of this.last?.keyedCaches ?? []) {
+      if (value === undefined) map.delete(key);
+      else map.set(key, frozen(value));
     }
     this.last = undefined;
   }
@@ -107,18 +117,54 @@ export class ChangeTracker {
     this.last = undefined;
   }
 
-  private last: { outbox: Map<string, OutboxMessage | undefined>; dedupe: Map<string, DedupeValue | undefined>; history: HistoryOp[]; caches: CacheUpdate[] } | undefined;
+  private last: {
+    outbox: Map<string, OutboxMessage | undefined>; dedupe: Map<string, DedupeValue | undefined>; history: HistoryOp[]; caches: CacheUpdate[]; keyedCaches: KeyedUpdate[];
+  } | undefined;
 
   private seen(s: ClientSnapshot): void {
     for (const [k, v] of Object.entries(s)) if (!SNAPSHOT_COLLECTIONS.has(k) && v !== undefined) this.metaJson.set(k, JSON.stringify(v));
     for (const c of s.contacts) this.contactJson.set(c.petname, JSON.stringify(c));
     for (const g of s.groups) this.groupJson.set(g.id, JSON.stringify(g));
     for (const [fp, cert] of Object.entries(s.certs)) this.certHex.set(fp, cert);
+    for (const f of KEYED_FIELDS) for (const [k, v] of Object.entries(s[f] ?? {})) this.keyedLast.get(f)!.set(k, frozen(v));
   }
 }
 
 /** A change of one of the last-committed maps, applied once the batch is committed. */
 type CacheUpdate = [Map<string, string>, string, string | undefined];
+/** The same for the keyed maps (the value itself, compared with ===). */
+type KeyedUpdate = [Map<string, unknown>, string, unknown];
+
+/**
+ * A keyed map's value as committed: frozen when it is an object, so that changing it in place,
+ * which the identity comparison would not see, throws instead of being silently left unsaved.
+ */
+function frozen<T>(v: T): T {
+  return typeof v === 'object' && v !== null ? Object.freeze(v) : v;
+}
+
+/** Keys of keyed field `f` whose value is not the one last committed (===), and keys gone. */
+function diffKeyed(f: KeyedField, last: Map<string, unknown>, now: Readonly<Record<string, unknown>> | undefined, out: StoreBatch['keyed'], caches: KeyedUpdate[]): void {
+  let kept = 0;
+  if (now) {
+    for (const [k, v] of Object.entries(now)) {
+      if (v === undefined) continue;
+      const was = last.get(k);
+      if (was !== undefined) kept++;
+      if (was !== v) {
+        out.push([f, k, v]);
+        caches.push([last, k, v]);
+      }
+    }
+  }
+  if (kept === last.size) return;
+  for (const k of last.keys()) {
+    if (now?.[k] === undefined) {
+      out.push([f, k, undefined]);
+      caches.push([last, k, undefined]);
+    }
+  }
+}
 
 /** Rows whose JSON differs from `last`, and deletions of the keys no longer there. */
 function diffRows<T>(last: Map<string, string>, rows: ReadonlyArray<readonly [string, T]>, out: Array<[string, T | undefined]>, caches: CacheUpdate[]): void {

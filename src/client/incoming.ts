@@ -127,23 +127,31 @@ export class Incoming {
   private onSessionMessage(now: number, pushId: Uint8Array, blob: Uint8Array): void {
     const idHex = hex(pushId);
     const seen = this.ratchets.seenFrom(idHex);
-    if (seen) {
+    if (seen && seen.chunkOf === undefined) {
       if (!seen.receipt && !this.requests.isBlocked(seen.fp)) this.receipt(now, seen.fp, seen.peer, [idHex]);
       this.ack(pushId);
       return;
     }
+    // A chunk seen before is opened again when it can be (sent again under a new session).
     const r = this.ratchets.open(now, blob);
+    if (!r.ok && seen?.chunkOf !== undefined) {
+      // A copy of a chunk opened before: its receipt once the whole message was shown, else nothing.
+      if (this.ctx.dedupe.has(`${seen.fp}:${seen.chunkOf}`) && !this.requests.isBlocked(seen.fp)) this.receipt(now, seen.fp, seen.peer, [idHex]);
+      this.ctx.drops.add('ratchet_chunk_again');
+      this.ack(pushId);
+      return;
+    }
     if (!r.ok) return this.reject(pushId, `ratchet_${r.reason}`);
     const opened = r.opened;
     if (!Buffer.from(opened.id).equals(pushId)) return this.reject(pushId, 'id_mismatch', opened.fromHex);
-    if (opened.kind === ContentKind.CHUNK) return this.reject(pushId, 'ratchet_chunk', opened.fromHex);
     if (this.requests.isBlocked(opened.fromHex)) {
       this.ctx.drops.add('blocked_sender');
       if (this.ctx.dirty) this.ctx.persist();
       this.ack(pushId);
       return;
     }
-    this.ratchets.seen(idHex, opened.fromHex, opened.fromPeer, opened.kind === ContentKind.RECEIPT);
+    const chunk = opened.kind === ContentKind.CHUNK ? decodeChunk(opened.body) : null;
+    this.ratchets.seen(idHex, opened.fromHex, opened.fromPeer, opened.kind === ContentKind.RECEIPT, chunk ? hex(chunk.messageId) : undefined);
     if (opened.kind === ContentKind.CARD) return this.onCard(now, pushId, opened, true);
     this.acceptOpened(now, pushId, opened, true);
   }
@@ -163,8 +171,12 @@ export class Incoming {
     if (!this.ctx.certOf(from)) this.lookups.keep(from, hex(card.cert));
     // Only a contact's start key is taken: a flood of strangers' CARDs must not push contacts' sessions out.
     const contact = this.ctx.s.contacts.find((c) => c.fingerprint === from && !c.changed);
-    if (card.start && contact && this.ratchets.accept(from, card.start) === 'kept_ours') {
-      this.outgoing.sendCardAgain(now, { fp: from, peer: contact.peer });
+    const took = card.start && contact ? this.ratchets.accept(now, from, card.start, opened.sentAtMs) : 'ignored';
+    if (took === 'kept_ours') this.outgoing.sendCardAgain(now, { fp: from, peer: contact!.peer });
+    if (took === 'restarted') {
+      // The contact lost or restored its side: what went through the old session goes again.
+      this.outgoing.resendAfterRestart(now, from);
+      this.ctx.emit({ type: 'session-restarted', with: from, by: 'them' });
     }
     if (card.cap) {
       const caps = (this.ctx.s.caps ??= {});

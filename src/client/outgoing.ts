@@ -28,6 +28,19 @@
  * that it needs no certificate lookup (which would send our address to an address a stranger
  * chose). A CARD is internal: no delivery events.
  *
+ * Sessions out of step: a part that went through the ratcheted session with its recipient, that
+ * the recipient's peer reports pushed and acknowledged SESSION_RECOVERY_ROUNDS times without a
+ * receipt, could not be opened there (the recipient lost or restored its side of the session).
+ * The session is restarted (src/client/ratchets.ts): our CARD carries a new start key, every
+ * unfinished message that went through the old session goes again with the same id (sealed until
+ * the recipient answers, then through the new session), and a `session-restarted` event says so.
+ * The recipient shows a message at most once: its (sender, id) dedupe catches a copy of one it
+ * had opened. The same happens, from the other side, when a contact's CARD restarts the session
+ * (resendAfterRestart); the chunks of a long message go again likewise (made again from the
+ * kept body: splitBody is deterministic). A part found out of step more than RATCHET_SKIP_PER_MESSAGE_MAX messages
+ * past the last one the recipient acknowledged in the same sending chain fails
+ * `session-skip-bound`: the recipient refuses it (too_far_ahead) and it is not sent again.
+ *
  * Bounds: outboxMessagesMax unfinished messages (send() throws PEERPOST_OUTBOX_FULL); the last
  * sentHistoryMax finished ones are kept in the outbox for their status (every text message stays
  * in the history, with its last state); an unfinished message fails `expired`
@@ -37,6 +50,7 @@ import { DeliveryStatus, MsgType, WireError, WIRE_ERROR_NAMES } from '../protoco
 import type { ErrorMsg } from '../protocol/messages.js';
 import { UsageError } from '../core/errors.js';
 import { SEAL_BODY_MAX_BYTES } from '../crypto/seal.js';
+import { RATCHET_SKIP_PER_MESSAGE_MAX, RATCHET_VERSION } from '../crypto/ratchet.js';
 import { capabilityField, capabilityId, capabilityKey } from '../crypto/session.js';
 import { ContentKind, decodeCard, decodeText, encodeCard, encodeChunk, splitBody } from './content.js';
 import type { DeliveryState, OutboxMessage, OutboxPart } from './store.js';
@@ -48,6 +62,8 @@ import type { HomeBook } from './homes.js';
 
 /** DELIVER transmissions of a receipt before it is given up. */
 export const RECEIPT_TRIES_MAX = 10;
+/** Pushes of a session part acknowledged by the recipient's device without a receipt before the session is restarted. */
+export const SESSION_RECOVERY_ROUNDS = 3;
 const BUSY_ERRORS: ReadonlySet<number> = new Set([WireError.TOO_MANY_UNACKED, WireError.MAILBOX_FULL, WireError.STORAGE_FULL, WireError.RATE_LIMITED]);
 
 /** One DELIVER being sent: a part of an outgoing message, or a receipt. */
@@ -80,6 +96,8 @@ interface Transfer {
   slotWait: boolean;
   /** DELIVERs to peerKey in a row without any answer from it. */
   silent: number;
+  /** Answers DELIVERED (pushed to the recipient and acknowledged by it) with no receipt yet. */
+  unreceipted: number;
 }
 
 const unfinished = (m: OutboxMessage): boolean => m.state === 'queued' || m.state === 'held';
@@ -191,7 +209,7 @@ export class Outgoing {
       const t: Transfer = {
         id: p.id, idBytes: unhex(p.id), to: m.to, toBytes: unhex(m.to), peerKey: m.toPeer, hint: m.toPeer, hintFirst: false, blob: unhex(p.blob), msg: m, part: p,
         awaiting: false, attempt: 0, sentAtMs: 0, sentOnce: p.peerStatus !== 'none', deadline: now, resends: 0, busy: 0, slotWait: false,
-        silent: 0,
+        silent: 0, unreceipted: 0,
       };
       this.transfers.set(p.id, t);
       this.aim(now, t);
@@ -208,7 +226,7 @@ export class Outgoing {
     const id = hex(idBytes);
     const t: Transfer = {
       id, idBytes, to, toBytes: unhex(to), peerKey, hint: peerKey, hintFirst: true, blob, awaiting: false, attempt: 0, sentAtMs: 0,
-      sentOnce: false, deadline: now, resends: 0, busy: 0, slotWait: false, silent: 0,
+      sentOnce: false, deadline: now, resends: 0, busy: 0, slotWait: false, silent: 0, unreceipted: 0,
     };
     this.transfers.set(id, t);
     this.aim(now, t);
@@ -327,6 +345,13 @@ export class Outgoing {
       return;
     }
     if (t.attempt === 1) link.rtt.sample(now - t.sentAtMs);
+    // Pushed and acknowledged again and again, never receipted: the recipient cannot open it. The
+    // chunks of a long message count once all of them were pushed (their receipts wait for the last).
+    const whole = t.msg.parts.every((x) => x.receipt || x.peerStatus === 'acked');
+    if (status === DeliveryStatus.DELIVERED && t.blob[0] === RATCHET_VERSION && whole && ++t.unreceipted >= SESSION_RECOVERY_ROUNDS) {
+      this.restartSession(now, t.to);
+      if (this.transfers.get(t.id) !== t) return;
+    }
     t.awaiting = false;
     t.busy = 0;
     const wait = Math.min(this.ctx.o.receiptWaitMaxMs, this.ctx.o.receiptWaitMs * 2 ** Math.min(t.resends, 20));
@@ -356,6 +381,13 @@ export class Outgoing {
       if (t.msg) this.setReason(t.msg, (WIRE_ERROR_NAMES[e.code] ?? String(e.code)).toLowerCase().replaceAll('_', '-'));
       // Messages pile up there for the recipient: it may have left that peer. Another peer of its home goes now.
       if (t.slotWait && this.homes.notThere(now, t.to, t.hint, fromKey, t.hintFirst) !== undefined) this.rehome(now, t.to);
+      return;
+    }
+    if (e.code === WireError.ID_CONFLICT && t.part?.again) {
+      // Made again for a new session while the peer still holds the old blob: that one is pushed
+      // (and refused) first, then this one is taken.
+      t.deadline = now + Math.min(this.ctx.o.busyBackoffMaxMs, this.ctx.o.busyBackoffInitialMs * 2 ** Math.min(t.busy, 20));
+      t.busy++;
       return;
     }
     // ID_CONFLICT, BAD_REQUEST and anything else: this message cannot go.
@@ -397,6 +429,69 @@ export class Outgoing {
     this.emitDelivery(m);
   }
 
+  /**
+   * Our messages through the session with `fp` do not get through: restart it (a new start key in
+   * our CARD) and send again what went through the old one.
+   */
+  restartSession(now: number, fp: string): void {
+    const certHex = this.ctx.certOf(fp);
+    if (!certHex || !this.ratchets.restart(now, fp, certHex)) return;
+    const peer = this.ctx.s.contacts.find((c) => c.fingerprint === fp)?.peer ?? this.ctx.s.outbox.find((m) => m.to === fp)?.toPeer;
+    if (peer) this.sendCardAgain(now, { fp, peer });
+    this.resendAfterRestart(now, fp);
+    this.ctx.emit({ type: 'session-restarted', with: fp, by: 'us' });
+  }
+
+  /**
+   * The session with `fp` was restarted (by us, or by `fp`'s CARD): every unfinished message that
+   * went through the old session and has no receipt goes again with the same id, through the new
+   * session when it can send, else sealed; one more than RATCHET_SKIP_PER_MESSAGE_MAX messages past
+   * the last one `fp` acknowledged in its chain fails `session-skip-bound`.
+   */
+  resendAfterRestart(now: number, fp: string): void {
+    const certHex = this.ctx.certOf(fp);
+    if (!certHex) return;
+    const acked = new Map<string, number>();
+    for (const m of this.ctx.s.outbox) {
+      if (m.to !== fp) continue;
+      for (const p of m.parts) if (p.receipt && p.chain !== undefined && p.n !== undefined) acked.set(p.chain, Math.max(acked.get(p.chain) ?? -1, p.n));
+    }
+    const tooFar = (p: OutboxPart): boolean => p.n! - ((acked.get(p.chain!) ?? -1) + 1) > RATCHET_SKIP_PER_MESSAGE_MAX;
+    for (const m of [...this.ctx.s.outbox]) {
+      if (m.to !== fp || !unfinished(m) || m.plain === undefined) continue;
+      const redo = m.parts.filter((p) => !p.receipt && p.chain !== undefined);
+      if (redo.length === 0) continue;
+      if (redo.some(tooFar)) {
+        this.finish(m, 'failed', 'session-skip-bound');
+        continue;
+      }
+      const body = unhex(m.plain);
+      const pieces = m.parts.length > 1 ? splitBody(body) : [body];
+      let session = false;
+      m.parts = m.parts.map((p, index) => {
+        if (p.receipt || p.chain === undefined) {
+          session ||= p.chain !== undefined;
+          return p;
+        }
+        const id = unhex(p.id);
+        const c = m.parts.length > 1
+          ? { kind: ContentKind.CHUNK, id, sentAtMs: m.createdAtMs, body: encodeChunk({ messageId: unhex(m.id), index, count: pieces.length, innerKind: m.kind, data: pieces[index]! }) }
+          : { kind: m.kind, id, sentAtMs: m.createdAtMs, body };
+        const made = this.ratchets.partFor(fp, certHex, c);
+        this.transfers.delete(p.id);
+        const part: OutboxPart = { id: p.id, blob: hex(made.blob), peerStatus: p.peerStatus, receipt: false, again: true };
+        if (made.chain !== undefined) {
+          Object.assign(part, { chain: made.chain, n: made.n });
+          session = true;
+        }
+        return part;
+      });
+      if (!session) delete m.plain;
+      this.ctx.putOutbox(m);
+      this.restore(now, m);
+    }
+  }
+
   /** Fail every unfinished message to `fp`. */
   failMessagesTo(fp: string, reason: string): void {
     for (const m of this.ctx.s.outbox) if (m.to === fp && unfinished(m)) this.finish(m, 'failed', reason);
@@ -431,21 +526,26 @@ export class Outgoing {
       const start = card && this.ratchets.startFor(m.to, certHex);
       if (card && start) body = encodeCard({ ...card, start });
     }
-    const sealOne = (id: Uint8Array, kind: number, b: Uint8Array): OutboxPart => ({
-      id: hex(id),
-      blob: hex(this.ratchets.blobFor(m.to, certHex, { kind, id, sentAtMs: m.createdAtMs, body: b })),
-      peerStatus: 'none',
-      receipt: false,
-    });
     if (body.length <= SEAL_BODY_MAX_BYTES) {
-      m.parts = [sealOne(unhex(m.id), m.kind, body)];
+      const made = this.ratchets.partFor(m.to, certHex, { kind: m.kind, id: unhex(m.id), sentAtMs: m.createdAtMs, body });
+      const part: OutboxPart = { id: m.id, blob: hex(made.blob), peerStatus: 'none', receipt: false };
+      if (made.chain !== undefined) {
+        Object.assign(part, { chain: made.chain, n: made.n });
+        m.plain = hex(body);
+      }
+      m.parts = [part];
     } else {
       const pieces = splitBody(body);
       m.parts = pieces.map((data, index) => {
         const id = ctx.random(16);
         const b = encodeChunk({ messageId: unhex(m.id), index, count: pieces.length, innerKind: m.kind, data });
-        const blob = this.ratchets.sealed(certHex, { kind: ContentKind.CHUNK, id, sentAtMs: m.createdAtMs, body: b });
-        return { id: hex(id), blob: hex(blob), peerStatus: 'none', receipt: false };
+        const made = this.ratchets.partFor(m.to, certHex, { kind: ContentKind.CHUNK, id, sentAtMs: m.createdAtMs, body: b });
+        const part: OutboxPart = { id: hex(id), blob: hex(made.blob), peerStatus: 'none', receipt: false };
+        if (made.chain !== undefined) {
+          Object.assign(part, { chain: made.chain, n: made.n });
+          m.plain = hex(body);
+        }
+        return part;
       });
     }
     delete m.body;
@@ -533,6 +633,7 @@ export class Outgoing {
     // Blobs are not needed any more; the part ids stay for the record.
     m.parts = m.parts.map((p) => ({ ...p, blob: '' }));
     delete m.body;
+    delete m.plain;
     this.ctx.putOutbox(m);
     this.emitDelivery(m);
     const s = this.ctx.s;

@@ -13,7 +13,7 @@ import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rm
 import { dirname } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { PeerpostError } from '../core/errors.js';
-import { snapshotProblem, type ClientSnapshot, type ClientStore, type HistoryDeletion, type HistoryEntry, type HistoryQuery, type InboxEntry, type StoreBatch } from './store.js';
+import { snapshotProblem, topLevelRows, type ClientSnapshot, type ClientStore, type HistoryDeletion, type HistoryEntry, type HistoryQuery, type InboxEntry, type StoreBatch } from './store.js';
 import { MemoryClientStore } from './store-memory.js';
 
 /** What a JSON state file holds: the small state and the history. */
@@ -70,7 +70,7 @@ export class FileClientStore implements ClientStore {
     const { version: _v, contacts, groups, certs, outbox, dedupe, ...meta } = st.snapshot;
     void _v;
     this.mem.commit({
-      meta: Object.entries(meta), contacts: contacts.map((c) => [c.petname, c]), groups: groups.map((g) => [g.id, g]),
+      ...topLevelRows(meta), contacts: contacts.map((c) => [c.petname, c]), groups: groups.map((g) => [g.id, g]),
       certs: Object.entries(certs), outbox: outbox.map((m) => [m.id, m]),
       dedupe: dedupe.map((d) => [d.key, { atMs: d.atMs, ...(d.sentAtMs !== undefined ? { sentAtMs: d.sentAtMs } : {}) }]),
       history: st.history.map((entry) => ({ op: 'add', entry })),

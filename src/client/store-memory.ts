@@ -3,7 +3,7 @@
  * new Client loads after a simulated restart shares nothing with the old one, exactly as with a
  * database. Search is a case-insensitive substring match.
  */
-import { CLIENT_STATE_VERSION, type ClientSnapshot, type DedupeValue, type ClientStore, type HistoryDeletion, type HistoryEntry, type HistoryQuery, type StoreBatch } from './store.js';
+import { CLIENT_STATE_VERSION, type ClientSnapshot, type DedupeValue, type KeyedField, type ClientStore, type HistoryDeletion, type HistoryEntry, type HistoryQuery, type StoreBatch } from './store.js';
 
 export class MemoryClientStore implements ClientStore {
   private readonly meta = new Map<string, string>();
@@ -12,6 +12,8 @@ export class MemoryClientStore implements ClientStore {
   private readonly certs = new Map<string, string>();
   private readonly outbox = new Map<string, string>();
   private readonly dedupe = new Map<string, DedupeValue>();
+  /** Keyed rows by field, each map in row order (a key set again moves to the end). */
+  private readonly keyed = new Map<KeyedField, Map<string, string>>();
   /** History rows in the order they were stored. */
   private readonly rows: HistoryEntry[] = [];
   private readonly rowKeys = new Set<string>();
@@ -31,6 +33,9 @@ export class MemoryClientStore implements ClientStore {
       dedupe: [...this.dedupe].map(([key, v]) => ({ key, ...v })),
     };
     for (const [k, j] of this.meta) (s as unknown as Record<string, unknown>)[k] = JSON.parse(j);
+    for (const [f, rows] of this.keyed) {
+      if (rows.size) (s as unknown as Record<string, unknown>)[f] = Object.fromEntries([...rows].map(([k, j]) => [k, JSON.parse(j)]));
+    }
     return s;
   }
 
@@ -49,6 +54,12 @@ export class MemoryClientStore implements ClientStore {
     put(this.certs, b.certs, (v) => v as string);
     put(this.outbox, b.outbox, (v) => JSON.stringify(v));
     put(this.dedupe, b.dedupe, (v) => ({ ...(v as DedupeValue) }));
+    for (const [f, k, v] of b.keyed) {
+      let rows = this.keyed.get(f);
+      if (!rows) this.keyed.set(f, (rows = new Map()));
+      rows.delete(k); // set again: to the end, as in the client's map
+      if (v !== undefined) rows.set(k, JSON.stringify(v));
+    }
     for (const op of b.history) {
       if (op.op === 'add') {
         const key = rowKey(op.entry);
@@ -107,7 +118,7 @@ export class MemoryClientStore implements ClientStore {
   /** Bytes of the small state (for tests of what is kept). */
   get sizeBytes(): number {
     let n = 0;
-    for (const m of [this.meta, this.contacts, this.groups, this.outbox]) for (const v of m.values()) n += v.length;
+    for (const m of [this.meta, this.contacts, this.groups, this.outbox, ...this.keyed.values()]) for (const v of m.values()) n += v.length;
     return n;
   }
 

@@ -41,12 +41,17 @@ export type DeliveryState = 'queued' | 'held' | 'delivered' | 'failed';
 export interface OutboxPart {
   /** DELIVER id, 32 hex. */
   id: string;
-  /** The sealed blob (hex), fixed once made so every resend is identical. */
+  /** The sealed blob (hex), fixed once made so every resend is identical (until the session it went through is restarted). */
   blob: string;
   /** What the recipient's peer last said: nothing yet, held (300) or pushed and acked (200). */
   peerStatus: 'none' | 'held' | 'acked';
   /** The end-to-end receipt for this part came back. */
   receipt: boolean;
+  /** Made again for a new session: a peer still holding the old blob answers ID_CONFLICT, which is waited out. */
+  again?: boolean;
+  /** Through a session: the sending chain (first 16 hex of its ratchet key) and the message counter in it. */
+  chain?: string;
+  n?: number;
 }
 
 export interface OutboxMessage {
@@ -62,6 +67,11 @@ export interface OutboxMessage {
   reason?: string;
   /** The plain body (hex) kept until sealed (the certificate may not be known yet). */
   body?: string;
+  /**
+   * The plain body (hex) of a one-part message that went through a ratcheted session, kept while it
+   * is unfinished: if the session gets out of step it goes again under a new one, with the same id.
+   */
+  plain?: string;
   parts: OutboxPart[];
 }
 
@@ -91,6 +101,23 @@ export interface RatchetRecord {
   s: string;
   /** The start key (hex) this session began from, to recognise a CARD sent again. */
   start: string;
+  /**
+   * The newest sending time (the contact's clock) of the CARD whose start key we took and of the
+   * messages opened through this session; absent while none. A CARD sent no later than it does
+   * not restart the session.
+   */
+  at?: number;
+  /**
+   * Start keys (hex, space-separated, newest last, at most RATCHET_OLD_STARTS_MAX) this client
+   * ignored or replaced: a late or replayed CARD carrying one does not restart the session.
+   */
+  old?: string;
+  /**
+   * The session this one replaced when it was running (encodeRatchetState, hex), kept to open
+   * messages still on their way under it, and when it was replaced (RATCHET_SKIPPED_KEY_AGE_MAX_MS).
+   */
+  prev?: string;
+  prevAt?: number;
 }
 
 /**
@@ -139,6 +166,40 @@ export interface ClientSnapshot {
 /** The snapshot fields kept as keyed rows; every other top-level field is one JSON value. */
 export const SNAPSHOT_COLLECTIONS: ReadonlySet<string> = new Set(['version', 'contacts', 'groups', 'certs', 'outbox', 'dedupe', 'inbox']);
 
+/**
+ * Top-level fields that are maps from a key to a value, kept by the stores as one row per key
+ * (StoreBatch.keyed) rather than as one JSON value: they change a key at a time, on the message
+ * path (a session moves on with every message, every opened push is remembered), and can hold
+ * thousands of keys. The client sets and deletes their keys in place; the change tracker finds
+ * the keys whose value changed by comparing each value with the one last committed (===): an
+ * object value is replaced, never changed in place (committed ones are frozen). A key whose value
+ * changes is written again at the end of the rows, so the rows keep the map's order of last
+ * change, which is the order its bound forgets keys in (least recently used first).
+ */
+export const KEYED_FIELDS = ['caps', 'cardsAcked', 'dedupeFloors', 'ratchets', 'ratchetSeen'] as const;
+export type KeyedField = (typeof KEYED_FIELDS)[number];
+const KEYED_SET: ReadonlySet<string> = new Set(KEYED_FIELDS);
+
+/** Whether top-level field `k` is kept as keyed rows. */
+export function isKeyedField(k: string): k is KeyedField {
+  return KEYED_SET.has(k);
+}
+
+/** A snapshot's other top-level fields as batch rows: keyed fields row by row, the rest as meta. */
+export function topLevelRows(fields: Record<string, unknown>): Pick<StoreBatch, 'meta' | 'keyed'> {
+  const meta: StoreBatch['meta'] = [];
+  const keyed: StoreBatch['keyed'] = [];
+  for (const [k, v] of Object.entries(fields)) {
+    if (v === undefined || k === 'inbox' || k === 'history') continue;
+    if (isKeyedField(k)) {
+      if (typeof v === 'object' && v !== null && !Array.isArray(v)) for (const [key, x] of Object.entries(v)) keyed.push([k, key, x]);
+    } else {
+      meta.push([k, v]);
+    }
+  }
+  return { meta, keyed };
+}
+
 export function emptySnapshot(): ClientSnapshot {
   return { version: CLIENT_STATE_VERSION, contacts: [], groups: [], certs: {}, outbox: [], dedupe: [] };
 }
@@ -178,7 +239,7 @@ export type HistoryOp =
 /**
  * One commit: the rows that changed since the last one. `undefined` as a value deletes the row.
  * Keys: meta by field name, contacts by petname, groups by id, certs by fingerprint, outbox by
- * message id, dedupe by `sender:id`.
+ * message id, dedupe by `sender:id`, keyed rows by field and key.
  */
 export interface StoreBatch {
   meta: Array<[string, unknown]>;
@@ -187,12 +248,14 @@ export interface StoreBatch {
   certs: Array<[string, string | undefined]>;
   outbox: Array<[string, OutboxMessage | undefined]>;
   dedupe: Array<[string, DedupeValue | undefined]>;
+  /** Rows of the KEYED_FIELDS maps: field, key, value (undefined deletes). */
+  keyed: Array<[KeyedField, string, unknown]>;
   history: HistoryOp[];
 }
 
 /** A batch that changes nothing (to fill in). */
 export function emptyBatch(): StoreBatch {
-  return { meta: [], contacts: [], groups: [], certs: [], outbox: [], dedupe: [], history: [] };
+  return { meta: [], contacts: [], groups: [], certs: [], outbox: [], dedupe: [], keyed: [], history: [] };
 }
 
 export interface HistoryQuery {

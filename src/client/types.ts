@@ -145,6 +145,12 @@ export type ClientEvent =
   | { type: 'verify'; from: string; body: Uint8Array }
   | { type: 'group'; group: GroupInfo }
   | { type: 'rejected'; reason: string; from?: string }
+  /**
+   * The ratcheted session with `with` got out of step and was restarted: `by` 'us' when our
+   * messages stopped getting through, 'them' when their CARD started a new one (they lost or
+   * restored their side). Messages it had not opened go again under the new session.
+   */
+  | { type: 'session-restarted'; with: string; by: 'us' | 'them' }
   | {
       type: 'directory';
       peer: string;

@@ -2,7 +2,7 @@
  * Waiting messages of a peer, in RAM only: one mailbox per recipient fingerprint (present only
  * while it holds a message), a global set in store order (the expiry order, since every message
  * lives the same mailboxTtlMs), the count of un-acknowledged messages per (sender address,
- * recipient), and the storage accounting (Quota: per recipient, contact, source prefix and
+ * recipient) of strangers, and the storage accounting (Quota: per recipient, contact, source prefix and
  * class). A message leaves when its recipient acks it, when it expires, or when it is evicted:
  * only messages whose recipient is not registered (the departed class) are evicted, oldest first
  * (in the order they entered the class), to make room for a new message that does not fit under
@@ -95,6 +95,7 @@ export class MessageStore {
     return this.mailboxes.get(to)?.length ?? 0;
   }
 
+  /** Un-acknowledged messages of a stranger (a message without a verified capability) by its senderKey. */
   unackedOf(senderKey: string): number {
     return this.unacked.get(senderKey) ?? 0;
   }
@@ -117,7 +118,8 @@ export class MessageStore {
     if (box) box.push(w);
     else this.mailboxes.set(w.to, [w]); // a literal: no spare capacity for the common single message
     this.all.add(w);
-    this.unacked.set(w.senderKey, this.unackedOf(w.senderKey) + 1);
+    // Counted for strangers only: a contact's messages are bounded by its own quota instead.
+    if (w.contact === '') this.unacked.set(w.senderKey, this.unackedOf(w.senderKey) + 1);
     this.blobBytes += w.blob.length;
   }
 
@@ -131,9 +133,11 @@ export class MessageStore {
       if (i >= 0) box.splice(i, 1);
       if (box.length === 0) this.mailboxes.delete(w.to);
     }
-    const n = this.unackedOf(w.senderKey) - 1;
-    if (n > 0) this.unacked.set(w.senderKey, n);
-    else this.unacked.delete(w.senderKey);
+    if (w.contact === '') {
+      const n = this.unackedOf(w.senderKey) - 1;
+      if (n > 0) this.unacked.set(w.senderKey, n);
+      else this.unacked.delete(w.senderKey);
+    }
     this.blobBytes -= w.blob.length;
   }
 

@@ -20,7 +20,7 @@ import type { Database as Db } from 'better-sqlite3';
 import { PeerpostError } from '../core/errors.js';
 import { readJsonState, FileClientStore } from '../client/store-file.js';
 import { ContentKind, decodeText } from '../client/content.js';
-import type { ClientSnapshot, ClientStore, HistoryEntry, StoreBatch } from '../client/store.js';
+import { topLevelRows, type ClientSnapshot, type ClientStore, type HistoryEntry, type StoreBatch } from '../client/store.js';
 import { migrate, schemaVersion, SCHEMA_VERSION } from './schema.js';
 import { SqliteClientStore } from './sqlite-store.js';
 
@@ -143,7 +143,7 @@ export function legacyBatch(snapshot: ClientSnapshot, history: HistoryEntry[]): 
   }
   const all = [...history, ...sent].sort((a, b) => a.atMs - b.atMs);
   return {
-    meta: Object.entries(meta).filter(([k, v]) => k !== 'inbox' && k !== 'history' && v !== undefined),
+    ...topLevelRows(meta),
     contacts: contacts.map((c) => [c.petname, c]),
     groups: groups.map((g) => [g.id, g]),
     certs: Object.entries(certs),

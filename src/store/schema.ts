@@ -7,10 +7,12 @@
  * fields) are one JSON text per row next to the key columns that are looked up, so a new optional
  * field needs no migration. What is queried or grows without bound has typed columns and indexes:
  * the history (`messages`, by contact and order, by time, full-text through FTS5 where the SQLite
- * build has it) and the dedupe entries.
+ * build has it) and the dedupe entries. The maps among the top-level fields (KEYED_FIELDS) are
+ * one row per key in `keyed`, in map order (rowid).
  */
 import type { Database } from 'better-sqlite3';
 import { PeerpostError } from '../core/errors.js';
+import { KEYED_FIELDS } from '../client/store.js';
 
 const V1 = `
 CREATE TABLE store_info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -46,6 +48,10 @@ CREATE INDEX messages_at ON messages (at_ms);
 CREATE INDEX messages_id ON messages (id);
 `;
 
+const KEYED = `
+CREATE TABLE keyed (field TEXT NOT NULL, key TEXT NOT NULL, json TEXT NOT NULL, PRIMARY KEY (field, key));
+`;
+
 const FTS = `
 CREATE VIRTUAL TABLE messages_fts USING fts5 (text, content = 'messages', content_rowid = 'seq');
 CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
@@ -69,6 +75,26 @@ const MIGRATIONS: ReadonlyArray<(db: Database) => void> = [
   },
   // 2: a dedupe entry also keeps its message's sending time (the sender's dedupe floor).
   (db) => db.exec('ALTER TABLE dedupe ADD COLUMN sent_at_ms INTEGER'),
+  // 3: the maps among the top-level fields (ratchet sessions, pushes opened through them,
+  // capabilities, CARD receipts, dedupe floors) one row per key instead of one JSON value each,
+  // which was written whole whenever one key changed. Rows in map order (rowid).
+  (db) => {
+    db.exec(KEYED);
+    const move = db.prepare('INSERT INTO keyed (field, key, json) VALUES (?, ?, ?)');
+    for (const field of KEYED_FIELDS) {
+      const row = db.prepare('SELECT json FROM meta WHERE key = ?').get(field) as { json: string } | undefined;
+      if (!row) continue;
+      let v: unknown;
+      try {
+        v = JSON.parse(row.json);
+      } catch {
+        continue; // left in meta: load() reports it as it did
+      }
+      if (typeof v !== 'object' || v === null || Array.isArray(v)) continue;
+      for (const [k, x] of Object.entries(v)) if (x !== undefined) move.run(field, k, JSON.stringify(x));
+      db.prepare('DELETE FROM meta WHERE key = ?').run(field);
+    }
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

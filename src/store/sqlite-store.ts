@@ -14,7 +14,7 @@ import {
   type StoreBatch,
 } from '../client/store.js';
 import { hasFullText } from './schema.js';
-import { BadValue, checkCert, checkContact, checkDedupeKey, checkGroup, checkMessage, checkMeta, checkOutbox, parseJson, type MessageRow } from './validate.js';
+import { BadValue, checkCert, checkContact, checkDedupeKey, checkGroup, checkKeyed, checkMessage, checkMeta, checkOutbox, parseJson, type MessageRow } from './validate.js';
 
 /** Most lines kept in `problems`. */
 export const STORE_PROBLEMS_MAX = 100;
@@ -45,6 +45,8 @@ export class SqliteClientStore implements ClientStore {
       outboxDel: p('DELETE FROM outbox WHERE id = ?'),
       dedupePut: p('INSERT INTO dedupe (key, at_ms, sent_at_ms) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET at_ms = excluded.at_ms, sent_at_ms = excluded.sent_at_ms'),
       dedupeDel: p('DELETE FROM dedupe WHERE key = ?'),
+      keyedDel: p('DELETE FROM keyed WHERE field = ? AND key = ?'),
+      keyedAdd: p('INSERT INTO keyed (field, key, json) VALUES (?, ?, ?)'),
       msgAdd: p('INSERT OR IGNORE INTO messages (id, contact, dir, at_ms, sent_at_ms, text, state, reason, extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)'),
       msgState: p("UPDATE messages SET state = ?, reason = ? WHERE contact = ? AND dir = 'out' AND id = ?"),
       msgSeqOf: p('SELECT seq FROM messages WHERE id = ? ORDER BY seq LIMIT 1'),
@@ -65,7 +67,8 @@ export class SqliteClientStore implements ClientStore {
     const certs = db.prepare('SELECT fingerprint, cert FROM certs ORDER BY rowid').all() as Array<{ fingerprint: string; cert: string }>;
     const outbox = db.prepare('SELECT id, json FROM outbox ORDER BY rowid').all() as Array<{ id: string; json: string }>;
     const dedupe = db.prepare('SELECT key, at_ms, sent_at_ms FROM dedupe ORDER BY rowid').all() as Array<{ key: string; at_ms: number; sent_at_ms: number | null }>;
-    if (!meta.length && !contacts.length && !groups.length && !certs.length && !outbox.length && !dedupe.length) return undefined;
+    const keyed = db.prepare('SELECT field, key, json FROM keyed ORDER BY rowid').all() as Array<{ field: string; key: string; json: string }>;
+    if (!meta.length && !contacts.length && !groups.length && !certs.length && !outbox.length && !dedupe.length && !keyed.length) return undefined;
     const s: ClientSnapshot = { version: CLIENT_STATE_VERSION, contacts: [], groups: [], certs: {}, outbox: [], dedupe: [] };
     const top = s as unknown as Record<string, unknown>;
     for (const r of meta) this.use('meta', r.key, () => {
@@ -83,6 +86,11 @@ export class SqliteClientStore implements ClientStore {
     for (const r of dedupe) this.use('dedupe', r.key, () => {
       checkDedupeKey(r.key, r.at_ms, r.sent_at_ms);
       s.dedupe.push({ key: r.key, atMs: r.at_ms, ...(r.sent_at_ms !== null ? { sentAtMs: r.sent_at_ms } : {}) });
+    });
+    for (const r of keyed) this.use('keyed', `${r.field} ${r.key}`, () => {
+      const v = checkKeyed(r.field, r.key, parseJson(r.json));
+      const m = (top[r.field] ??= {}) as Record<string, unknown>;
+      m[r.key] = v;
     });
     return s;
   }
@@ -152,6 +160,11 @@ export class SqliteClientStore implements ClientStore {
     for (const [k, c] of b.certs) c === undefined ? st.certDel!.run(k) : st.certPut!.run(k, c);
     for (const [k, m] of b.outbox) m === undefined ? st.outboxDel!.run(k) : st.outboxPut!.run(k, m.to, m.state, m.createdAtMs, JSON.stringify(m));
     for (const [k, d] of b.dedupe) d === undefined ? st.dedupeDel!.run(k) : st.dedupePut!.run(k, d.atMs, d.sentAtMs ?? null);
+    for (const [f, k, v] of b.keyed) {
+      // Deleted and added again: the row moves to the end, as the key does in the client's map.
+      st.keyedDel!.run(f, k);
+      if (v !== undefined) st.keyedAdd!.run(f, k, JSON.stringify(v));
+    }
     for (const op of b.history) {
       if (op.op === 'state') {
         st.msgState!.run(op.state, op.reason ?? null, op.contact, op.id);

@@ -80,6 +80,7 @@ export function checkOutbox(v: unknown, id: string): OutboxMessage {
   need(isTime(m.createdAtMs), 'its time is not a number');
   need(isStr(m.state) && STATES.has(m.state), 'its state is unknown');
   need(m.body === undefined || (isStr(m.body) && HEX.test(m.body)), 'its body is not hex');
+  need(m.plain === undefined || (isStr(m.plain) && HEX.test(m.plain)), 'its kept body is not hex');
   need(Array.isArray(m.parts), 'its parts are not a list');
   for (const p of m.parts as unknown[]) {
     need(isObj(p) && isStr(p.id) && ID.test(p.id), 'a part id is not 32 lowercase hex digits');
@@ -87,6 +88,9 @@ export function checkOutbox(v: unknown, id: string): OutboxMessage {
     need(isStr(q.blob) && HEX.test(q.blob), 'a part blob is not hex');
     need(isStr(q.peerStatus) && PEER_STATUS.has(q.peerStatus), 'a part status is unknown');
     need(typeof q.receipt === 'boolean', 'a part receipt flag is not true or false');
+    need(q.again === undefined || typeof q.again === 'boolean', 'a part flag is not true or false');
+    need(q.chain === undefined || (isStr(q.chain) && HEX.test(q.chain)), 'a part chain is not hex');
+    need(q.n === undefined || (Number.isInteger(q.n) && (q.n as number) >= 0), 'a part counter is not a whole number');
   }
   return m as unknown as OutboxMessage;
 }
@@ -98,6 +102,36 @@ export function checkDedupeKey(key: string, atMs: unknown, sentAtMs: unknown): v
 }
 
 /** Top-level fields: those named like fingerprints and keys must be hex. */
+/** A row of one of the keyed maps (KEYED_FIELDS): its value, or BadValue. */
+export function checkKeyed(field: string, key: string, v: unknown): unknown {
+  switch (field) {
+    case 'caps':
+      need(FP.test(key), 'its key is not a fingerprint');
+      need(isStr(v) && v.length > 0 && HEX.test(v), 'its capability is not hex');
+      return v;
+    case 'cardsAcked':
+      need(FP.test(key), 'its key is not a fingerprint');
+      need(isTime(v), 'its time is not a number');
+      return v;
+    case 'dedupeFloors':
+      need(FP.test(key) || key === '*', "its key is not a fingerprint or '*'");
+      need(isTime(v), 'its time is not a number');
+      return v;
+    case 'ratchets': {
+      need(FP.test(key), 'its key is not a fingerprint');
+      const state = isObj(v) ? (v as Record<string, unknown>).s : undefined;
+      need(isStr(state) && HEX.test(state), 'its session is not a record with hex state');
+      return v;
+    }
+    case 'ratchetSeen':
+      need(ID.test(key), 'its key is not a message id');
+      need(isStr(v) && FP.test(v.slice(0, 64)), 'its value does not start with a fingerprint');
+      return v;
+    default:
+      throw new BadValue(`its field ${JSON.stringify(field.slice(0, 40))} is unknown`);
+  }
+}
+
 export function checkMeta(key: string, v: unknown): void {
   if (/Fingerprint$/.test(key)) need(isStr(v) && FP.test(v), 'it is not 64 lowercase hex digits');
   else if (/Key$/.test(key)) need(isStr(v) && v.length > 0 && HEX.test(v), 'it is not hex');

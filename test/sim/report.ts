@@ -25,6 +25,8 @@ export interface Summary {
   unroutable: number;
   peerRestarts: number;
   clientRestarts: number;
+  midExchange: number;
+  sessionRestarts: number;
   offline: number;
   moves: number;
   gone: number;
@@ -49,7 +51,7 @@ export function emptySummary(): Summary {
   return {
     seeds: 0, failingSeeds: [], violations: 0, violationsByKind: {}, peers: 0, clients: 0, messages: 0, byKind: {}, delivered: 0,
     failed: {}, failedShown: 0, failedReachable: 0, sendRefused: {}, datagrams: 0, lost: 0, duplicated: 0, unroutable: 0, peerRestarts: 0,
-    clientRestarts: 0, offline: 0, moves: 0, gone: 0, peerDeaths: 0, peerReaddressed: 0, peerChanges: 0, probes: 0, dhtLookups: 0, dhtLost: 0, dhtStale: 0, attackerRuns: 0, attackerSent: 0, rejected: {}, registrations: 0,
+    clientRestarts: 0, midExchange: 0, sessionRestarts: 0, offline: 0, moves: 0, gone: 0, peerDeaths: 0, peerReaddressed: 0, peerChanges: 0, probes: 0, dhtLookups: 0, dhtLost: 0, dhtStale: 0, attackerRuns: 0, attackerSent: 0, rejected: {}, registrations: 0,
     virtualMs: 0, steps: 0, wallMs: 0, cpuMs: 0,
   };
 }
@@ -78,6 +80,8 @@ export function add(s: Summary, r: RunResult): void {
   s.unroutable += r.unroutable;
   s.peerRestarts += r.peerRestarts;
   s.clientRestarts += r.clientRestarts;
+  s.midExchange += r.midExchange;
+  s.sessionRestarts += r.sessionRestarts;
   s.offline += r.offline;
   s.moves += r.moves;
   s.gone += r.gone;
@@ -110,9 +114,9 @@ export function formatSummary(s: Summary, withWall: boolean): string {
     `messages ${n(s.messages)} (${dict(s.byKind)})`,
     `delivered ${n(s.delivered)}, failed ${n(failedTotal)} (${dict(s.failed)}; shown anyway ${n(s.failedShown)}; both ends reachable ${n(s.failedReachable)}), send refused: ${dict(s.sendRefused)}`,
     `datagrams ${n(s.datagrams)}: lost ${n(s.lost)}, duplicated ${n(s.duplicated)}, unroutable ${n(s.unroutable)}`,
-    `restarts: ${n(s.peerRestarts)} peer, ${n(s.clientRestarts)} client; offline ${n(s.offline)}, moves ${n(s.moves)}, gone ${n(s.gone)}; registrations ${n(s.registrations)}`,
+    `restarts: ${n(s.peerRestarts)} peer, ${n(s.clientRestarts)} client (${n(s.midExchange)} mid-exchange); offline ${n(s.offline)}, moves ${n(s.moves)}, gone ${n(s.gone)}; registrations ${n(s.registrations)}`,
     `homes: peers dead for good ${n(s.peerDeaths)}, at a new address ${n(s.peerReaddressed)}; clients changing peers ${n(s.peerChanges)}; messages to moved clients ${n(s.probes)}; lookups ${n(s.dhtLookups)} (lost ${n(s.dhtLost)}, stale ${n(s.dhtStale)})`,
-    `attacker in ${n(s.attackerRuns)} runs, ${n(s.attackerSent)} attempts; pushes rejected by recipients: ${dict(s.rejected)}`,
+    `attacker in ${n(s.attackerRuns)} runs, ${n(s.attackerSent)} attempts; pushes rejected by recipients: ${dict(s.rejected)}; ratcheted sessions restarted ${n(s.sessionRestarts)}`,
     `virtual time ${hours(s.virtualMs)}, ${n(s.steps)} steps${withWall ? `, wall time ${(s.wallMs / 1000).toFixed(1)} s, CPU ${(s.cpuMs / 1000).toFixed(1)} s` : ''}`,
     `violations ${n(s.violations)}${s.violations ? ` (${dict(s.violationsByKind)}) in seeds ${s.failingSeeds.join(' ')}` : ''}`,
   ];

@@ -2,16 +2,17 @@
  * One simulated run, driven by one seed: a topology of peers and clients (the real Peer and Client
  * state machines, each client persisting to its own MemoryClientStore), traffic between them, and
  * faults (loss, duplication, reordering, delay; peer restarts that lose RAM; client restarts that
- * keep their store; clients going offline and moving to a new address, sometimes saying so with
- * networkChanged() and sometimes not; an attacker node in some runs; peers that die for good or
- * come back at another address, and clients, homed on one or two peers, that change their peers
- * and publish their home record). Home records go through a simulated lookup service (dht.ts)
- * with delay, loss and stale answers. After the active phase the faults stop, clients whose peers
- * died or moved take live ones, and time runs until every message has reached a final state (or a
- * generous bound), then the invariants of ledger.ts and the bounds of every machine are checked.
- * One more invariant: at the start of the quiet phase up to two contacts of every client that
- * changed its peers send it a message through their contact entry as it was (no user action);
- * each must be delivered (`moved-unreached` otherwise).
+ * keep their store, some of them mid-exchange: right after the client sent a DELIVER, or right
+ * after it handled a datagram from its peer; clients going offline and moving to a new address,
+ * sometimes saying so with networkChanged() and sometimes not; an attacker node in some runs;
+ * peers that die for good or come back at another address, and clients, homed on one or two
+ * peers, that change their peers and publish their home record). Home records go through a
+ * simulated lookup service (dht.ts) with delay, loss and stale answers. After the active phase
+ * the faults stop, clients whose peers died or moved take live ones, and time runs until every
+ * message has reached a final state (or a generous bound), then the invariants of ledger.ts and
+ * the bounds of every machine are checked. One more invariant: at the start of the quiet phase up
+ * to two contacts of every client that changed its peers send it a message through their contact
+ * entry as it was (no user action); each must be delivered (`moved-unreached` otherwise).
  */
 import { Peer, MESSAGE_OVERHEAD_BYTES, type PeerOptions } from '../../src/peer/index.js';
 import { Client, MemoryClientStore, CHUNK_COUNT_MAX, type ClientEvent, type ClientOptions } from '../../src/client/index.js';
@@ -94,6 +95,10 @@ export interface RunResult {
   unroutable: number;
   peerRestarts: number;
   clientRestarts: number;
+  /** Client restarts right after a DELIVER it sent or a datagram from its peer it handled. */
+  midExchange: number;
+  /** `session-restarted` events with `by: 'us'`: a client found a ratcheted session out of step. */
+  sessionRestarts: number;
   offline: number;
   moves: number;
   gone: number;
@@ -153,6 +158,8 @@ interface ClientSlot {
   groups: string[];
   gone: boolean;
   checkedAtMs: number;
+  /** Armed: the client crashes after its next DELIVER ('send') or its next datagram from its peer ('receive'). */
+  crash?: { side: 'send' | 'receive'; downMs: number };
 }
 
 interface Action {
@@ -192,7 +199,7 @@ class Scenario {
   private readonly faults: Faults;
   private nextPort = 40_000;
   private sends = 0;
-  private readonly counts = { peerRestarts: 0, clientRestarts: 0, offline: 0, moves: 0, gone: 0, registrations: 0, peerDeaths: 0, peerReaddressed: 0, peerChanges: 0 };
+  private readonly counts = { peerRestarts: 0, clientRestarts: 0, midExchange: 0, sessionRestarts: 0, offline: 0, moves: 0, gone: 0, registrations: 0, peerDeaths: 0, peerReaddressed: 0, peerChanges: 0 };
   private readonly dht: SimDht;
   private readonly dhtFaults: DhtFaults;
   private readonly probes = new Set<string>();
@@ -274,6 +281,8 @@ class Scenario {
     this.net.afterCall = (ep) => this.afterCall(ep);
     this.net.afterHandle = (ep, w) => {
       if (w.data[1] === MsgType.REGISTER_PROOF) this.checkRegistration(ep, w.from, w.data);
+      const c = this.byEp.get(ep);
+      if (c?.crash?.side === 'receive' && c.keys.includes(addrKey(w.from))) this.crashMidExchange(c);
     };
     if (this.tracer) this.net.onFate = (w, fate) => this.tracer!.datagram(this.net.now, w, fate);
     this.dhtEp = this.net.add('dht', { host: '192.0.2.53', port: 53 }, this.dht);
@@ -374,6 +383,15 @@ class Scenario {
     if (r.chance(0.25)) {
       const c = pickClient();
       this.schedule(at(), `${c.name} gone for good`, [c.name], () => this.goGone(c));
+    }
+    // Restarts mid-exchange, from their own stream so that the plan above stays what it was.
+    const m = Rng.stream(this.seed, 'mid-exchange');
+    for (let i = m.int(0, Math.ceil(n / 4)); i > 0; i--) {
+      const c = m.pick(this.clients);
+      const crash = { side: m.chance(0.5) ? 'send' as const : 'receive' as const, downMs: m.int(0, 30) * 1000 };
+      this.schedule(START_MS + m.int(5_000, end - START_MS), `${c.name} crashes after its next ${crash.side === 'send' ? 'DELIVER' : 'datagram from its peer'}`, [c.name], () => {
+        c.crash = crash;
+      });
     }
     if (this.peers.length >= 3 && r.chance(0.3)) {
       const p = r.pick(this.peers);
@@ -484,6 +502,16 @@ class Scenario {
     const c = this.clients.find((x) => x.name === asker);
     if (!c?.client) return;
     this.net.call<Client>(c.ep, (m) => m.homeResolved(this.net.now, fp, rec));
+  }
+
+  /** The armed crash of `c`: its process stops now (what it committed stays, its RAM is lost). */
+  private crashMidExchange(c: ClientSlot): void {
+    const crash = c.crash;
+    delete c.crash;
+    // Only in the active phase: the quiet phase runs no plan, so a client stopped then would not start again.
+    if (!crash || !c.client || this.net.now >= this.activeEndMs) return;
+    this.counts.midExchange++;
+    this.restartClient(c, crash.downMs, false);
   }
 
   private restartPeer(p: PeerSlot, downMs: number): void {
@@ -630,6 +658,9 @@ class Scenario {
     if (type === MsgType.DELIVER) {
       const r = decode(w.data);
       if (r.ok && r.msg.type === MsgType.DELIVER) this.deliverTo.set(latin1(r.msg.id), toHex(r.msg.to));
+      const c = this.byEp.get(from);
+      // Stops once the datagrams it queued with this one have left (the same virtual instant).
+      if (c?.crash?.side === 'send') this.schedule(this.net.now, `${c.name} crashes`, [c.name], () => this.crashMidExchange(c));
     } else if (type === MsgType.SESSION && this.peerByEp.has(from)) {
       this.checkPush(w, from);
     }
@@ -705,6 +736,9 @@ class Scenario {
         break;
       case 'rejected':
         this.ledger.onRejected(e.reason);
+        break;
+      case 'session-restarted':
+        if (e.by === 'us') this.counts.sessionRestarts++;
         break;
       case 'registered':
         this.counts.registrations++;

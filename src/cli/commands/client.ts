@@ -3,10 +3,11 @@ import type { CommandModule } from 'yargs';
 import { Client } from '../../api/client.js';
 import { cliContext, type GlobalArgs } from '../context.js';
 import { runChat } from '../chat.js';
+import { startWeb, webOptions, type WebArgs } from '../web-option.js';
 import { dhtOptions, dhtSettings, homeResolverFor, keepHomePublished, resolveAddress, startDht, type DhtArgs } from '../dht.js';
 import { peersFor, portOption, clientTuning, untilSignal, savePeers, RETAIN_DAYS_OPTION } from '../session.js';
 
-interface Args extends GlobalArgs, DhtArgs {
+interface Args extends GlobalArgs, WebArgs, DhtArgs {
   peer?: string[];
   host?: string;
   port: number;
@@ -18,7 +19,7 @@ export const clientCommand: CommandModule<GlobalArgs, Args> = {
   command: 'client',
   describe: 'run an interactive client of a peer elsewhere',
   builder: (y) =>
-    dhtOptions(y)
+    dhtOptions(webOptions(y))
       .option('peer', { type: 'string', array: true, describe: 'your peer, HOST:PORT; give it again for several peers (saved for next time)', requiresArg: true })
       .option('host', { type: 'string', describe: 'local address to send from (default all)', requiresArg: true })
       .option('port', { type: 'number', default: 0, describe: 'local UDP port (default any)', requiresArg: true })
@@ -44,10 +45,16 @@ export const clientCommand: CommandModule<GlobalArgs, Args> = {
       if (dht) client.setHomeResolver(homeResolverFor(dht));
       const home = dht ? keepHomePublished(client, dht, ctx.home, () => client.homePeers(), ctx.log) : undefined;
       try {
-        await runChat(client, {
-          io: ctx.io, json: ctx.json, title: `peerpost client of ${peers.join(', ')}`, home: ctx.home,
-          ...(dht ? { resolveAddress: (fp: string) => resolveAddress(dht, fp) } : {}),
-        }, sig.promise);
+        const web = await startWeb(client, argv, ctx.home, ctx.log, ctx.note);
+        try {
+          await runChat(client, {
+            io: ctx.io, json: ctx.json, title: `peerpost client of ${peers.join(', ')}`, home: ctx.home,
+            ...(web ? { web: web.url } : {}),
+            ...(dht ? { resolveAddress: (fp: string) => resolveAddress(dht, fp) } : {}),
+          }, sig.promise);
+        } finally {
+          await web?.close();
+        }
       } finally {
         home?.stop();
         await dht?.close();

@@ -4,13 +4,14 @@ import { Node } from '../../api/node.js';
 import { readConfig, updateConfig } from '../../identity/home.js';
 import { cliContext, type GlobalArgs } from '../context.js';
 import { runChat } from '../chat.js';
+import { startWeb, webOptions, type WebArgs } from '../web-option.js';
 import { dhtOptions, dhtSettings, homePeer, homeResolverFor, isPublicHost, keepHomePublished, resolveAddress, startDht, type DhtArgs } from '../dht.js';
 import { portOption, clientTuning, untilSignal, resolveHostPort, HOME_PEERS_MAX, RETAIN_DAYS_OPTION } from '../session.js';
 import { parsePeerAddress } from '../../api/peer-address.js';
 import { UsageError } from '../../core/errors.js';
 import { addrKey } from '../../core/types.js';
 
-interface Args extends GlobalArgs, DhtArgs {
+interface Args extends GlobalArgs, WebArgs, DhtArgs {
   host: string;
   port: number;
   advertise?: string;
@@ -24,7 +25,7 @@ export const nodeCommand: CommandModule<GlobalArgs, Args> = {
   command: 'node',
   describe: 'run a node: your own peer and a client of it in one process, with the chat',
   builder: (y) =>
-    dhtOptions(y)
+    dhtOptions(webOptions(y))
       .option('host', { type: 'string', default: '127.0.0.1', describe: 'address to listen on (a literal IP)', requiresArg: true })
       .option('port', { type: 'number', default: 7777, describe: 'UDP port', requiresArg: true })
       .option('advertise', { type: 'string', describe: 'HOST:PORT others reach this node at (default: --host:--port); published in the DHT as given, even a private or loopback address', requiresArg: true })
@@ -68,10 +69,16 @@ export const nodeCommand: CommandModule<GlobalArgs, Args> = {
         if (d) node.setHomeResolver(homeResolverFor(d));
         const record = (): ReturnType<typeof node.homePeers> => node.homePeers().filter((p) => addrKey(p) !== self || listed !== null);
         published = d ? keepHomePublished(node, d, ctx.home, record, ctx.log) : undefined;
-        await runChat(node, {
-          io: ctx.io, json: ctx.json, title: `peerpost node on ${node.boundAddress}`, home: ctx.home,
-          ...(d ? { resolveAddress: (fp: string) => resolveAddress(d, fp) } : {}),
-        }, sig.promise);
+        const web = await startWeb(node, argv, ctx.home, ctx.log, ctx.note);
+        try {
+          await runChat(node, {
+            io: ctx.io, json: ctx.json, title: `peerpost node on ${node.boundAddress}`, home: ctx.home,
+            ...(web ? { web: web.url } : {}),
+            ...(d ? { resolveAddress: (fp: string) => resolveAddress(d, fp) } : {}),
+          }, sig.promise);
+        } finally {
+          await web?.close();
+        }
       } finally {
         published?.stop();
         await dht?.close();
