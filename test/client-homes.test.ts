@@ -50,6 +50,8 @@ function world(seed: string, alice: { peer: Addr; morePeers?: Addr[] }, extra: P
     a: () => net.machine<Client>(A),
     b: () => net.machine<Client>(B),
   };
+  w.a().resolveHomes(true);
+  w.b().resolveHomes(true);
   const step = net.step.bind(net);
   net.step = (limit?: number) => {
     const r = step(limit);
@@ -232,4 +234,16 @@ t.test('a certificate lookup at a peer that does not have the contact follows th
   const m = sendAndWait(w, 'found you');
   t.ok(m.ms >= 0, 'delivered through P2');
   t.equal(shown(w, m.id), 1, 'shown once');
+});
+
+t.test('a client whose embedding does not answer resolutions asks for none, and fails over along a record given', async (t) => {
+  const w = world('no-resolver', { peer: P1, morePeers: [P2] });
+  w.b().resolveHomes(false);
+  connect(t, w, P1);
+  w.b().homeResolved(w.net.now, ids.a.fingerprintHex, record([P1, P2], 1));
+  w.net.setUp(P1, false);
+  w.asked.length = 0;
+  const m = sendAndWait(w, 'no resolver');
+  t.ok(m.ms >= 0, 'delivered through P2');
+  t.same(w.asked, [], 'no resolution asked for');
 });

@@ -302,6 +302,7 @@ export class Messenger extends EventEmitter<MessengerEvents> {
    */
   setHomeResolver(resolve: ((fp: string) => Promise<HomeRecord | null>) | undefined): void {
     this.resolver = resolve;
+    this.machine.resolveHomes(resolve !== undefined);
     this.answerHomeRequests();
   }
 

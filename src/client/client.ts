@@ -326,6 +326,11 @@ export class Client {
     return out;
   }
 
+  /** Whether the embedding answers home resolutions (pollHomeRequest / homeResolved); off by default. */
+  resolveHomes(enabled: boolean): void {
+    this.homes.enabled = enabled;
+  }
+
   /** The next fingerprint whose home record the embedding should resolve (answer with homeResolved). */
   pollHomeRequest(): string | undefined {
     return this.homes.pollRequest();

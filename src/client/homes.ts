@@ -9,7 +9,8 @@
  * Resolution is a sans-I/O port: when a peer of a recipient's home stops answering or answers that
  * the recipient is not there, this asks for the record again: pollHomeRequest() gives the
  * fingerprint to resolve, and the embedding answers with Client.homeResolved(fp, record | null)
- * (a DHT lookup in a node; nothing in a client without one, where the hint stays the only home).
+ * (a DHT lookup in a node). Nothing is asked for until the embedding says it answers
+ * (Client.resolveHomes(true)); without, the hint stays the only home besides a record given.
  * A record is taken only over an older one (higher seq); the embedding passes only records whose
  * signature it checked.
  *
@@ -64,6 +65,8 @@ export class HomeBook {
   /** Fingerprints to resolve, for pollHomeRequest(); each one is also `resolvingUntil` in its state. */
   private readonly requests: string[] = [];
   private inFlight = 0;
+  /** Whether the embedding answers resolutions (Client.resolveHomes); without, none is asked for. */
+  enabled = false;
 
   constructor(private readonly ctx: ClientContext, private readonly hooks: HomeHooks) {}
 
@@ -187,6 +190,7 @@ export class HomeBook {
 
   /** Ask for `fp`'s record, unless asked lately, already asked, or homeResolutionsMax are out. */
   private ask(now: number, fp: string): void {
+    if (!this.enabled) return;
     const st = this.stateOf(fp);
     if (st.resolvingUntil !== undefined) return;
     if (st.askedAtMs !== undefined && now - st.askedAtMs < this.ctx.o.homeResolveIntervalMs) {

@@ -314,6 +314,7 @@ class Scenario {
       { identity: c.identity, peer: this.addrOf(c.keys[0]!), morePeers: c.keys.slice(1).map((k) => this.addrOf(k)), store: c.store, random: Rng.stream(this.seed, `${c.name}/${c.gen++}`).random(), ...this.clientOpts },
       this.net.now,
     );
+    client.resolveHomes(true);
     c.client = client;
     this.net.setMachine(c.ep, client);
   }
