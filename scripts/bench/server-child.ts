@@ -2,7 +2,8 @@
  * The process under load for the relay and registration benchmarks, run as a child of bench.ts so
  * that it has a core of its own: either a real peer (startPeer, rateLimit off because every
  * loopback source shares one IP, the registration proof bucket off because the registration
- * benchmark measures what the cores allow, not the default admission rate) or a plain dgram forwarder with no protocol, given the same socket
+ * benchmark measures what the cores allow, not the default admission rate, the per-source-range
+ * storage shares as large as the storage for the same reason) or a plain dgram forwarder with no protocol, given the same socket
  * settings as UdpDriver (4 MiB buffers, synchronous literal-IP lookup, sends batched in one
  * setImmediate). It reports its address over IPC and answers 'stats' / 'exit' messages.
  */
@@ -10,6 +11,7 @@ import dgram from 'node:dgram';
 import { isIP } from 'node:net';
 import { generateIdentity } from '../../src/identity/certificate.js';
 import { startPeer } from '../../src/net/start-peer.js';
+import { QUOTA_DEFAULTS } from '../../src/peer/quota.js';
 import { FORWARD_HELLO } from './endpoint.js';
 
 const SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
@@ -22,7 +24,13 @@ function reply(m: Reply): void {
 
 async function runPeer(): Promise<void> {
   const identity = await generateIdentity({ commonName: 'bench-peer' });
-  const running = await startPeer({ host: '127.0.0.1', port: 0, identity, rateLimit: null, proofRate: null });
+  // Every sender and recipient of the load comes from 127.0.0.1: one source range, which the
+  // per-range storage shares would cap at a fraction of the storage meant for many ranges. They are
+  // given the whole storage (still bounded by storageBytesMax), as the rate limit is turned off.
+  const whole = QUOTA_DEFAULTS.storageBytesMax;
+  const running = await startPeer({
+    host: '127.0.0.1', port: 0, identity, rateLimit: null, proofRate: null, senderPrefixBytesMax: whole, registeredPrefixBytesMax: whole,
+  });
   process.on('message', (m: string) => {
     if (m === 'stats') reply({ stats: { ...running.peer.stats(), driver: running.driver.stats, rss: process.memoryUsage().rss, cpu: process.cpuUsage() } });
     if (m === 'exit') void running.close().then(() => process.exit(0));

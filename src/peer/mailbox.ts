@@ -51,6 +51,12 @@ export class MessageStore {
   /** Per recipient, in arrival order. An array, not a Map: most mailboxes hold one message. */
   private readonly mailboxes = new Map<string, Waiting[]>();
   private readonly all = new Set<Waiting>();
+  /**
+   * Recipient + message id -> the message: found in O(1) by a DELIVER again and by an ACK, however
+   * many messages the recipient's mailbox holds (a scan of a full mailbox per datagram made the
+   * relay's cost grow with its backlog, and the backlog with its cost, until it collapsed).
+   */
+  private readonly byId = new Map<string, Waiting>();
   private readonly unacked = new Map<string, number>();
   /** Messages whose recipient is not registered, in the order they entered that class. */
   private readonly departed = new Set<Waiting>();
@@ -86,9 +92,7 @@ export class MessageStore {
   }
 
   find(to: string, idKey: string): Waiting | undefined {
-    const box = this.mailboxes.get(to);
-    if (box) for (const w of box) if (w.idKey === idKey) return w;
-    return undefined;
+    return this.byId.get(to + idKey);
   }
 
   mailboxSize(to: string): number {
@@ -118,6 +122,7 @@ export class MessageStore {
     if (box) box.push(w);
     else this.mailboxes.set(w.to, [w]); // a literal: no spare capacity for the common single message
     this.all.add(w);
+    this.byId.set(w.to + w.idKey, w);
     // Counted for strangers only: a contact's messages are bounded by its own quota instead.
     if (w.contact === '') this.unacked.set(w.senderKey, this.unackedOf(w.senderKey) + 1);
     this.blobBytes += w.blob.length;
@@ -125,6 +130,7 @@ export class MessageStore {
 
   remove(w: Waiting): void {
     if (!this.all.delete(w)) return;
+    this.byId.delete(w.to + w.idKey);
     this.departed.delete(w);
     this.quota.remove(w);
     const box = this.mailboxes.get(w.to);
