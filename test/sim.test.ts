@@ -1,6 +1,7 @@
 /**
  * The network simulator (test/sim) over many seeds: every run must keep every invariant (exactly
- * once or reported failed, right recipient, no hijacked registration, bounds held). SIM_SEEDS and
+ * once or reported failed, right recipient, no hijacked registration, bounds held, messages reach
+ * a client that changed its peers with no user action). SIM_SEEDS and
  * SIM_FROM change the range; a failing seed is printed with a trace and replays with
  * `SEED=<seed> npm run sim`.
  */
@@ -22,6 +23,7 @@ t.test(`${SEEDS} seeded runs keep every invariant`, async (t) => {
   t.equal(s.violations, 0, `no invariant violated (failing seeds: ${s.failingSeeds.join(' ') || 'none'})`);
   t.ok(s.delivered > s.messages * 0.8, `most messages delivered (${s.delivered} of ${s.messages})`);
   t.ok(s.lost > 0 && s.duplicated > 0 && s.peerRestarts > 0 && s.clientRestarts > 0 && s.midExchange > 0 && s.moves > 0 && s.attackerRuns > 0, 'faults of every kind happened');
+  t.ok(s.peerDeaths > 0 && s.peerReaddressed > 0 && s.peerChanges > 0 && s.probes > 0 && s.dhtLost > 0 && s.dhtStale > 0, 'home faults of every kind happened: peers dead or at a new address, clients changing peers, lost and stale lookups');
 });
 
 /** Fewer, larger runs: dozens of clients on up to five peers, for the full default active time. */

@@ -11,10 +11,10 @@
  */
 import { Client as ClientMachine, type ClientEvent, type ClientOptions } from '../client/index.js';
 import { UdpDriver } from '../net/udp-driver.js';
-import { parseAddr, silentLogger, type Logger } from '../core/types.js';
-import { UsageError } from '../core/errors.js';
+import { silentLogger, type Logger } from '../core/types.js';
 import { loadOrCreateIdentity, resolveHome } from '../identity/store.js';
 import { EventedMachine, cryptoRandom } from './host.js';
+import { parsePeerAddress } from './peer-address.js';
 import { lockHome } from './home-lock.js';
 import { Messenger } from './messenger.js';
 import { openHomeStore, storeRelease } from './home-store.js';
@@ -22,8 +22,10 @@ import { openHomeStore, storeRelease } from './home-store.js';
 export type ClientTuning = Omit<ClientOptions, 'identity' | 'peer' | 'store' | 'random' | 'logger'>;
 
 export interface ClientStartOptions {
-  /** Our own peer, `host:port` (literal IP). */
+  /** Our own peer, `host:port` (literal IP): the first of our home peers. */
   peer: string;
+  /** Further home peers, `host:port` each, registered with at the same time (in the order senders try them). */
+  morePeers?: readonly string[];
   /** Home folder: identity, contacts, outbox, history. Default $PEERPOST_HOME or ~/.config/peerpost. */
   home?: string;
   /** Local bind address; default 0.0.0.0 (:: when the peer is IPv6). */
@@ -35,11 +37,7 @@ export interface ClientStartOptions {
   options?: ClientTuning;
 }
 
-export function parsePeerAddress(s: string, what = 'peer address'): { host: string; port: number } {
-  const a = parseAddr(s);
-  if (!a) throw new UsageError('PEERPOST_BAD_ADDRESS', `${what} must be HOST:PORT with a literal IP (like 127.0.0.1:7777), not "${s}"`);
-  return a;
-}
+export { parsePeerAddress };
 
 export class Client extends Messenger {
   static async start(opts: ClientStartOptions): Promise<Client> {
@@ -51,9 +49,10 @@ export class Client extends Messenger {
     let store: ReturnType<typeof openHomeStore> | undefined;
     try {
       store = openHomeStore(home);
-      const machine = new ClientMachine({ ...opts.options, identity, peer, store, random: cryptoRandom, logger }, Date.now());
+      const morePeers = (opts.morePeers ?? []).map((p) => parsePeerAddress(p));
+      const machine = new ClientMachine({ ...opts.options, identity, peer, morePeers, store, random: cryptoRandom, logger }, Date.now());
       let self: Client | undefined;
-      const evented = new EventedMachine<ClientEvent>(machine, (e) => self?.dispatchEvent(e));
+      const evented = new EventedMachine<ClientEvent>(machine, (e) => self?.dispatchEvent(e), () => self?.answerHomeRequests());
       const host = opts.host ?? (peer.host.includes(':') ? '::' : '0.0.0.0');
       const driver = await UdpDriver.bind(evented, { host, port: opts.port ?? 0, logger });
       self = new Client(identity, machine, evented, driver, storeRelease(lock, store, machine, logger), Date.now);

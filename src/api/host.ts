@@ -19,6 +19,8 @@ export class EventedMachine<E> implements DatagramMachine {
   constructor(
     private readonly inner: DatagramMachine & EventSource<E>,
     private readonly onEvent: (e: E) => void,
+    /** After each collection of events (the Messenger answers home resolutions there). */
+    private readonly afterEvents?: () => void,
   ) {}
   handle(now: number, from: { host: string; port: number }, data: Uint8Array): void {
     this.inner.handle(now, from, data);
@@ -43,6 +45,7 @@ export class EventedMachine<E> implements DatagramMachine {
     setImmediate(() => {
       this.scheduled = false;
       for (let e = this.inner.pollEvent(); e; e = this.inner.pollEvent()) this.onEvent(e);
+      this.afterEvents?.();
     });
   }
 }

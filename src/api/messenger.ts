@@ -3,7 +3,9 @@
  * with contacts, sending, groups, codes and live verification, and typed events.
  *
  * Events:
- *   'registered'            { peer }                              registered with our own peer
+ *   'registered'            { peer }                              registered with one of our peers
+ *   'home-changed'          { peers }                             our peers changed (setPeers / addPeer / removePeer,
+ *                                                                 or a new peer's identity pinned): republish the home record
  *   'peer-unavailable'      { peer, tries }                       our peer does not answer (we keep trying)
  *   'peer-identity-changed' { peer, expected, actual }            our peer's certificate changed; see acceptPeerIdentity()
  *   'message'               { from, fromName?, fromPeer, id, text, sentAt, group? }
@@ -32,12 +34,16 @@ import type { UdpDriver } from '../net/udp-driver.js';
 import { VerifyManager, type VerifyNotice } from './verify-manager.js';
 import { cryptoRandom, type EventedMachine } from './host.js';
 import type { HomeLock } from './home-lock.js';
+import { parsePeerAddress } from './peer-address.js';
+import { addrKey } from '../core/types.js';
+import type { HomePeer, HomeRecord } from '../core/home.js';
 
 type Ev<T extends ClientEvent['type']> = Omit<Extract<ClientEvent, { type: T }>, 'type'>;
 type Vn<T extends VerifyNotice['type']> = Omit<Extract<VerifyNotice, { type: T }>, 'type'>;
 
 export interface MessengerEvents {
   registered: [Ev<'registered'>];
+  'home-changed': [Ev<'home-changed'>];
   'peer-unavailable': [Ev<'peer-unavailable'>];
   'peer-identity-changed': [Ev<'peer-identity-changed'>];
   message: [Ev<'message'>];
@@ -252,6 +258,73 @@ export class Messenger extends EventEmitter<MessengerEvents> {
   /** Be listed in our peer's directory under `name` (empty string: leave it). */
   joinDirectory(name: string): void {
     this.call((now) => this.machine.joinDirectory(now, name));
+  }
+
+  /** Our home peers in order, each with whether we are registered there and its pinned fingerprint. */
+  peers(): ReturnType<ClientMachine['peers']> {
+    return this.machine.peers();
+  }
+
+  /** Register with these peers (`host:port`, literal IPs), in this order; 'home-changed' follows. */
+  setPeers(peers: readonly string[]): void {
+    if (!Array.isArray(peers)) throw new UsageError('PEERPOST_NO_PEER', 'peers must be a list of HOST:PORT');
+    const addrs = peers.map((p) => parsePeerAddress(p));
+    this.call((now) => this.machine.setPeers(now, addrs));
+  }
+
+  /** Add a home peer at the end of the list (nothing when it is there already). */
+  addPeer(peer: string): void {
+    const key = addrKey(parsePeerAddress(peer));
+    const list = this.peers().map((p) => p.peer);
+    if (!list.includes(key)) this.setPeers([...list, key]);
+  }
+
+  /** Remove a home peer; the last one cannot be removed (PEERPOST_NO_PEER). */
+  removePeer(peer: string): void {
+    const key = addrKey(parsePeerAddress(peer));
+    const list = this.peers().map((p) => p.peer);
+    if (!list.includes(key)) throw new UsageError('PEERPOST_UNKNOWN_PEER', `${key} is not one of our peers (${list.join(', ')})`);
+    this.setPeers(list.filter((p) => p !== key));
+  }
+
+  /** Our home as a home record announces it: our peers whose identity we pinned, in order. */
+  homePeers(): HomePeer[] {
+    return this.machine.homePeers();
+  }
+
+  private resolver: ((fp: string) => Promise<HomeRecord | null>) | undefined;
+  private resolving = 0;
+
+  /**
+   * Resolve contacts' home records with `resolve` (a DHT lookup that checks the record's
+   * signature): the client asks when a peer of a contact's home stops answering or says the
+   * contact is not there. Without one, the hint address stays a contact's only home.
+   */
+  setHomeResolver(resolve: ((fp: string) => Promise<HomeRecord | null>) | undefined): void {
+    this.resolver = resolve;
+    this.machine.resolveHomes(resolve !== undefined);
+    this.answerHomeRequests();
+  }
+
+  /** @internal Hand the client's home resolutions to the resolver (each answered once; the client bounds how many are out). */
+  answerHomeRequests(): void {
+    const resolve = this.resolver;
+    if (!resolve) return;
+    for (let fp = this.machine.pollHomeRequest(); fp; fp = this.machine.pollHomeRequest()) {
+      const asked = fp;
+      this.resolving++;
+      resolve(asked)
+        .catch(() => null)
+        .then((rec) => {
+          this.resolving--;
+          if (this.closing) return;
+          try {
+            this.call((now) => this.machine.homeResolved(now, asked, rec));
+          } catch {
+            this.call((now) => this.machine.homeResolved(now, asked, null));
+          }
+        });
+    }
   }
 
   /** Ask our peer for waiting messages now. */

@@ -72,7 +72,7 @@ export class Node extends Messenger {
         handleTimeout: (now: number) => nodeMachine?.handleTimeout(now),
         pollEvent: () => nodeMachine?.pollEvent(),
       };
-      const evented = new EventedMachine<ClientEvent>(router, (e) => self?.dispatchEvent(e));
+      const evented = new EventedMachine<ClientEvent>(router, (e) => self?.dispatchEvent(e), () => self?.answerHomeRequests());
       const driver = await UdpDriver.bind(evented, { host, port, logger });
       const bound = driver.address();
       logger.info({ fingerprint: identity.fingerprintHex, directory: opts.peerOptions?.directory === true }, 'peer started');

@@ -24,6 +24,8 @@ import { colourWanted, deliveryLabel, isoLocal, lateMark, localTime, palette } f
 import { safeLines, safeText } from './safe-text.js';
 import { normalizeFingerprint } from './dht.js';
 import { historyCommand, searchCommand, showRecent, type HistoryView } from './chat-history.js';
+import { changePeers } from './commands/peers.js';
+import { resolveHostPort, savePeers } from './session.js';
 
 export const HELP = [
   '/add FP [name]               add a contact found by fingerprint in the DHT (or FP@HOST:PORT)',
@@ -40,6 +42,7 @@ export const HELP = [
   '/who [HOST:PORT]             list the directory of a peer (default: ours)',
   '/who join NAME | /who leave  list yourself in your peer\'s directory, or leave it',
   '/group NAME MEMBER...        create a group; /group list; send with /msg NAME or /to NAME',
+  '/peers [add|remove HOST:PORT] list your peers, or register with one more / one fewer (saved)',
   '/id                          your address and code, with a QR code of the address',
   '/help                        this list',
   '/quit                        leave (messages not yet delivered are kept and resent next time)',
@@ -282,6 +285,19 @@ export async function runChat(m: Messenger, opts: ChatOptions, stop: Promise<voi
       const c = m.addContact(address, a[1], cert);
       requests.delete(c.fingerprint);
       event('contact-added', { ...c }, `added ${safeText(c.petname)} (${c.fingerprint.slice(0, 12)}@${c.peer}); fetching its certificate`);
+    },
+    peers: async (a) => {
+      if (a[0] === 'add' || a[0] === 'remove') {
+        if (!a[1]) return void say(`usage: /peers ${a[0]} HOST:PORT`);
+        const next = changePeers(m.peers().map((p) => p.peer), a[0], a[0] === 'add' ? await resolveHostPort(a[1], 'peer address') : a[1]);
+        m.setPeers(next);
+        if (opts.home) await savePeers(opts.home, next);
+      } else if (a[0] !== undefined) {
+        return void say('usage: /peers, /peers add HOST:PORT or /peers remove HOST:PORT');
+      }
+      const list = m.peers();
+      if (opts.json) return void out.write(`${JSON.stringify({ event: 'peers', peers: list })}\n`);
+      list.forEach((p, i) => say(`${i + 1}. ${safeText(p.peer)}  ${p.registered ? col.ok('registered') : col.dim('registering')}${i === 0 ? col.dim('  (first: named in your messages)') : ''}`));
     },
     contacts: () => {
       const list = m.contacts();

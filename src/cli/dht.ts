@@ -135,8 +135,8 @@ export async function resolveHome(dht: HomeDht | null, fp: string): Promise<Extr
 
 
 /**
- * For a running client or node: publish `peers()` each time `m` registers while the list differs
- * from the one published (and every DHT_REPUBLISH_INTERVAL_MS through HomePublisher). An empty
+ * For a running client or node: publish `peers()` each time `m` registers or its peers change
+ * ('home-changed') while the list differs from the one published (and every DHT_REPUBLISH_INTERVAL_MS through HomePublisher). An empty
  * list publishes nothing. Returns what stops it.
  */
 export function keepHomePublished(
@@ -161,11 +161,14 @@ export function keepHomePublished(
     })().catch((e: Error) => log?.warn({ err: e.message }, 'home record not published'));
   };
   m.on('registered', onRegistered);
+  // Peers added or removed (setPeers, /peers): the record follows.
+  m.on('home-changed', onRegistered);
   if (m.registered) onRegistered();
   return {
     stop() {
       stopped = true;
       m.off('registered', onRegistered);
+      m.off('home-changed', onRegistered);
       publisher?.stop();
     },
   };
@@ -179,4 +182,14 @@ export async function resolveAddress(dht: HomeDht | null, fp: string): Promise<{
   const h = await resolveHome(dht, fp);
   const p = h.record.peers[0]!;
   return { address: `${fp}@${p.host.includes(':') ? `[${p.host}]` : p.host}:${p.port}`, cert: h.cert };
+}
+
+/** The client's home resolutions answered from the DHT: the newest verified record, or null. */
+export function homeResolverFor(dht: HomeDht): (fp: string) => Promise<import('../core/home.js').HomeRecord | null> {
+  return async (fp) => {
+    const bytes = fingerprintFromHex(fp);
+    if (!bytes) return null;
+    const r = await dht.resolve(bytes);
+    return r.ok ? r.home.record : null;
+  };
 }

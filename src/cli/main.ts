@@ -11,6 +11,7 @@ import { clientCommand } from './commands/client.js';
 import { sendCommand } from './commands/send.js';
 import { inboxCommand } from './commands/inbox.js';
 import { contactsCommand } from './commands/contacts.js';
+import { peersCommand } from './commands/peers.js';
 import { codeCommand } from './commands/code.js';
 import { verifyCommand } from './commands/verify.js';
 import { historyCommand } from './commands/history.js';
@@ -26,6 +27,7 @@ const commands: AnyCommand[] = [
   sendCommand,
   inboxCommand,
   contactsCommand,
+  peersCommand,
   codeCommand,
   verifyCommand,
   historyCommand,

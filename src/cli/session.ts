@@ -10,7 +10,7 @@ import { isIP } from 'node:net';
 import { parsePeerAddress } from '../api/client.js';
 import type { Messenger, MessengerEvents } from '../api/messenger.js';
 import type { HomeDht } from '../discovery/home-dht.js';
-import { DHT_ONESHOT_WAIT_MS, dhtOptions, dhtSettings, homePeer, publishHome, startDht, type DhtArgs } from './dht.js';
+import { DHT_ONESHOT_WAIT_MS, dhtOptions, dhtSettings, homeResolverFor, publishHome, startDht, type DhtArgs } from './dht.js';
 
 /**
  * Resolves on the first SIGINT or SIGTERM, which starts a clean stop; a second one while stopping
@@ -50,10 +50,43 @@ export async function peerFor(home: string, given: string | undefined): Promise<
   throw new UsageError('PEERPOST_NO_PEER', 'no peer: pass --peer HOST:PORT (it is saved in the home folder once the peer answers)');
 }
 
-/** Save `peer` as the one to use next time (after it answered). */
+/** Save `peer` as the one to use next time (after it answered); with savePeers' list, as its first. */
 export async function savePeer(home: string, peer: string): Promise<void> {
   const cfg = await readConfig(home);
-  if (cfg.peer !== peer) await updateConfig(home, { peer });
+  if (cfg.peer === peer && (cfg.peers === undefined || cfg.peers[0] === peer)) return;
+  await updateConfig(home, { peer, peers: cfg.peers ? [peer, ...cfg.peers.filter((p) => p !== peer)] : undefined });
+}
+
+/** Most peers a client is registered with at once (as the client machine's homePeersMax). */
+export const HOME_PEERS_MAX = 8;
+
+/**
+ * The peers to use, in order: every --peer given (resolved like resolveHostPort), else the saved
+ * list, else the saved peer. Like peerFor(), nothing is saved here (savePeers() does).
+ */
+export async function peersFor(home: string, given: string | readonly string[] | undefined): Promise<string[]> {
+  const cfg = await readConfig(home);
+  const list = given === undefined ? [] : Array.isArray(given) ? given : [given as string];
+  if (list.length > 0) {
+    const out: string[] = [];
+    for (const p of list) {
+      const r = await resolveHostPort(p, '--peer');
+      if (!out.includes(r)) out.push(r);
+    }
+    if (out.length > HOME_PEERS_MAX) throw new UsageError('PEERPOST_TOO_MANY_PEERS', `at most ${HOME_PEERS_MAX} peers`);
+    return out;
+  }
+  if (cfg.peers) return [...cfg.peers];
+  if (typeof cfg.peer === 'string') return [cfg.peer];
+  throw new UsageError('PEERPOST_NO_PEER', 'no peer: pass --peer HOST:PORT (it is saved in the home folder once the peer answers)');
+}
+
+/** Save the list of peers to use next time (the first also as `peer`, for older versions). */
+export async function savePeers(home: string, peers: readonly string[]): Promise<void> {
+  if (peers.length === 0) return;
+  const cfg = await readConfig(home);
+  if (cfg.peer === peers[0] && JSON.stringify(cfg.peers ?? [cfg.peer]) === JSON.stringify(peers)) return;
+  await updateConfig(home, { peer: peers[0], peers: [...peers] });
 }
 
 /** Wait until `pred` holds for an event of `name`, or time out with PEERPOST_TIMEOUT. */
@@ -79,8 +112,9 @@ export function waitFor<K extends keyof MessengerEvents>(
   });
 }
 
-/** Resolves once registered with our peer; rejects with a clear error when it does not answer. */
+/** Resolves once registered with one of our peers; rejects with a clear error when none answers. */
 export function waitRegistered(m: Messenger, peer: string, timeoutMs: number): Promise<void> {
+  const unavailable = new Set<string>();
   if (m.registered) return Promise.resolve();
   return new Promise((resolve, reject) => {
     const done = (err?: Error): void => {
@@ -92,7 +126,11 @@ export function waitRegistered(m: Messenger, peer: string, timeoutMs: number): P
       else resolve();
     };
     const onReg = (): void => done();
-    const onUnavail = (): void => done(new PeerpostError('PEERPOST_PEER_UNREACHABLE', `your own peer ${peer} does not answer (is it running, and is the address right?)`));
+    const onUnavail = (e: { peer: string }): void => {
+      unavailable.add(e.peer);
+      if (unavailable.size < m.peers().length) return;
+      done(new PeerpostError('PEERPOST_PEER_UNREACHABLE', `your own peer ${peer} does not answer (is it running, and is the address right?)`));
+    };
     const onChanged = (e: { actual: string; expected: string }): void =>
       done(new PeerpostError('PEERPOST_PEER_IDENTITY_CHANGED', `peer ${peer} now has identity ${e.actual}, not the pinned ${e.expected}; refusing to register`));
     const timer = setTimeout(() => done(new PeerpostError('PEERPOST_PEER_UNREACHABLE', `your own peer ${peer} did not answer within ${Math.round(timeoutMs / 1000)} s`)), timeoutMs);
@@ -141,13 +179,13 @@ export function portOption(v: unknown): number {
 
 /** Options of the one-shot commands that talk to a peer. */
 export interface OneShotArgs extends DhtArgs {
-  peer?: string;
+  peer?: string | string[];
   timeout: number;
 }
 
 export function oneShotOptions<T>(y: import('yargs').Argv<T>): import('yargs').Argv<T> {
   return dhtOptions(y)
-    .option('peer', { type: 'string', describe: 'your peer, HOST:PORT (default: the one saved in the home folder)', requiresArg: true })
+    .option('peer', { type: 'string', array: true, describe: 'your peer, HOST:PORT; several --peer: several peers (default: those saved in the home folder)', requiresArg: true })
     .option('timeout', { type: 'number', default: 15, describe: 'seconds to wait for the network', requiresArg: true }) as never;
 }
 
@@ -166,26 +204,28 @@ export async function withClient<T>(
   note: (line: string) => void = (l) => process.stderr.write(`${l}\n`),
 ): Promise<T> {
   const timeoutMs = positiveSeconds(args.timeout, 'timeout');
-  const peer = await peerFor(home, args.peer);
+  const peers = await peersFor(home, args.peer);
+  const peer = peers[0]!;
   const settings = dhtSettings(args);
   const { Client } = await import('../api/client.js');
-  const c = await Client.start({ peer, home, logger: log, options: { registerTriesBeforeUnavailable: 3 } });
+  const c = await Client.start({ peer, morePeers: peers.slice(1), home, logger: log, options: { registerTriesBeforeUnavailable: 3 } });
   const dht = startDht(settings, note, log);
+  if (dht) c.setHomeResolver(homeResolverFor(dht));
   let publishing: Promise<unknown> | undefined;
   let publisher: { stop(): void } | undefined;
   try {
-    await waitRegistered(c, peer, timeoutMs);
-    const own = c.peerFingerprint !== undefined ? homePeer(peer, c.peerFingerprint) : null;
-    if (dht && own) {
-      publishing = publishHome(dht, c.identity, home, [own]).then((p) => {
+    await waitRegistered(c, peers.join(', '), timeoutMs);
+    const own = c.homePeers();
+    if (dht && own.length > 0) {
+      publishing = publishHome(dht, c.identity, home, own).then((p) => {
         publisher = p.publisher;
         if (!p.result.ok) log.debug({ reason: p.result.reason }, 'home record not published');
       }, (e: Error) => log.warn({ err: e.message }, 'home record not published'));
     }
     const r = await f(c, timeoutMs, dht);
-    // The record's seq is saved in config.json before the peer is (both rewrite the file).
+    // The record's seq is saved in config.json before the peers are (both rewrite the file).
     if (publishing) await boundedWait(publishing, DHT_ONESHOT_WAIT_MS);
-    if (args.peer !== undefined) await savePeer(home, peer);
+    if (args.peer !== undefined) await savePeers(home, peers);
     return r;
   } finally {
     publisher?.stop();

@@ -1,14 +1,17 @@
 /**
  * The peerpost client as a sans-I/O state machine. Same surface as the peer (`handle`,
  * `pollTransmit`, `pollTimeout`, `handleTimeout`), plus `pollEvent` and user calls that take `now`.
- * It registers with its own peer and keeps the registration alive, seals every outgoing message
- * to its recipient (src/crypto/seal.ts) and DELIVERs it to the recipient's peer, retransmitting
- * until the peer answers and again until the end-to-end RECEIPT comes back, and opens, checks,
- * stores and acknowledges what its peer pushes. Time, randomness and persistence are injected.
+ * It registers with each of its home peers (one or more, setPeers()) and keeps every registration
+ * alive, seals every outgoing message to its recipient (src/crypto/seal.ts) and DELIVERs it to a
+ * peer of the recipient's home, retransmitting until the peer answers (or failing over to the
+ * next peer of that home) and again until the end-to-end RECEIPT comes back, and opens, checks,
+ * stores and acknowledges what any of its peers pushes (a message pushed by two peers is shown
+ * once: dedupe by sender and id). Time, randomness and persistence are injected.
  *
  * The Client keeps the public surface and the dispatch of datagrams; its parts share one
  * ClientContext (context.ts: settings, snapshot, transmit and event queues, drop counters):
- *   registration.ts  REGISTER / CHALLENGE / REGISTER_PROOF, keepalive, REGISTER_AGAIN
+ *   registration.ts  REGISTER / CHALLENGE / REGISTER_PROOF, keepalive, REGISTER_AGAIN (one per home peer)
+ *   homes.ts         contacts' homes (HomeRecord peers), failover, the home-resolution port
  *   peer-links.ts    per-peer cookies (HELLO) and RTT
  *   outgoing.ts      outgoing messages: sealing, DELIVER retransmission, RESULT / ERROR, window
  *   receipts.ts      receipts to send, batched
@@ -35,7 +38,11 @@
  * resend after receiptWaitMs doubling to receiptWaitMaxMs, busy backoff, cut short for
  * MAILBOX_FULL and TOO_MANY_UNACKED when a message to the same recipient is delivered),
  * receiptFlush (receipts batched for receiptBatchDelayMs), expiry (message TTL and partial-message
- * age).
+ * age), home (a home resolution unanswered after homeResolveTimeoutMs).
+ *
+ * Home resolution (a sans-I/O port): pollHomeRequest() names a fingerprint whose home record the
+ * embedding should look up; it answers with homeResolved(now, fp, record | null). Our own home:
+ * `home-changed` events (peers added or removed, a new peer's identity pinned) and homePeers().
  *
  * Bounds (CLIENT_DEFAULTS; behaviour at the bound):
  *   outboxMessagesMax (1000)      unfinished outgoing messages; send() throws PEERPOST_OUTBOX_FULL
@@ -58,6 +65,11 @@
  *   peerLinksMax (1024)           per-peer cookie and RTT state; the least recently used idle link is forgotten
  *   contactsMax, groupsMax, certsMax   addContact/createGroup throw; certificates of strangers: oldest forgotten
  *   eventsMax (10000)             unread events; the oldest is dropped and counted (`events_dropped`)
+ *   homePeersMax (8)              our peers (setPeers throws PEERPOST_TOO_MANY_PEERS), and peers of a
+ *                                 contact's record used (the rest ignored)
+ *   homeFailoverTries (4)         unanswered DELIVERs (or HELLOs) to a recipient's peer before the next
+ *   homeResolveIntervalMs (15 s), homeResolutionsMax (16), homeResolveTimeoutMs (20 s), homesMax (4096)
+ *                                 resolutions: see src/client/homes.ts
  *   certLookupTriesMax (6)        CERT_REQUEST tries before waiting certRetryMs; unknown senders are
  *                                 rejected after that many tries
  *   messageTtlMs (7 days)         an unfinished message fails with reason `expired`
@@ -74,12 +86,14 @@
 import { MsgType, WireError } from '../protocol/constants.js';
 import { decode } from '../protocol/codec.js';
 import type { CookieMsg, ErrorMsg, Message, SessionInner } from '../protocol/messages.js';
-import { addrKey, silentLogger, type Addr, type Logger, type Transmit } from '../core/types.js';
+import { addrKey, parseAddr, silentLogger, type Addr, type Logger, type Transmit } from '../core/types.js';
+import type { HomePeer, HomeRecord } from '../core/home.js';
 import { UsageError } from '../core/errors.js';
 import { ContentKind, TEXT_MAX_BYTES, VERIFY_BODY_MAX_BYTES, encodeText, encodeVerify, utf8Length, type GroupInfo } from './content.js';
 import type { ContactRecord, DeliveryState, HistoryDeletion, HistoryEntry, HistoryQuery, InboxEntry } from './store.js';
 import type { ClientEvent, ClientOptions, ClientStats, ClientTimer } from './types.js';
-import { ClientContext, earlier } from './context.js';
+import { ClientContext, earlier, unhex } from './context.js';
+import { HomeBook } from './homes.js';
 import { PeerLinks } from './peer-links.js';
 import { Registration } from './registration.js';
 import { CertLookups } from './lookups.js';
@@ -101,12 +115,12 @@ export const RETENTION_INTERVAL_MS = 3600_000;
 
 export class Client {
   readonly fingerprint: string;
-  readonly peerKey: string;
-  readonly senderPeer: string;
   private readonly ctx: ClientContext;
   private readonly log: Logger;
   private readonly links: PeerLinks;
-  private readonly registration: Registration;
+  /** One registration per home peer, in order (the first is our first peer). */
+  private readonly registrations = new Map<string, Registration>();
+  private readonly homes: HomeBook;
   private readonly lookups: CertLookups;
   private readonly outgoing: Outgoing;
   private readonly receipts: ReceiptBatch;
@@ -123,11 +137,15 @@ export class Client {
     const ctx = new ClientContext(opts, now);
     this.ctx = ctx;
     this.fingerprint = ctx.fingerprint;
-    this.peerKey = ctx.peerKey;
-    this.senderPeer = ctx.senderPeer;
     this.log = opts.logger ?? silentLogger;
     this.links = new PeerLinks(ctx);
-    this.registration = new Registration(ctx, this.links);
+    for (const a of ctx.peerAddrs.values()) this.registrations.set(addrKey(a), new Registration(ctx, this.links, a));
+    this.homes = new HomeBook(ctx, {
+      rehome: (at, fp) => {
+        this.outgoing.rehome(at, fp);
+        this.lookups.rehome(at, fp, (hint) => this.homes.peerFor(at, fp, hint));
+      },
+    });
     this.lookups = new CertLookups(ctx, this.links, {
       found: (at, fp) => {
         this.outgoing.certificateKnown(at, fp);
@@ -136,17 +154,29 @@ export class Client {
       senderMissing: (at, fp, reason) => this.incoming.senderMissing(at, fp, reason),
       recipientMissing: (m, reason) => this.outgoing.setReason(m, reason),
       recipientFailed: (fp, reason) => this.outgoing.failMessagesTo(fp, reason),
+      nextPeer: (at, fp, hint, peerKey) => this.homes.failed(at, fp, hint, peerKey),
+      resolving: (fp) => this.homes.resolving(fp),
     });
     const ratchets = new Ratchets(ctx);
-    this.outgoing = new Outgoing(ctx, this.links, this.lookups, ratchets);
+    this.outgoing = new Outgoing(ctx, this.links, this.lookups, ratchets, this.homes);
     this.receipts = new ReceiptBatch(ctx, this.outgoing, ratchets);
     this.contactBook = new ContactBook(ctx, this.lookups, this.outgoing);
     this.groupBook = new GroupBook(ctx, this.contactBook, this.outgoing);
     this.incoming = new Incoming(ctx, this.lookups, this.outgoing, this.receipts, this.groupBook, this.requests, ratchets);
     this.directory = new DirectoryRequests(ctx, this.links);
     for (const m of ctx.s.outbox) this.outgoing.restore(now, m);
-    this.registration.start(now);
+    for (const r of this.registrations.values()) r.start(now);
     if (ctx.o.historyRetainMs > 0) this.retain(now);
+  }
+
+  /** Our first peer (host:port): the one senders try first. */
+  get peerKey(): string {
+    return this.ctx.peerKey;
+  }
+
+  /** Our first peer's address as others reach it, named in every sealed message. */
+  get senderPeer(): string {
+    return this.ctx.senderPeer;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -192,7 +222,8 @@ export class Client {
   }
 
   handleTimeout(now: number): void {
-    this.registration.handleTimeout(now);
+    for (const r of this.registrations.values()) r.handleTimeout(now);
+    this.homes.handleTimeout(now);
     this.links.handleTimeout(now);
     this.receipts.handleTimeout(now);
     this.outgoing.expire(now);
@@ -203,7 +234,13 @@ export class Client {
 
   /** The deadline table of the named timers. */
   deadlines(): Record<ClientTimer, number | undefined> {
-    const { register, keepalive } = this.registration.deadlines();
+    let register: number | undefined;
+    let keepalive: number | undefined;
+    for (const r of this.registrations.values()) {
+      const d = r.deadlines();
+      if (d.register !== undefined) register = earlier(register, d.register);
+      if (d.keepalive !== undefined) keepalive = earlier(keepalive, d.keepalive);
+    }
     let expiry = this.outgoing.nextExpiry();
     const partial = this.incoming.nextExpiry();
     if (partial !== undefined) expiry = earlier(expiry, partial);
@@ -218,13 +255,14 @@ export class Client {
       receiptFlush: this.receipts.deadline,
       expiry,
       retention: this.retentionAt,
+      home: this.homes.deadline(),
     };
   }
 
   stats(): ClientStats {
     const s = this.ctx.s;
     return {
-      registered: this.registration.registered,
+      registered: this.registered,
       outboxUnfinished: s.outbox.filter((m) => m.state === 'queued' || m.state === 'held').length,
       transfers: this.outgoing.size,
       inbox: this.ctx.store.historyCount('in'),
@@ -238,8 +276,80 @@ export class Client {
   // -------------------------------------------------------------------------------------------
   // user calls
 
+  /** Registered with at least one of our peers. */
   get registered(): boolean {
-    return this.registration.registered;
+    for (const r of this.registrations.values()) if (r.registered) return true;
+    return false;
+  }
+
+  /** Our peers (host:port) in order, each with whether we are registered there and its pinned fingerprint. */
+  peers(): Array<{ peer: string; registered: boolean; fingerprint?: string }> {
+    return [...this.registrations.values()].map((r) => ({ peer: r.key, registered: r.registered, ...(r.pinned ? { fingerprint: r.pinned } : {}) }));
+  }
+
+  /**
+   * Register with these peers, in this order (the first is the one senders try first): new ones
+   * are registered with now, those left out are no longer kept alive. Emits `home-changed`.
+   * At most homePeersMax; at least one.
+   */
+  setPeers(now: number, peers: readonly Addr[]): void {
+    if (!Array.isArray(peers) || peers.length === 0) throw new UsageError('PEERPOST_NO_PEER', 'at least one peer is required');
+    if (peers.length > this.ctx.o.homePeersMax) throw new UsageError('PEERPOST_TOO_MANY_PEERS', `at most ${this.ctx.o.homePeersMax} peers`);
+    const keys = peers.map((a) => {
+      const k = a && typeof a.host === 'string' && Number.isInteger(a.port) ? addrKey(a) : '';
+      if (!parseAddr(k)) throw new UsageError('PEERPOST_PEER_ADDRESS', `bad peer address ${k || String(a)}`);
+      return k;
+    });
+    if (new Set(keys).size !== keys.length) throw new UsageError('PEERPOST_PEER_ADDRESS', 'a peer is named twice');
+    const before = [...this.registrations.keys()];
+    if (before.join(' ') === keys.join(' ')) return;
+    for (const [k, r] of this.registrations) if (!keys.includes(k)) r.stop();
+    this.ctx.setPeers(peers);
+    const old = new Map(this.registrations);
+    this.registrations.clear();
+    keys.forEach((k, i) => {
+      const r = old.get(k) ?? new Registration(this.ctx, this.links, peers[i]!);
+      this.registrations.set(k, r);
+      if (!old.has(k)) r.start(now);
+    });
+    this.ctx.emit({ type: 'home-changed', peers: keys });
+    this.settle(now);
+  }
+
+  /** Our home as a record would announce it: our peers whose certificate we pinned, in order. */
+  homePeers(): HomePeer[] {
+    const out: HomePeer[] = [];
+    for (const r of this.registrations.values()) {
+      const fp = r.pinned;
+      if (fp) out.push({ host: r.addr.host, port: r.addr.port, fingerprint: unhex(fp) });
+    }
+    return out;
+  }
+
+  /** Whether the embedding answers home resolutions (pollHomeRequest / homeResolved); off by default. */
+  resolveHomes(enabled: boolean): void {
+    this.homes.enabled = enabled;
+  }
+
+  /** The next fingerprint whose home record the embedding should resolve (answer with homeResolved). */
+  pollHomeRequest(): string | undefined {
+    return this.homes.pollRequest();
+  }
+
+  /**
+   * The answer to a resolution (or a record learned otherwise): `record` checked by the caller
+   * (signature, fingerprint), or null when none was found. A newer record than the one held moves
+   * the messages to `fp` to its peers at once. Returns whether the record was taken.
+   */
+  homeResolved(now: number, fp: string, record: HomeRecord | null): boolean {
+    const taken = this.homes.resolved(now, fp, record);
+    this.settle(now);
+    return taken;
+  }
+
+  /** The peers tried for `fp`, in order (its record's, then the hint). */
+  homeOf(fp: string, hint: string): string[] {
+    return this.homes.peersOf(fp, hint);
   }
 
   /** The address others use to reach this client: `fingerprint@senderPeer`. */
@@ -249,30 +359,33 @@ export class Client {
 
   /** The network may have changed (new address, NAT): register again now. */
   networkChanged(now: number): void {
-    this.registration.start(now);
+    for (const r of this.registrations.values()) r.start(now);
     this.links.forgetCookies();
     this.settle(now);
   }
 
-  /** Ask our peer for waiting messages. */
+  /** Ask each of our peers for waiting messages. */
   poll(now: number): void {
-    if (this.registration.registered) this.ctx.sendToPeer({ type: MsgType.POLL });
+    for (const r of this.registrations.values()) if (r.registered) this.ctx.sendToPeer({ type: MsgType.POLL }, r.key);
     this.settle(now);
   }
 
   /** Whether a SESSION datagram with this id is ours (from our peer), for a node routing datagrams. */
   ownsSession(sid: Uint8Array): boolean {
-    return this.registration.ownsSession(sid);
+    for (const r of this.registrations.values()) if (r.ownsSession(sid)) return true;
+    return false;
   }
 
-  /** Accept the new identity of our own peer after a `peer-identity-changed` event. */
-  acceptPeerIdentity(now: number): void {
-    this.registration.acceptPeerIdentity(now);
+  /** Accept the new identity of one of our peers (default: the first blocked one) after a `peer-identity-changed` event. */
+  acceptPeerIdentity(now: number, peer?: string): void {
+    const r = peer !== undefined ? this.registrations.get(peer) : [...this.registrations.values()].find((x) => x.blocked);
+    if (!r) throw new UsageError('PEERPOST_NO_IDENTITY_CHANGE', 'no changed peer identity is waiting for acceptance');
+    r.acceptPeerIdentity(now);
     this.settle(now);
   }
 
   get pinnedPeerFingerprint(): string | undefined {
-    return this.ctx.s.peerFingerprint;
+    return this.registrations.get(this.ctx.peerKey)?.pinned;
   }
 
   /**
@@ -420,7 +533,7 @@ export class Client {
 
   /** List this client in its own peer's directory under `name` (empty: leave it). */
   joinDirectory(now: number, name: string): void {
-    if (!this.registration.registered) throw new UsageError('PEERPOST_NOT_REGISTERED', 'not registered with the peer yet; try again in a moment');
+    if (!this.registrations.get(this.ctx.peerKey)?.registered) throw new UsageError('PEERPOST_NOT_REGISTERED', 'not registered with the peer yet; try again in a moment');
     this.directory.join(name);
     this.settle(now);
   }
@@ -442,29 +555,29 @@ export class Client {
 
   private dispatch(now: number, from: Addr, m: Message): void {
     const fromKey = addrKey(from);
-    const own = fromKey === this.peerKey;
+    const reg = this.registrations.get(fromKey);
     switch (m.type) {
       case MsgType.CHALLENGE:
-        if (own && this.registration.isRegistrationChallenge(m)) this.registration.onChallenge(now, m);
+        if (reg && reg.isRegistrationChallenge(m)) reg.onChallenge(now, m);
         else this.ctx.drops.add('unexpected_challenge');
         return;
       case MsgType.COOKIE:
         this.onCookie(now, fromKey, m);
         return;
       case MsgType.SESSION: {
-        if (!own) return void this.ctx.drops.add('session_not_from_own_peer');
-        const inner = this.registration.onSession(now, m);
-        if (inner) this.dispatchSession(now, inner);
+        if (!reg) return void this.ctx.drops.add('session_not_from_own_peer');
+        const inner = reg.onSession(now, m);
+        if (inner) this.dispatchSession(now, inner, reg);
         return;
       }
       case MsgType.REGISTER_AGAIN:
-        if (own) this.registration.onRegisterAgain(now, m.sessionId);
+        if (reg) reg.onRegisterAgain(now, m.sessionId);
         return;
       case MsgType.RESULT:
         this.outgoing.onResult(now, fromKey, m.id, m.status);
         return;
       case MsgType.ERROR:
-        this.onError(now, fromKey, m);
+        this.onError(now, fromKey, m, reg);
         return;
       case MsgType.CERT:
         this.lookups.onCert(now, fromKey, m.fingerprint, m.cert);
@@ -477,21 +590,21 @@ export class Client {
     }
   }
 
-  /** What our own peer sent in our session (already authenticated). */
-  private dispatchSession(now: number, m: SessionInner): void {
+  /** What one of our peers sent in our session there (already authenticated). */
+  private dispatchSession(now: number, m: SessionInner, reg: Registration): void {
     switch (m.type) {
       case MsgType.PUSH:
-        this.incoming.onPush(now, m.id, m.blob);
+        this.incoming.onPush(now, m.id, m.blob, reg.key);
         return;
       case MsgType.ERROR:
-        if (m.ref.length === 0 && this.directory.onError(this.peerKey, m.code)) return;
+        if (m.ref.length === 0 && this.directory.onError(reg.key, m.code)) return;
         this.ctx.drops.add('unexpected_error');
         return;
       case MsgType.OK:
         return; // keepalive answers are taken by the registration; a DIR_JOIN's needs nothing
       case MsgType.KEEPALIVE:
         // Our peer checks our new address (path validation): answer from here, naming its counter.
-        if (m.answer) this.ctx.sendToPeer({ type: MsgType.OK, ref: this.registration.lastPeerCounter() });
+        if (m.answer) this.ctx.sendToPeer({ type: MsgType.OK, ref: reg.lastPeerCounter() }, reg.key);
         return;
       default:
         this.ctx.drops.add(`unexpected_${m.type}`);
@@ -508,8 +621,8 @@ export class Client {
   }
 
   /** An ERROR: its reference says what it answers (nothing, a fingerprint, a DELIVER id). */
-  private onError(now: number, fromKey: string, e: ErrorMsg): void {
-    if (fromKey === this.peerKey && this.registration.onError(now, e)) return;
+  private onError(now: number, fromKey: string, e: ErrorMsg, reg: Registration | undefined): void {
+    if (reg && reg.onError(now, e)) return;
     if (e.code === WireError.BAD_COOKIE) this.links.forgetCookie(fromKey);
     if (e.ref.length === 0 && this.directory.onError(fromKey, e.code)) return;
     if (e.ref.length === 32) return this.lookups.onError(now, fromKey, e.ref, e.code);

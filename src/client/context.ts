@@ -54,9 +54,13 @@ export class ClientContext {
   readonly o: ClientSettings;
   readonly identity: Identity;
   readonly fingerprint: string;
-  readonly peerAddr: Addr;
-  readonly peerKey: string;
-  readonly senderPeer: string;
+  /** Our first peer (the one senders try first, and the one our sealed messages name). */
+  peerAddr: Addr;
+  peerKey: string;
+  /** The address our sealed messages name for receipts: our first peer's, as others reach it. */
+  senderPeer: string;
+  /** Every peer we are registered with (or registering with), in order; the first is peerKey. */
+  readonly peerAddrs = new Map<string, Addr>();
   readonly random: Random;
   readonly s: ClientSnapshot;
   /** The dedupe entries as a map, in insertion order: `sender:id` -> when it was seen (`s.dedupe` is left empty). */
@@ -71,9 +75,10 @@ export class ClientContext {
   /** Events queued for pollEvent, at most eventsMax. */
   readonly events: ClientEvent[] = [];
   readonly drops = new DropCounter();
-  /** Our current session with our own peer, while registered. */
-  session: ClientSession | undefined;
+  /** Our current session with each of our peers (by host:port), while registered there. */
+  readonly sessions = new Map<string, ClientSession>();
   readonly store: ClientStore;
+  private readonly givenSender: { peerKey: string; senderPeer: string } | undefined;
 
   /** Checks the options (throwing TypeError) and loads the persisted state. */
   constructor(opts: ClientOptions, now: number) {
@@ -85,6 +90,9 @@ export class ClientContext {
     this.peerKey = addrKey(this.peerAddr);
     this.senderPeer = opts.senderPeer ?? this.peerKey;
     if (!parseAddr(this.senderPeer)) throw new TypeError('opts.senderPeer must be host:port');
+    this.givenSender = opts.senderPeer !== undefined ? { peerKey: this.peerKey, senderPeer: opts.senderPeer } : undefined;
+    this.peerAddrs.set(this.peerKey, this.peerAddr);
+    for (const a of opts.morePeers ?? []) if (!this.peerAddrs.has(addrKey(a))) this.peerAddrs.set(addrKey(a), { host: a.host, port: a.port });
     this.random = opts.random;
     this.store = opts.store;
     this.s = opts.store.load() ?? emptySnapshot();
@@ -100,13 +108,31 @@ export class ClientContext {
     this.out.push({ to, data: encode(m) });
   }
 
-  /** A datagram to our own peer inside our session; false (nothing sent) when we have none. */
-  sendToPeer(inner: SessionInner): boolean {
-    const ss = this.session;
-    if (!ss) return false;
+  /** Our session with our first peer, while registered there. */
+  get session(): ClientSession | undefined {
+    return this.sessions.get(this.peerKey);
+  }
+
+  /** A datagram to one of our peers (default the first) inside our session there; false (nothing sent) when we have none. */
+  sendToPeer(inner: SessionInner, peerKey: string = this.peerKey): boolean {
+    const ss = this.sessions.get(peerKey);
+    const addr = this.peerAddrs.get(peerKey);
+    if (!ss || !addr) return false;
     ss.tx++;
-    this.out.push({ to: this.peerAddr, data: sealSession(ss.c2p, ss.id, ss.tx, inner) });
+    this.out.push({ to: addr, data: sealSession(ss.c2p, ss.id, ss.tx, inner) });
     return true;
+  }
+
+  /** Our peers changed: the first one is the one senders try first and the one our messages name. */
+  setPeers(addrs: readonly Addr[]): void {
+    const old = new Map(this.peerAddrs);
+    this.peerAddrs.clear();
+    for (const a of addrs) this.peerAddrs.set(addrKey(a), old.get(addrKey(a)) ?? { host: a.host, port: a.port });
+    for (const k of old.keys()) if (!this.peerAddrs.has(k)) this.sessions.delete(k);
+    const first = addrs[0]!;
+    this.peerAddr = { host: first.host, port: first.port };
+    this.peerKey = addrKey(first);
+    this.senderPeer = this.givenSender?.peerKey === this.peerKey ? this.givenSender.senderPeer : this.peerKey;
   }
 
   /** Our delivery key (made once, kept in the snapshot): our peer checks contacts' capabilities with it. */
@@ -185,6 +211,12 @@ function checkOptions(opts: ClientOptions, now: number): void {
   if (!opts || typeof opts !== 'object') throw new TypeError('client options are required');
   if (!opts.identity || !(opts.identity.cert instanceof Uint8Array)) throw new TypeError('opts.identity must be an Identity');
   if (!opts.peer || typeof opts.peer.host !== 'string' || !Number.isInteger(opts.peer.port)) throw new TypeError('opts.peer must be an Addr');
+  if (opts.morePeers !== undefined) {
+    if (!Array.isArray(opts.morePeers)) throw new TypeError('opts.morePeers must be a list of Addr');
+    for (const a of opts.morePeers) if (!a || typeof a.host !== 'string' || !Number.isInteger(a.port)) throw new TypeError('opts.morePeers must be a list of Addr');
+    const max = opts.homePeersMax ?? CLIENT_DEFAULTS.homePeersMax;
+    if (opts.morePeers.length + 1 > max) throw new TypeError(`at most ${max} home peers (opts.peer and opts.morePeers)`);
+  }
   if (!opts.store || typeof opts.store.load !== 'function' || typeof opts.store.commit !== 'function') throw new TypeError('opts.store must be a ClientStore');
   if (typeof opts.random !== 'function') throw new TypeError('opts.random must be a function');
   if (!Number.isFinite(now)) throw new TypeError('now must be a finite number of milliseconds');

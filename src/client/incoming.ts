@@ -48,6 +48,8 @@ interface PendingPush {
   readonly opened: Opened;
   /** When it is rejected if its sender's CARD has not come. */
   readonly deadline: number;
+  /** The peer that pushed it (its ACK goes there). */
+  readonly via: string;
 }
 
 export class Incoming {
@@ -78,7 +80,17 @@ export class Incoming {
     return this.reassembler.nextExpiry();
   }
 
-  onPush(now: number, pushId: Uint8Array, blob: Uint8Array): void {
+  /** The peer whose push is being handled: its ACK goes back there. */
+  private via = '';
+
+  /** ACK a push to the peer it came from (the same message may come from each of our peers; dedupe keeps it once). */
+  private ack(pushId: Uint8Array): void {
+    this.ctx.sendToPeer({ type: MsgType.ACK, ids: [pushId] }, this.via || this.ctx.peerKey);
+  }
+
+  /** A PUSH from our peer at `peerKey`. */
+  onPush(now: number, pushId: Uint8Array, blob: Uint8Array, peerKey: string): void {
+    this.via = peerKey;
     if (blob[0] === RATCHET_VERSION) return this.onSessionMessage(now, pushId, blob);
     const r = openSealed(this.ctx.identity, blob);
     if (!r.ok) return this.reject(pushId, `open_${r.reason}`);
@@ -87,7 +99,7 @@ export class Incoming {
     if (this.requests.isBlocked(opened.fromHex)) {
       // Blocked: gone from our peer's mailbox, nothing shown, nothing sent to the sender's peer.
       this.ctx.drops.add('blocked_sender');
-      this.ctx.sendToPeer({ type: MsgType.ACK, ids: [pushId] });
+      this.ack(pushId);
       return;
     }
     if (opened.kind === ContentKind.CARD) return this.onCard(now, pushId, opened);
@@ -96,7 +108,7 @@ export class Incoming {
       const list = this.pending.get(opened.fromHex) ?? [];
       if (list.some((p) => Buffer.from(p.pushId).equals(pushId))) return;
       if (this.pendingCount >= this.ctx.o.pendingVerifyMax) return this.reject(pushId, 'pending_full', opened.fromHex);
-      list.push({ pushId, opened, deadline: now + this.ctx.o.unknownSenderGraceMs });
+      list.push({ pushId, opened, deadline: now + this.ctx.o.unknownSenderGraceMs, via: peerKey });
       this.pending.set(opened.fromHex, list);
       this.pendingCount++;
       // Only a contact's certificate is looked up, at the peer we know for it.
@@ -117,7 +129,7 @@ export class Incoming {
     const seen = this.ratchets.seenFrom(idHex);
     if (seen && seen.chunkOf === undefined) {
       if (!seen.receipt && !this.requests.isBlocked(seen.fp)) this.receipt(now, seen.fp, seen.peer, [idHex]);
-      this.ctx.sendToPeer({ type: MsgType.ACK, ids: [pushId] });
+      this.ack(pushId);
       return;
     }
     // A chunk seen before is opened again when it can be (sent again under a new session).
@@ -126,7 +138,7 @@ export class Incoming {
       // A copy of a chunk opened before: its receipt once the whole message was shown, else nothing.
       if (this.ctx.dedupe.has(`${seen.fp}:${seen.chunkOf}`) && !this.requests.isBlocked(seen.fp)) this.receipt(now, seen.fp, seen.peer, [idHex]);
       this.ctx.drops.add('ratchet_chunk_again');
-      this.ctx.sendToPeer({ type: MsgType.ACK, ids: [pushId] });
+      this.ack(pushId);
       return;
     }
     if (!r.ok) return this.reject(pushId, `ratchet_${r.reason}`);
@@ -135,7 +147,7 @@ export class Incoming {
     if (this.requests.isBlocked(opened.fromHex)) {
       this.ctx.drops.add('blocked_sender');
       if (this.ctx.dirty) this.ctx.persist();
-      this.ctx.sendToPeer({ type: MsgType.ACK, ids: [pushId] });
+      this.ack(pushId);
       return;
     }
     const chunk = opened.kind === ContentKind.CHUNK ? decodeChunk(opened.body) : null;
@@ -177,14 +189,19 @@ export class Incoming {
       }
     }
     this.receipt(now, from, opened.fromPeer, [hex(opened.id)]);
-    this.ctx.sendToPeer({ type: MsgType.ACK, ids: [pushId] });
+    this.ack(pushId);
     this.certificateKnown(now, from);
   }
 
   /** `fp`'s certificate is known now: take the pushes that waited for it. */
   certificateKnown(now: number, fp: string): void {
     const pend = this.takePending(fp);
-    if (pend) for (const p of pend) this.acceptOpened(now, p.pushId, p.opened);
+    if (pend) {
+      for (const p of pend) {
+        this.via = p.via;
+        this.acceptOpened(now, p.pushId, p.opened);
+      }
+    }
   }
 
   /** No certificate came for the contact `fp` (its lookup gave up with `reason`): its pushes wait for a CARD until their deadline. */
@@ -209,7 +226,10 @@ export class Incoming {
       if (rest.length) this.pending.set(fp, rest);
       else this.pending.delete(fp);
       this.pendingCount -= due.length;
-      for (const p of due) this.reject(p.pushId, 'sender_unknown', fp);
+      for (const p of due) {
+        this.via = p.via;
+        this.reject(p.pushId, 'sender_unknown', fp);
+      }
     }
     for (const [k, at] of this.ctx.dedupe) {
       if (at + this.ctx.o.dedupeTtlMs > now) break;
@@ -230,7 +250,7 @@ export class Incoming {
     this.ratchets.unsee(hex(pushId));
     this.ctx.drops.add(reason);
     this.ctx.emit({ type: 'rejected', reason, ...(from ? { from } : {}) });
-    this.ctx.sendToPeer({ type: MsgType.ACK, ids: [pushId] });
+    this.ack(pushId);
   }
 
   private acceptOpened(now: number, pushId: Uint8Array, opened: Opened, bySession = false): void {
@@ -270,7 +290,7 @@ export class Incoming {
         return this.reject(pushId, 'unknown_kind', from);
     }
     // The ACK is queued here and leaves only through pollTransmit, which commits first.
-    this.ctx.sendToPeer({ type: MsgType.ACK, ids: [pushId] });
+    this.ack(pushId);
   }
 
   /** Show one complete message (TEXT or VERIFY body); false when the body is malformed. */

@@ -13,7 +13,10 @@
  * (`contact-cert` with ok false and the reason). When the answer says the certificate can never
  * come (certificate-not-found, fingerprint-mismatch, bad-certificate) for longer than
  * unknownSenderGraceMs since the first such answer, the messages waiting for it fail with that
- * reason instead of waiting for messageTtlMs (bound: one timestamp per running lookup).
+ * reason instead of waiting for messageTtlMs (bound: one timestamp per running lookup). A peer
+ * that does not answer or does not have the certificate (NOT_FOUND) hands the lookup to the next
+ * peer of the fingerprint's home (src/client/homes.ts) at once, while there is one not down; a new
+ * home record moves a running lookup to its first peer.
  */
 import { MsgType, WireError } from '../protocol/constants.js';
 import { checkCertificate, fingerprintOf } from '../identity/certificate.js';
@@ -23,7 +26,10 @@ import type { PeerLinks } from './peer-links.js';
 
 interface Lookup {
   readonly fp: string;
-  readonly peerKey: string;
+  /** The peer asked now: one of `fp`'s home (src/client/homes.ts). */
+  peerKey: string;
+  /** The peer named with `fp` when the lookup started: its home without a record. */
+  readonly hint: string;
   awaiting: boolean;
   attempt: number;
   tries: number;
@@ -49,6 +55,13 @@ export interface LookupHooks {
   recipientMissing(m: OutboxMessage, reason: string): void;
   /** The certificate of `fp` cannot come (`reason`): fail the messages waiting for it. */
   recipientFailed(fp: string, reason: string): void;
+  /**
+   * `peerKey` did not answer for `fp`, or does not have it: the next peer of `fp`'s home to ask,
+   * or undefined when none is left.
+   */
+  nextPeer(now: number, fp: string, hint: string, peerKey: string): string | undefined;
+  /** A resolution of `fp`'s home is out: its answer may name another peer. */
+  resolving(fp: string): boolean;
 }
 
 export class CertLookups {
@@ -68,7 +81,24 @@ export class CertLookups {
       if (forIncoming) l.forIncoming = true;
       return;
     }
-    this.lookups.set(fp, { fp, peerKey, awaiting: false, attempt: 0, tries: 0, deadline: now, forIncoming });
+    this.lookups.set(fp, { fp, peerKey, hint: peerKey, awaiting: false, attempt: 0, tries: 0, deadline: now, forIncoming });
+  }
+
+  /** `fp`'s home changed: a running lookup asks `peerKey` now (its hint stays). */
+  rehome(now: number, fp: string, peerKey: (hint: string) => string | undefined): void {
+    const l = this.lookups.get(fp);
+    const p = l && peerKey(l.hint);
+    if (!l || p === undefined || p === l.peerKey) return;
+    this.moveTo(now, l, p);
+  }
+
+  private moveTo(now: number, l: Lookup, peerKey: string): void {
+    l.peerKey = peerKey;
+    l.awaiting = false;
+    l.attempt = 0;
+    l.tries = 0;
+    l.deadline = now;
+    delete l.hopelessSince;
   }
 
   /** Send every CERT_REQUEST whose time has come. */
@@ -128,6 +158,8 @@ export class CertLookups {
     }
     const cookie = this.links.cookieFor(now, link);
     if (!cookie) {
+      // A peer that does not answer our HELLOs does not answer the lookup either.
+      if ((link.hello?.attempt ?? 0) > 1 && ++l.tries >= this.ctx.o.certLookupTriesMax) return this.gaveUp(now, l, 'certificate-unreachable');
       l.awaiting = false;
       l.deadline = now + this.links.cookieWaitMs(link);
       return;
@@ -140,6 +172,14 @@ export class CertLookups {
 
   /** The lookup got no certificate: tell the waiting pushes and messages, try again later. */
   private gaveUp(now: number, l: Lookup, reason: string, told = false): void {
+    if (reason === 'certificate-unreachable' || reason === 'certificate-not-found') {
+      // Not there, or not answering: another peer of its home may have it.
+      const next = this.hooks.nextPeer(now, l.fp, l.hint, l.peerKey);
+      if (next !== undefined && next !== l.peerKey) {
+        l.lastFailure = reason;
+        return this.moveTo(now, l, next);
+      }
+    }
     if (l.forIncoming) this.hooks.senderMissing(now, l.fp, reason);
     l.forIncoming = false;
     const s = this.ctx.s;
@@ -147,7 +187,8 @@ export class CertLookups {
     if (contact && !told) this.ctx.emit({ type: 'contact-cert', fingerprint: l.fp, ok: false, reason });
     if (HOPELESS.has(reason)) {
       l.hopelessSince ??= now;
-      if (now - l.hopelessSince >= this.ctx.o.unknownSenderGraceMs) this.hooks.recipientFailed(l.fp, reason);
+      // Not while the home is being resolved again: the contact may have moved.
+      if (now - l.hopelessSince >= this.ctx.o.unknownSenderGraceMs && !this.hooks.resolving(l.fp)) this.hooks.recipientFailed(l.fp, reason);
     } else {
       delete l.hopelessSince;
     }

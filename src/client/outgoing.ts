@@ -58,6 +58,7 @@ import { dueOnCookie, earlier, earliestDeadline, hex, unhex, type ClientContext 
 import type { PeerLinks } from './peer-links.js';
 import type { CertLookups } from './lookups.js';
 import type { Ratchets } from './ratchets.js';
+import type { HomeBook } from './homes.js';
 
 /** DELIVER transmissions of a receipt before it is given up. */
 export const RECEIPT_TRIES_MAX = 10;
@@ -71,7 +72,12 @@ interface Transfer {
   readonly idBytes: Uint8Array;
   readonly to: string;
   readonly toBytes: Uint8Array;
-  readonly peerKey: string;
+  /** The peer it goes to now: one of the recipient's home (src/client/homes.ts). */
+  peerKey: string;
+  /** The peer named with the recipient (its address or the one its message named): its home without a record. */
+  readonly hint: string;
+  /** A receipt: the peer its message named comes before the record's (src/client/homes.ts). */
+  readonly hintFirst: boolean;
   readonly blob: Uint8Array;
   readonly msg?: OutboxMessage;
   readonly part?: OutboxPart;
@@ -88,6 +94,8 @@ interface Transfer {
    * as its peer reports another message to the same recipient delivered (a slot is free then).
    */
   slotWait: boolean;
+  /** DELIVERs to peerKey in a row without any answer from it. */
+  silent: number;
   /** Answers DELIVERED (pushed to the recipient and acknowledged by it) with no receipt yet. */
   unreceipted: number;
 }
@@ -102,6 +110,7 @@ export class Outgoing {
     private readonly links: PeerLinks,
     private readonly lookups: CertLookups,
     private readonly ratchets: Ratchets,
+    private readonly homes: HomeBook,
   ) {}
 
   /** Transfers in flight (message parts and receipts). */
@@ -192,16 +201,18 @@ export class Outgoing {
   restore(now: number, m: OutboxMessage): void {
     if (!unfinished(m)) return;
     if (m.body !== undefined) {
-      this.lookups.start(now, m.to, m.toPeer, false);
+      this.lookups.start(now, m.to, this.homes.peerFor(now, m.to, m.toPeer) ?? m.toPeer, false);
       return;
     }
     for (const p of m.parts) {
       if (p.receipt || this.transfers.has(p.id)) continue;
-      this.transfers.set(p.id, {
-        id: p.id, idBytes: unhex(p.id), to: m.to, toBytes: unhex(m.to), peerKey: m.toPeer, blob: unhex(p.blob), msg: m, part: p,
+      const t: Transfer = {
+        id: p.id, idBytes: unhex(p.id), to: m.to, toBytes: unhex(m.to), peerKey: m.toPeer, hint: m.toPeer, hintFirst: false, blob: unhex(p.blob), msg: m, part: p,
         awaiting: false, attempt: 0, sentAtMs: 0, sentOnce: p.peerStatus !== 'none', deadline: now, resends: 0, busy: 0, slotWait: false,
-        unreceipted: 0,
-      });
+        silent: 0, unreceipted: 0,
+      };
+      this.transfers.set(p.id, t);
+      this.aim(now, t);
     }
   }
 
@@ -213,10 +224,52 @@ export class Outgoing {
   /** A sealed receipt to send to `to` through its peer `peerKey`. */
   addReceipt(now: number, idBytes: Uint8Array, to: string, peerKey: string, blob: Uint8Array): void {
     const id = hex(idBytes);
-    this.transfers.set(id, {
-      id, idBytes, to, toBytes: unhex(to), peerKey, blob, awaiting: false, attempt: 0, sentAtMs: 0,
-      sentOnce: false, deadline: now, resends: 0, busy: 0, slotWait: false, unreceipted: 0,
-    });
+    const t: Transfer = {
+      id, idBytes, to, toBytes: unhex(to), peerKey, hint: peerKey, hintFirst: true, blob, awaiting: false, attempt: 0, sentAtMs: 0,
+      sentOnce: false, deadline: now, resends: 0, busy: 0, slotWait: false, silent: 0, unreceipted: 0,
+    };
+    this.transfers.set(id, t);
+    this.aim(now, t);
+  }
+
+  /** Point a new transfer at the peer of its recipient's home to use now. */
+  private aim(now: number, t: Transfer): void {
+    t.peerKey = this.homes.peerFor(now, t.to, t.hint, t.hintFirst) ?? t.hint;
+  }
+
+  /**
+   * `fp`'s home changed (a new record, a peer down or away): every transfer to it goes to the
+   * peer to use now, at once when that is another peer. With every peer down they stay where
+   * they are (each goes on in turn by failover()).
+   */
+  rehome(now: number, fp: string): void {
+    for (const t of this.transfers.values()) {
+      if (t.to !== fp) continue;
+      const p = this.homes.peerFor(now, fp, t.hint, t.hintFirst);
+      if (p === undefined || p === t.peerKey) continue;
+      t.peerKey = p;
+      t.awaiting = false;
+      t.silent = 0;
+      t.attempt = 0;
+      t.busy = 0;
+      t.slotWait = false;
+      t.deadline = now;
+    }
+  }
+
+  /**
+   * `t`'s peer did not answer homeFailoverTries times in a row: the next peer of its recipient's
+   * home that is not down, for every transfer to it; when every peer is down, `t` goes on to the
+   * next one in turn, keeping its retransmission backoff, and its message shows
+   * `recipient-unreachable`.
+   */
+  private failover(now: number, t: Transfer): void {
+    this.ctx.drops.add('home_peer_silent');
+    const next = this.homes.failed(now, t.to, t.hint, t.peerKey, t.hintFirst);
+    t.silent = 0;
+    if (next !== undefined) return this.rehome(now, t.to);
+    if (t.msg) this.setReason(t.msg, 'recipient-unreachable');
+    t.peerKey = this.homes.nextInTurn(t.to, t.hint, t.peerKey, t.hintFirst);
   }
 
   /** Act on every transfer whose time has come. */
@@ -230,6 +283,7 @@ export class Outgoing {
         this.ctx.drops.add('receipt_unanswered');
         continue;
       }
+      if (t.silent >= this.ctx.o.homeFailoverTries) this.failover(now, t);
       if (t.awaiting) {
         this.transmit(now, t);
         continue;
@@ -271,10 +325,15 @@ export class Outgoing {
     const t = this.transfers.get(hex(idBytes));
     if (!t || t.peerKey !== fromKey) return void this.ctx.drops.add('unexpected_result');
     const link = this.links.use(now, fromKey);
+    t.silent = 0;
+    this.homes.answered(t.to, fromKey);
     if (!t.part || !t.msg) {
       this.transfers.delete(t.id);
+      // A receipt held where its message's sender is not: the next receipt to it goes elsewhere.
+      if (status !== DeliveryStatus.DELIVERED && this.homes.notThere(now, t.to, t.hint, fromKey, true) !== undefined) this.rehome(now, t.to);
       return;
     }
+    if (t.msg.reason === 'recipient-unreachable') delete t.msg.reason;
     const p = t.part;
     const was = p.peerStatus;
     if (status === DeliveryStatus.DELIVERED || was === 'none') p.peerStatus = status === DeliveryStatus.DELIVERED ? 'acked' : 'held';
@@ -299,6 +358,8 @@ export class Outgoing {
     t.resends++;
     t.deadline = now + wait;
     this.updateState(t.msg);
+    // Held: the recipient is not connected there. Resolve its home again; another peer of it goes now.
+    if (status !== DeliveryStatus.DELIVERED && this.homes.notThere(now, t.to, t.hint, fromKey, t.hintFirst) !== undefined) this.rehome(now, t.to);
   }
 
   /** An ERROR whose reference is a DELIVER id. */
@@ -306,6 +367,8 @@ export class Outgoing {
     const t = this.transfers.get(hex(e.ref));
     if (!t || t.peerKey !== fromKey) return void this.ctx.drops.add('unexpected_error');
     t.awaiting = false;
+    t.silent = 0;
+    this.homes.answered(t.to, fromKey);
     if (e.code === WireError.BAD_COOKIE) {
       t.deadline = now;
       t.attempt = 0;
@@ -316,6 +379,8 @@ export class Outgoing {
       t.busy++;
       t.slotWait = e.code === WireError.TOO_MANY_UNACKED || e.code === WireError.MAILBOX_FULL;
       if (t.msg) this.setReason(t.msg, (WIRE_ERROR_NAMES[e.code] ?? String(e.code)).toLowerCase().replaceAll('_', '-'));
+      // Messages pile up there for the recipient: it may have left that peer. Another peer of its home goes now.
+      if (t.slotWait && this.homes.notThere(now, t.to, t.hint, fromKey, t.hintFirst) !== undefined) this.rehome(now, t.to);
       return;
     }
     if (e.code === WireError.ID_CONFLICT && t.part?.again) {
@@ -447,7 +512,7 @@ export class Outgoing {
     const certHex = this.ctx.certOf(m.to);
     if (!certHex) {
       if (!m.reason) m.reason = 'certificate-pending';
-      this.lookups.start(now, m.to, m.toPeer, false);
+      this.lookups.start(now, m.to, this.homes.peerFor(now, m.to, m.toPeer) ?? m.toPeer, false);
       // A lookup that gave up lately and waits to try again: this message learns why at once.
       const failed = this.lookups.failureOf(m.to);
       if (failed) m.reason = failed;
@@ -520,6 +585,8 @@ export class Outgoing {
     const link = this.links.use(now, t.peerKey);
     const cookie = this.links.cookieFor(now, link);
     if (!cookie) {
+      // Waiting for a cookie the peer has not answered a HELLO for already counts as unanswered too.
+      if ((link.hello?.attempt ?? 0) > 1) t.silent++;
       t.awaiting = false;
       t.deadline = now + this.links.cookieWaitMs(link);
       return;
@@ -530,6 +597,7 @@ export class Outgoing {
       ...(cap ? { cap: capabilityField(cap.capId, cap.capKey, t.toBytes, t.idBytes) } : {}),
     });
     t.awaiting = true;
+    t.silent++;
     t.slotWait = false;
     t.sentOnce = true;
     t.sentAtMs = now;

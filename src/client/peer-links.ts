@@ -10,7 +10,7 @@
  * HELLO sent once is an RTT sample (Karn).
  *
  * Bound: peerLinksMax links; a new one forgets the least recently used link that has no HELLO
- * outstanding and is not our own peer's.
+ * outstanding and is not one of our own peers'.
  */
 import { HELLO_MIN_BYTES, MsgType } from '../protocol/constants.js';
 import type { CookieMsg } from '../protocol/messages.js';
@@ -112,7 +112,7 @@ export class PeerLinks {
   private evict(): void {
     let victim: PeerLink | undefined;
     for (const l of this.links.values()) {
-      if (l.key === this.ctx.peerKey || l.hello) continue;
+      if (this.ctx.peerAddrs.has(l.key) || l.hello) continue;
       if (!victim || l.usedAtMs < victim.usedAtMs) victim = l;
     }
     if (victim) this.links.delete(victim.key);

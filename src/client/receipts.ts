@@ -1,6 +1,7 @@
 /**
  * Receipts this client sends for the messages it received. The DELIVER ids to acknowledge are
- * collected per sender for receiptBatchDelayMs (timer `receiptFlush`), then sealed to the sender,
+ * collected per sender and the peer its message named (a sender that changed its peers names
+ * another one in its newer messages) for receiptBatchDelayMs (timer `receiptFlush`), then sealed to the sender,
  * RECEIPT_IDS_MAX ids a receipt, and handed to the outgoing transfers, which DELIVER them to the
  * sender's peer. At most receiptTransfersMax receipts are in flight; beyond, a receipt is not sent
  * now (the sender resends its message and gets the receipt then).
@@ -11,7 +12,8 @@ import type { Outgoing } from './outgoing.js';
 import type { Ratchets } from './ratchets.js';
 
 export class ReceiptBatch {
-  private readonly queue = new Map<string, { peer: string; ids: Set<string> }>();
+  /** By `sender peer`. */
+  private readonly queue = new Map<string, { to: string; peer: string; ids: Set<string> }>();
   private flushAt: number | undefined;
 
   constructor(private readonly ctx: ClientContext, private readonly outgoing: Outgoing, private readonly ratchets: Ratchets) {}
@@ -23,10 +25,11 @@ export class ReceiptBatch {
 
   /** Acknowledge the DELIVER ids `ids` to the sender `to`, whose peer is `peer`. */
   add(now: number, to: string, peer: string, ids: string[]): void {
-    let q = this.queue.get(to);
+    const key = `${to} ${peer}`;
+    let q = this.queue.get(key);
     if (!q) {
-      q = { peer, ids: new Set() };
-      this.queue.set(to, q);
+      q = { to, peer, ids: new Set() };
+      this.queue.set(key, q);
     }
     for (const id of ids) q.ids.add(id);
     if (this.flushAt === undefined) this.flushAt = now + this.ctx.o.receiptBatchDelayMs;
@@ -39,7 +42,8 @@ export class ReceiptBatch {
   private flush(now: number): void {
     this.flushAt = undefined;
     let receipts = this.outgoing.receiptCount();
-    for (const [to, q] of this.queue) {
+    for (const q of this.queue.values()) {
+      const to = q.to;
       const certHex = this.ctx.certOf(to);
       if (!certHex) continue;
       const ids = [...q.ids];

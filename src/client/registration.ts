@@ -1,5 +1,6 @@
 /**
- * Registration with our own peer, and keepalives while registered. REGISTER carries our
+ * Registration with one of our peers (one instance per home peer, each with its own session), and
+ * keepalives while registered. REGISTER carries our
  * certificate and a fresh nonce; the peer answers a CHALLENGE naming that nonce, with a cookie and
  * its handshake key for this epoch, signed by its certificate key. We check the signature, pin the
  * peer's fingerprint (first registration) or refuse another one (`peer-identity-changed`, blocked
@@ -29,7 +30,8 @@ import type { ChallengeMsg, ErrorMsg, SessionInner, SessionMsg } from '../protoc
 import { checkCertificate, verifyWith } from '../identity/certificate.js';
 import { ReplayWindow, peerKeySigned, registerProof, sessionTagOk, type SessionKeys } from '../crypto/session.js';
 import { UsageError } from '../core/errors.js';
-import { hex, type ClientContext } from './context.js';
+import { addrKey, type Addr } from '../core/types.js';
+import { hex, type ClientContext, type ClientSession } from './context.js';
 import type { PeerLinks } from './peer-links.js';
 
 type RegState = 'idle' | 'challenge' | 'proof' | 'registered' | 'blocked';
@@ -51,7 +53,28 @@ export class Registration {
   /** Keepalive state: `outstanding` is the counter of the last KEEPALIVE that asked for an answer, not yet answered. */
   private keepalive: { deadline?: number; outstanding?: number; misses: number; sent: number } = { misses: 0, sent: 0 };
 
-  constructor(private readonly ctx: ClientContext, private readonly links: PeerLinks) {}
+  readonly key: string;
+
+  constructor(private readonly ctx: ClientContext, private readonly links: PeerLinks, readonly addr: Addr) {
+    this.key = addrKey(addr);
+  }
+
+  /** Our session with this peer, while registered. */
+  private get session(): ClientSession | undefined {
+    return this.ctx.sessions.get(this.key);
+  }
+
+  /** Stop: no more datagrams to this peer (it was taken off our list). */
+  stop(): void {
+    this.ctx.sessions.delete(this.key);
+    this.reg = { state: 'idle', tries: 0, unavailableSent: false, proofSends: 0 };
+    this.keepalive = { misses: 0, sent: 0 };
+  }
+
+  /** Blocked by a changed identity of this peer, waiting for acceptPeerIdentity(). */
+  get blocked(): boolean {
+    return this.reg.state === 'blocked';
+  }
 
   get registered(): boolean {
     return this.reg.state === 'registered';
@@ -68,7 +91,7 @@ export class Registration {
     this.reg.state = 'challenge';
     this.reg.tries = 0;
     this.keepalive = { misses: 0, sent: 0 };
-    this.ctx.session = undefined;
+    this.ctx.sessions.delete(this.key);
     this.sendRegister(now);
   }
 
@@ -82,8 +105,7 @@ export class Registration {
   /** Accept the new identity of our own peer after a `peer-identity-changed` event. */
   acceptPeerIdentity(now: number): void {
     if (this.reg.state !== 'blocked' || !this.reg.pendingPin) throw new UsageError('PEERPOST_NO_IDENTITY_CHANGE', 'no changed peer identity is waiting for acceptance');
-    this.ctx.s.peerFingerprint = this.reg.pendingPin;
-    this.ctx.dirty = true;
+    this.pin(this.reg.pendingPin);
     this.reg.state = 'idle';
     this.start(now);
   }
@@ -115,10 +137,10 @@ export class Registration {
       this.ctx.drops.add('bad_peer_key');
       return;
     }
-    this.links.use(now, this.ctx.peerKey).cookie = { bytes: m.cookie, atMs: now };
+    this.links.use(now, this.key).cookie = { bytes: m.cookie, atMs: now };
     r.proof = encode(proof.msg);
     r.proofSends = 1;
-    this.ctx.out.push({ to: this.ctx.peerAddr, data: r.proof });
+    this.ctx.out.push({ to: this.addr, data: r.proof });
     const keys = proof.keys;
     r.pending = keys;
     r.state = 'proof';
@@ -129,7 +151,7 @@ export class Registration {
 
   /** Whether `sid` is our session's or the one our proof is setting up. */
   ownsSession(sid: Uint8Array): boolean {
-    const cur = this.ctx.session?.id, pend = this.reg.pending?.sessionId;
+    const cur = this.session?.id, pend = this.reg.pending?.sessionId;
     return (!!cur && Buffer.from(cur).equals(sid)) || (!!pend && Buffer.from(pend).equals(sid));
   }
 
@@ -145,7 +167,7 @@ export class Registration {
       if (!ok || !sessionTagOk(pend.p2c, m)) return void this.ctx.drops.add('bad_registration_ok');
       const rx = new ReplayWindow();
       rx.commit(0);
-      this.ctx.session = { id: pend.sessionId, idKey: Buffer.from(pend.sessionId).toString('latin1'), c2p: pend.c2p, p2c: pend.p2c, tx: 0, rx };
+      this.ctx.sessions.set(this.key, { id: pend.sessionId, idKey: Buffer.from(pend.sessionId).toString('latin1'), c2p: pend.c2p, p2c: pend.p2c, tx: 0, rx });
       delete r.pending;
       delete r.proof;
       r.state = 'registered';
@@ -154,10 +176,10 @@ export class Registration {
       delete r.deadline;
       this.keepalive = { misses: 0, sent: 0 };
       this.scheduleKeepalive(now);
-      this.ctx.emit({ type: 'registered', peer: this.ctx.peerKey });
+      this.ctx.emit({ type: 'registered', peer: this.key });
       return undefined;
     }
-    const ss = this.ctx.session;
+    const ss = this.session;
     if (!ss || !Buffer.from(ss.id).equals(m.sessionId)) return void this.ctx.drops.add('unknown_session');
     if (!ss.rx.check(m.counter)) return void this.ctx.drops.add('session_replay');
     if (!sessionTagOk(ss.p2c, m)) return void this.ctx.drops.add('bad_session_tag');
@@ -204,19 +226,40 @@ export class Registration {
     return true;
   }
 
+  /** The fingerprint pinned for this peer: our first peer's in peerFingerprint, the others' in peerPins. */
+  get pinned(): string | undefined {
+    const s = this.ctx.s;
+    // A store from before peerPins has only our first peer's pin.
+    if (s.peerPins === undefined) return this.key === this.ctx.peerKey ? s.peerFingerprint : undefined;
+    return s.peerPins[this.key];
+  }
+
+  private pin(fp: string): void {
+    const s = this.ctx.s;
+    if (this.key === this.ctx.peerKey) s.peerFingerprint = fp;
+    (s.peerPins ??= {})[this.key] = fp;
+    const keys = Object.keys(s.peerPins);
+    // Pins of peers no longer on our list are kept (a peer may come back), at most peerLinksMax.
+    for (let i = 0; i < keys.length - this.ctx.o.peerLinksMax; i++) if (!this.ctx.peerAddrs.has(keys[i]!)) delete s.peerPins[keys[i]!];
+    this.ctx.dirty = true;
+  }
+
   /** Pin the peer's fingerprint at the first registration; false (and blocked) if it changed. */
   private pinPeer(fp: string): boolean {
-    const s = this.ctx.s;
-    if (s.peerFingerprint === undefined) {
-      s.peerFingerprint = fp;
-      this.ctx.dirty = true;
-    } else if (s.peerFingerprint !== fp) {
+    const pinned = this.pinned;
+    if (pinned === undefined) {
+      this.pin(fp);
+      // A new peer of ours is known now: the home a record announces has changed.
+      this.ctx.emit({ type: 'home-changed', peers: [...this.ctx.peerAddrs.keys()] });
+    } else if (pinned !== fp) {
       this.reg.state = 'blocked';
       this.reg.pendingPin = fp;
       delete this.reg.deadline;
       delete this.keepalive.deadline;
-      this.ctx.emit({ type: 'peer-identity-changed', peer: this.ctx.peerKey, expected: s.peerFingerprint, actual: fp });
+      this.ctx.emit({ type: 'peer-identity-changed', peer: this.key, expected: pinned, actual: fp });
       return false;
+    } else if (this.ctx.s.peerPins?.[this.key] === undefined) {
+      this.pin(fp);
     }
     return true;
   }
@@ -225,7 +268,7 @@ export class Registration {
     const r = this.reg;
     r.nonce = this.ctx.random(16);
     r.state = 'challenge';
-    this.ctx.send(this.ctx.peerAddr, { type: MsgType.REGISTER, cert: this.ctx.identity.cert, nonce: r.nonce });
+    this.ctx.send(this.addr, { type: MsgType.REGISTER, cert: this.ctx.identity.cert, nonce: r.nonce });
     r.deadline = now + Math.min(this.ctx.o.registerRetryMaxMs, this.ctx.o.registerInitialMs * 2 ** Math.min(r.tries, 20));
   }
 
@@ -234,14 +277,14 @@ export class Registration {
     if (r.state === 'proof' && r.proof && r.proofSends < PROOF_SENDS_MAX) {
       // Our proof or its OK was lost: the same proof again (the peer answers it with the same OK).
       r.proofSends++;
-      this.ctx.out.push({ to: this.ctx.peerAddr, data: r.proof });
+      this.ctx.out.push({ to: this.addr, data: r.proof });
       r.deadline = now + this.ctx.o.registerInitialMs;
       return;
     }
     r.tries++;
     if (r.tries >= this.ctx.o.registerTriesBeforeUnavailable && !r.unavailableSent) {
       r.unavailableSent = true;
-      this.ctx.emit({ type: 'peer-unavailable', peer: this.ctx.peerKey, tries: r.tries });
+      this.ctx.emit({ type: 'peer-unavailable', peer: this.key, tries: r.tries });
     }
     this.sendRegister(now);
   }
@@ -260,7 +303,8 @@ export class Registration {
 
   private keepaliveTimeout(now: number): void {
     const k = this.keepalive;
-    if (this.reg.state !== 'registered' || !this.ctx.session) {
+    const ss = this.session;
+    if (this.reg.state !== 'registered' || !ss) {
       delete k.deadline;
       return;
     }
@@ -273,8 +317,8 @@ export class Registration {
     }
     k.sent++;
     const answer = missed || (k.sent - 1) % this.ctx.o.keepaliveAnswerEvery === 0;
-    this.ctx.sendToPeer({ type: MsgType.KEEPALIVE, answer });
-    if (answer) k.outstanding = this.ctx.session.tx;
+    this.ctx.sendToPeer({ type: MsgType.KEEPALIVE, answer }, this.key);
+    if (answer) k.outstanding = ss.tx;
     this.scheduleKeepalive(now, missed);
   }
 }

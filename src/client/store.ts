@@ -132,8 +132,12 @@ export interface ClientSnapshot {
    * our contacts are derived from it (src/crypto/session.ts). Made on first use.
    */
   deliveryKey?: string;
-  /** Fingerprint of our own peer, pinned on first registration. */
+  /** Fingerprint of our own (first) peer, pinned on first registration. */
   peerFingerprint?: string;
+  /** Fingerprints of each of our peers by host:port, pinned on first registration there. */
+  peerPins?: Record<string, string>;
+  /** Contacts' homes from their records (by fingerprint): peers in order, seq, time; least recently used first. */
+  homes?: Record<string, { peers: string[]; seq: number; timeMs: number }>;
   contacts: ContactRecord[];
   groups: GroupRecord[];
   /** Certificates (hex) of senders and group members that are not contacts, by fingerprint. */

@@ -8,8 +8,13 @@ import type { ClientStore, DeliveryState } from './store.js';
 
 export interface ClientOptions {
   identity: Identity;
-  /** Our own peer. */
+  /** Our own peer: the first of our home peers (senders try it first). */
   peer: Addr;
+  /**
+   * Further peers to register with at the same time (in the order senders should try them after
+   * `peer`); at most homePeersMax in all. Messages are collected from every one.
+   */
+  morePeers?: readonly Addr[];
   store: ClientStore;
   random: Random;
   logger?: Logger;
@@ -56,6 +61,18 @@ export interface ClientOptions {
   groupsMax?: number;
   certsMax?: number;
   eventsMax?: number;
+  /** Peers this client registers with at once, and peers of a contact's home that are tried. */
+  homePeersMax?: number;
+  /** DELIVERs (or cookie requests) to a recipient's peer without any answer before the next peer of its home is tried. */
+  homeFailoverTries?: number;
+  /** Least time between two resolutions of the same contact's home. */
+  homeResolveIntervalMs?: number;
+  /** Home resolutions asked for and not answered yet; beyond, a failover waits for a slot. */
+  homeResolutionsMax?: number;
+  /** A resolution not answered in this time counts as answered with no record. */
+  homeResolveTimeoutMs?: number;
+  /** Contacts' home records kept (the least recently used is forgotten; the hint address stays). */
+  homesMax?: number;
 }
 
 export const CLIENT_DEFAULTS = {
@@ -95,11 +112,19 @@ export const CLIENT_DEFAULTS = {
   groupsMax: 1000,
   certsMax: 4096,
   eventsMax: 10_000,
+  homePeersMax: 8,
+  homeFailoverTries: 4,
+  homeResolveIntervalMs: 15_000,
+  homeResolutionsMax: 16,
+  homeResolveTimeoutMs: 20_000,
+  homesMax: 4096,
 };
 export type ClientSettings = typeof CLIENT_DEFAULTS;
 
 export type ClientEvent =
   | { type: 'registered'; peer: string }
+  /** Our list of peers changed (setPeers): a home record announcing it should be published. */
+  | { type: 'home-changed'; peers: string[] }
   | { type: 'peer-unavailable'; peer: string; tries: number }
   | { type: 'peer-identity-changed'; peer: string; expected: string; actual: string }
   | {
@@ -137,7 +162,7 @@ export type ClientEvent =
 
 /** The closed set of client timers. */
 export type ClientTimer =
-  | 'register' | 'keepalive' | 'hello' | 'lookup' | 'transfer' | 'receiptFlush' | 'expiry' | 'retention';
+  | 'register' | 'keepalive' | 'hello' | 'lookup' | 'transfer' | 'receiptFlush' | 'expiry' | 'retention' | 'home';
 
 export interface ClientStats {
   registered: boolean;

@@ -124,8 +124,10 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array, o
 
 /** Settings kept in config.json. Unknown keys are kept as they are. */
 export interface PeerpostConfig {
-  /** The address of this client's own peer, `host:port`. */
+  /** The address of this client's own (first) peer, `host:port`. */
   peer?: string;
+  /** All of this client's home peers, in order (the first is `peer`). */
+  peers?: string[];
   [key: string]: unknown;
 }
 
@@ -163,6 +165,9 @@ export async function readConfig(home: string): Promise<PeerpostConfig> {
   const cfg = value as PeerpostConfig;
   if (cfg.peer !== undefined && typeof cfg.peer !== 'string') {
     throw new PeerpostError('PEERPOST_BAD_CONFIG', `${file}: "peer" must be a string`);
+  }
+  if (cfg.peers !== undefined && (!Array.isArray(cfg.peers) || cfg.peers.length === 0 || !cfg.peers.every((p) => typeof p === 'string'))) {
+    throw new PeerpostError('PEERPOST_BAD_CONFIG', `${file}: "peers" must be a non-empty list of strings`);
   }
   return cfg;
 }

@@ -30,6 +30,13 @@ export interface Summary {
   offline: number;
   moves: number;
   gone: number;
+  peerDeaths: number;
+  peerReaddressed: number;
+  peerChanges: number;
+  probes: number;
+  dhtLookups: number;
+  dhtLost: number;
+  dhtStale: number;
   attackerRuns: number;
   attackerSent: number;
   rejected: Record<string, number>;
@@ -44,7 +51,7 @@ export function emptySummary(): Summary {
   return {
     seeds: 0, failingSeeds: [], violations: 0, violationsByKind: {}, peers: 0, clients: 0, messages: 0, byKind: {}, delivered: 0,
     failed: {}, failedShown: 0, failedReachable: 0, sendRefused: {}, datagrams: 0, lost: 0, duplicated: 0, unroutable: 0, peerRestarts: 0,
-    clientRestarts: 0, midExchange: 0, sessionRestarts: 0, offline: 0, moves: 0, gone: 0, attackerRuns: 0, attackerSent: 0, rejected: {}, registrations: 0,
+    clientRestarts: 0, midExchange: 0, sessionRestarts: 0, offline: 0, moves: 0, gone: 0, peerDeaths: 0, peerReaddressed: 0, peerChanges: 0, probes: 0, dhtLookups: 0, dhtLost: 0, dhtStale: 0, attackerRuns: 0, attackerSent: 0, rejected: {}, registrations: 0,
     virtualMs: 0, steps: 0, wallMs: 0, cpuMs: 0,
   };
 }
@@ -78,6 +85,13 @@ export function add(s: Summary, r: RunResult): void {
   s.offline += r.offline;
   s.moves += r.moves;
   s.gone += r.gone;
+  s.peerDeaths += r.peerDeaths;
+  s.peerReaddressed += r.peerReaddressed;
+  s.peerChanges += r.peerChanges;
+  s.probes += r.probes;
+  s.dhtLookups += r.dht.lookups;
+  s.dhtLost += r.dht.lost;
+  s.dhtStale += r.dht.stale;
   if (r.attacker) s.attackerRuns++;
   s.attackerSent += r.attackerSent;
   addTo(s.rejected, r.rejected);
@@ -101,6 +115,7 @@ export function formatSummary(s: Summary, withWall: boolean): string {
     `delivered ${n(s.delivered)}, failed ${n(failedTotal)} (${dict(s.failed)}; shown anyway ${n(s.failedShown)}; both ends reachable ${n(s.failedReachable)}), send refused: ${dict(s.sendRefused)}`,
     `datagrams ${n(s.datagrams)}: lost ${n(s.lost)}, duplicated ${n(s.duplicated)}, unroutable ${n(s.unroutable)}`,
     `restarts: ${n(s.peerRestarts)} peer, ${n(s.clientRestarts)} client (${n(s.midExchange)} mid-exchange); offline ${n(s.offline)}, moves ${n(s.moves)}, gone ${n(s.gone)}; registrations ${n(s.registrations)}`,
+    `homes: peers dead for good ${n(s.peerDeaths)}, at a new address ${n(s.peerReaddressed)}; clients changing peers ${n(s.peerChanges)}; messages to moved clients ${n(s.probes)}; lookups ${n(s.dhtLookups)} (lost ${n(s.dhtLost)}, stale ${n(s.dhtStale)})`,
     `attacker in ${n(s.attackerRuns)} runs, ${n(s.attackerSent)} attempts; pushes rejected by recipients: ${dict(s.rejected)}; ratcheted sessions restarted ${n(s.sessionRestarts)}`,
     `virtual time ${hours(s.virtualMs)}, ${n(s.steps)} steps${withWall ? `, wall time ${(s.wallMs / 1000).toFixed(1)} s, CPU ${(s.cpuMs / 1000).toFixed(1)} s` : ''}`,
     `violations ${n(s.violations)}${s.violations ? ` (${dict(s.violationsByKind)}) in seeds ${s.failingSeeds.join(' ')}` : ''}`,

@@ -3,10 +3,16 @@
  * state machines, each client persisting to its own MemoryClientStore), traffic between them, and
  * faults (loss, duplication, reordering, delay; peer restarts that lose RAM; client restarts that
  * keep their store, some of them mid-exchange: right after the client sent a DELIVER, or right
- * after it handled a datagram from its peer; clients going offline and moving to a new address, sometimes saying so with
- * networkChanged() and sometimes not; an attacker node in some runs). After the active phase the
- * faults stop and time runs until every message has reached a final state (or a generous bound),
- * then the invariants of ledger.ts and the bounds of every machine are checked.
+ * after it handled a datagram from its peer; clients going offline and moving to a new address,
+ * sometimes saying so with networkChanged() and sometimes not; an attacker node in some runs;
+ * peers that die for good or come back at another address, and clients, homed on one or two
+ * peers, that change their peers and publish their home record). Home records go through a
+ * simulated lookup service (dht.ts) with delay, loss and stale answers. After the active phase
+ * the faults stop, clients whose peers died or moved take live ones, and time runs until every
+ * message has reached a final state (or a generous bound), then the invariants of ledger.ts and
+ * the bounds of every machine are checked. One more invariant: at the start of the quiet phase up
+ * to two contacts of every client that changed its peers send it a message through their contact
+ * entry as it was (no user action); each must be delivered (`moved-unreached` otherwise).
  */
 import { Peer, MESSAGE_OVERHEAD_BYTES, type PeerOptions } from '../../src/peer/index.js';
 import { Client, MemoryClientStore, CHUNK_COUNT_MAX, type ClientEvent, type ClientOptions } from '../../src/client/index.js';
@@ -20,6 +26,8 @@ import { identities } from './identities.js';
 import { Ledger, type MessageKind, type SentRecord, type Violation } from './ledger.js';
 import { CALM, SimNet, type Endpoint, type Faults, type Wire } from './net.js';
 import { Rng } from './prng.js';
+import { DHT_CALM, SimDht, type DhtFaults } from './dht.js';
+import type { HomeRecord } from '../../src/core/home.js';
 import { Tracer, type TraceRequest } from './trace.js';
 
 /** Virtual start of every run (inside the fixed identities' validity). */
@@ -55,7 +63,7 @@ export const DEFAULT_LIMITS: SimLimits = {
 
 /** Smaller runs for the test suite: 500 of them in a couple of minutes. */
 export const CI_LIMITS: SimLimits = {
-  ...DEFAULT_LIMITS, clientsMax: 8, activeMsMin: 3 * 60_000, activeMsMax: 5 * 60_000, ttlMsMin: 15 * 60_000, ttlMsMax: 30 * 60_000,
+  ...DEFAULT_LIMITS, clientsMax: 8, activeMsMin: 3 * 60_000, activeMsMax: 4 * 60_000, ttlMsMin: 12 * 60_000, ttlMsMax: 20 * 60_000,
 };
 
 export interface RunOptions {
@@ -94,6 +102,13 @@ export interface RunResult {
   offline: number;
   moves: number;
   gone: number;
+  /** Peers that died for good, peers that came back at another address, clients that changed their peers. */
+  peerDeaths: number;
+  peerReaddressed: number;
+  peerChanges: number;
+  /** Messages sent in the quiet phase to clients that changed their peers (each must arrive). */
+  probes: number;
+  dht: SimDht['stats'];
   attacker: boolean;
   attackerSent: number;
   rejected: Record<string, number>;
@@ -111,8 +126,10 @@ interface PeerSlot {
   readonly idx: number;
   readonly name: string;
   readonly identity: Identity;
-  readonly addr: Addr;
-  readonly key: string;
+  addr: Addr;
+  key: string;
+  /** Stopped for good. */
+  dead: boolean;
   ep: Endpoint;
   gen: number;
   checkedAtMs: number;
@@ -123,7 +140,14 @@ interface ClientSlot {
   readonly name: string;
   readonly identity: Identity;
   readonly fp: string;
-  readonly home: PeerSlot;
+  /** Its peers, in order (one or two). */
+  homes: PeerSlot[];
+  /** The peer addresses its client was last given (a peer that moved is stale here until the user updates it). */
+  keys: string[];
+  /** Changed its peers at least once. */
+  moved: boolean;
+  /** Sequence number of its last published home record. */
+  seq: number;
   readonly store: MemoryClientStore;
   readonly addrs: Set<string>;
   ep: Endpoint;
@@ -175,7 +199,11 @@ class Scenario {
   private readonly faults: Faults;
   private nextPort = 40_000;
   private sends = 0;
-  private readonly counts = { peerRestarts: 0, clientRestarts: 0, midExchange: 0, sessionRestarts: 0, offline: 0, moves: 0, gone: 0, registrations: 0 };
+  private readonly counts = { peerRestarts: 0, clientRestarts: 0, midExchange: 0, sessionRestarts: 0, offline: 0, moves: 0, gone: 0, registrations: 0, peerDeaths: 0, peerReaddressed: 0, peerChanges: 0 };
+  private readonly dht: SimDht;
+  private readonly dhtFaults: DhtFaults;
+  private readonly probes = new Set<string>();
+  private dhtEp: Endpoint | undefined;
   private readonly sendRefused: Record<string, number> = {};
   private activeEndMs = START_MS;
 
@@ -186,6 +214,9 @@ class Scenario {
     this.plan = Rng.stream(this.seed, 'plan');
     this.traffic = Rng.stream(this.seed, 'traffic');
     this.faults = drawFaults(topo);
+    const dr = Rng.stream(this.seed, 'dht');
+    this.dhtFaults = { delayMs: dr.int(20, 2000), jitterMs: dr.int(0, 3000), loss: dr.chance(0.3) ? 0 : dr.real(0, 0.3), stale: dr.chance(0.3) ? 0 : dr.real(0, 0.3) };
+    this.dht = new SimDht(dr, this.dhtFaults, (asker, fp, rec) => this.dhtAnswer(asker, fp, rec));
     this.activeEndMs = START_MS + topo.int(this.lim.activeMsMin, this.lim.activeMsMax);
     this.net = new SimNet(Rng.stream(this.seed, 'wire'), START_MS, this.faults);
     this.tracer = opts.trace ? new Tracer(opts.trace, this.ledger, (k) => this.addrNames.get(k) ?? k) : undefined;
@@ -219,7 +250,7 @@ class Scenario {
     this.ghosts.push(...pool.ghosts.slice(0, nGhosts));
     for (let p = 0; p < nPeers; p++) {
       const addr = { host: `10.0.${p}.1`, port: 7000 };
-      const slot: PeerSlot = { idx: p, name: `p${p}`, identity: pool.peers[p]!, addr, key: addrKey(addr), ep: undefined as unknown as Endpoint, gen: 0, checkedAtMs: 0 };
+      const slot: PeerSlot = { idx: p, name: `p${p}`, identity: pool.peers[p]!, addr, key: addrKey(addr), dead: false, ep: undefined as unknown as Endpoint, gen: 0, checkedAtMs: 0 };
       slot.ep = this.net.add(slot.name, addr, null);
       this.peerByEp.set(slot.ep, slot);
       this.addrNames.set(slot.key, slot.name);
@@ -231,8 +262,9 @@ class Scenario {
     for (let i = 0; i < nClients; i++) {
       const identity = ids[i]!;
       const addr = { host: `100.64.${topo.int(0, nats - 1)}.1`, port: this.nextPort++ };
+      const homes = topo.sample(this.peers, this.peers.length > 1 && topo.chance(0.4) ? 2 : 1);
       const slot: ClientSlot = {
-        idx: i, name: `c${i}`, identity, fp: identity.fingerprintHex, home: topo.pick(this.peers), store: new MemoryClientStore(),
+        idx: i, name: `c${i}`, identity, fp: identity.fingerprintHex, homes, keys: homes.map((h) => h.key), moved: false, seq: 0, store: new MemoryClientStore(),
         addrs: new Set([addrKey(addr)]), ep: undefined as unknown as Endpoint, gen: 0, client: null, contacts: [], ghosts: [], groups: [],
         gone: false, checkedAtMs: 0,
       };
@@ -250,10 +282,12 @@ class Scenario {
     this.net.afterHandle = (ep, w) => {
       if (w.data[1] === MsgType.REGISTER_PROOF) this.checkRegistration(ep, w.from, w.data);
       const c = this.byEp.get(ep);
-      if (c?.crash?.side === 'receive' && addrKey(w.from) === c.home.key) this.crashMidExchange(c);
+      if (c?.crash?.side === 'receive' && c.keys.includes(addrKey(w.from))) this.crashMidExchange(c);
     };
     if (this.tracer) this.net.onFate = (w, fate) => this.tracer!.datagram(this.net.now, w, fate);
+    this.dhtEp = this.net.add('dht', { host: '192.0.2.53', port: 53 }, this.dht);
     for (const c of this.clients) this.startClient(c);
+    for (const c of this.clients) this.publish(c);
     for (const c of this.clients) this.addContacts(c, topo);
   }
 
@@ -277,9 +311,10 @@ class Scenario {
 
   private startClient(c: ClientSlot): void {
     const client = new Client(
-      { identity: c.identity, peer: c.home.addr, store: c.store, random: Rng.stream(this.seed, `${c.name}/${c.gen++}`).random(), ...this.clientOpts },
+      { identity: c.identity, peer: this.addrOf(c.keys[0]!), morePeers: c.keys.slice(1).map((k) => this.addrOf(k)), store: c.store, random: Rng.stream(this.seed, `${c.name}/${c.gen++}`).random(), ...this.clientOpts },
       this.net.now,
     );
+    client.resolveHomes(true);
     c.client = client;
     this.net.setMachine(c.ep, client);
   }
@@ -289,12 +324,12 @@ class Scenario {
     for (const o of topo.sample(others, topo.int(2, 6))) {
       const cert = topo.chance(0.4) ? o.identity.cert : undefined;
       if (!c.contacts.includes(o.idx)) {
-        this.net.call<Client>(c.ep, (m) => m.addContact(this.net.now, `${o.fp}@${o.home.key}`, o.name, cert));
+        this.net.call<Client>(c.ep, (m) => m.addContact(this.net.now, `${o.fp}@${o.keys[0]}`, o.name, cert));
         c.contacts.push(o.idx);
       }
       // Contacts are mutual: a client withholds receipts from strangers until it accepts them.
       if (!o.contacts.includes(c.idx)) {
-        this.net.call<Client>(o.ep, (m) => m.addContact(this.net.now, `${c.fp}@${c.home.key}`, c.name));
+        this.net.call<Client>(o.ep, (m) => m.addContact(this.net.now, `${c.fp}@${c.keys[0]}`, c.name));
         o.contacts.push(c.idx);
       }
     }
@@ -359,6 +394,115 @@ class Scenario {
         c.crash = crash;
       });
     }
+    if (this.peers.length >= 3 && r.chance(0.3)) {
+      const p = r.pick(this.peers);
+      this.schedule(at(), `${p.name} dies for good`, [p.name], () => this.killPeer(p, r.int(5, 180) * 1000));
+    }
+    if (r.chance(0.3)) {
+      const p = r.pick(this.peers);
+      const down = r.int(1, 60) * 1000;
+      this.schedule(at(), `${p.name} comes back at another address (down ${down / 1000} s)`, [p.name], () => this.readdressPeer(p, down, r.int(5, 180) * 1000));
+    }
+    for (let i = r.int(0, Math.ceil(n / 4)); i > 0; i--) {
+      const c = pickClient();
+      const two = r.chance(0.4);
+      this.schedule(at(), `${c.name} changes its peers`, [c.name], () => this.changePeers(c, two));
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // homes: peers that die or move, clients that change their peers, the lookup service
+
+  private addrOf(key: string): Addr {
+    const i = key.lastIndexOf(':');
+    return { host: key.slice(0, i), port: Number(key.slice(i + 1)) };
+  }
+
+  private livePeers(): PeerSlot[] {
+    return this.peers.filter((p) => !p.dead);
+  }
+
+  /** A peer stops for good; each of its clients takes another peer some time later. */
+  private killPeer(p: PeerSlot, fixAfterMs: number): void {
+    if (p.dead || this.livePeers().length < 2) return;
+    this.counts.peerDeaths++;
+    p.dead = true;
+    this.net.setMachine(p.ep, null);
+    for (const c of this.clients) {
+      if (c.homes.includes(p)) this.schedule(this.net.now + fixAfterMs, `${c.name} replaces ${p.name}`, [c.name], () => this.fixHomes(c));
+    }
+  }
+
+  /** A peer stops and starts again at another address; its clients learn it some time later. */
+  private readdressPeer(p: PeerSlot, downMs: number, fixAfterMs: number): void {
+    if (p.dead) return;
+    this.counts.peerReaddressed++;
+    this.net.setMachine(p.ep, null);
+    this.schedule(this.net.now + downMs, `${p.name} starts at a new address`, [p.name], () => {
+      if (p.dead) return;
+      const addr = { host: `10.1.${p.idx}.${1 + (this.nextPort % 250)}`, port: 7000 + (this.nextPort++ % 1000) };
+      this.net.move(p.ep, addr);
+      p.addr = addr;
+      p.key = addrKey(addr);
+      this.addrNames.set(p.key, p.name);
+      if (!p.ep.machine) this.startPeer(p);
+      for (const c of this.clients) {
+        if (c.homes.includes(p)) this.schedule(this.net.now + fixAfterMs, `${c.name} updates ${p.name}'s address`, [c.name], () => this.fixHomes(c));
+      }
+    });
+  }
+
+  /** The user sets the client's peers to live ones at their current addresses (dead ones replaced). */
+  private fixHomes(c: ClientSlot): void {
+    let homes = c.homes.filter((p) => !p.dead);
+    if (homes.length === 0) homes = [this.livePeers()[c.idx % this.livePeers().length]!];
+    this.setHomes(c, homes);
+  }
+
+  private changePeers(c: ClientSlot, two: boolean): void {
+    const live = this.livePeers();
+    const homes = this.plan.sample(live, two && live.length > 1 ? 2 : 1);
+    if (homes.map((p) => p.key).join(' ') === c.keys.join(' ')) return;
+    this.counts.peerChanges++;
+    this.setHomes(c, homes);
+  }
+
+  private setHomes(c: ClientSlot, homes: PeerSlot[]): void {
+    if (c.gone) return;
+    const keys = homes.map((p) => p.key);
+    if (keys.join(' ') === c.keys.join(' ')) return;
+    c.homes = homes;
+    c.keys = keys;
+    c.moved = true;
+    // A running client publishes on its home-changed event; one that is not running will register with them when it starts.
+    if (c.client) this.net.call<Client>(c.ep, (m) => m.setPeers(this.net.now, keys.map((k) => this.addrOf(k))));
+    else this.publish(c);
+  }
+
+  /** Publish the client's home record (its peers as its user set them). */
+  private publish(c: ClientSlot): void {
+    c.seq++;
+    const rec: HomeRecord = {
+      fingerprint: c.identity.fingerprint,
+      peers: c.keys.map((k) => {
+        const p = this.peers.find((x) => x.key === k);
+        return { ...this.addrOf(k), fingerprint: (p ?? c.homes[0]!).identity.fingerprint };
+      }),
+      seq: c.seq, timeMs: this.net.now,
+    };
+    this.onDht((d) => d.publish(this.net.now, c.fp, rec));
+  }
+
+  /** A call into the lookup service (so that the network sees its next deadline). */
+  private onDht(fn: (d: SimDht) => void): void {
+    if (this.dhtEp) this.net.call<SimDht>(this.dhtEp, fn);
+    else fn(this.dht);
+  }
+
+  private dhtAnswer(asker: string, fp: string, rec: HomeRecord | null): void {
+    const c = this.clients.find((x) => x.name === asker);
+    if (!c?.client) return;
+    this.net.call<Client>(c.ep, (m) => m.homeResolved(this.net.now, fp, rec));
   }
 
   /** The armed crash of `c`: its process stops now (what it committed stays, its RAM is lost). */
@@ -372,10 +516,11 @@ class Scenario {
   }
 
   private restartPeer(p: PeerSlot, downMs: number): void {
+    if (p.dead) return;
     this.counts.peerRestarts++;
     this.net.setMachine(p.ep, null);
     if (downMs === 0) this.startPeer(p);
-    else this.schedule(this.net.now + downMs, `${p.name} starts`, [p.name], () => this.startPeer(p));
+    else this.schedule(this.net.now + downMs, `${p.name} starts`, [p.name], () => p.dead || this.startPeer(p));
   }
 
   private restartClient(c: ClientSlot, downMs: number, newPort: boolean): void {
@@ -454,7 +599,7 @@ class Scenario {
   private targets(c: ClientSlot, kind: MessageKind, strangers: ClientSlot[]): Array<{ address: string; fp: string }> {
     const r = this.traffic;
     const contact = (j: number): { address: string; fp: string } => ({ address: this.clients[j]!.name, fp: this.clients[j]!.fp });
-    const stranger = (s: ClientSlot): { address: string; fp: string } => ({ address: `${s.fp}@${s.home.key}`, fp: s.fp });
+    const stranger = (s: ClientSlot): { address: string; fp: string } => ({ address: `${s.fp}@${s.keys[0]}`, fp: s.fp });
     switch (kind) {
       case 'stranger':
         return [stranger(r.pick(strangers))];
@@ -571,6 +716,7 @@ class Scenario {
       const m = c.client;
       if (!m) return;
       for (let e = m.pollEvent(); e; e = m.pollEvent()) this.onEvent(c, e);
+      for (let fp = m.pollHomeRequest(); fp; fp = m.pollHomeRequest()) this.onDht((d) => d.lookup(this.net.now, c.name, fp));
       if (this.net.now - c.checkedAtMs >= CLIENT_CHECK_EVERY_MS) this.checkClientBounds(c, m);
       return;
     }
@@ -597,6 +743,9 @@ class Scenario {
         break;
       case 'registered':
         this.counts.registrations++;
+        break;
+      case 'home-changed':
+        this.publish(c);
         break;
       case 'peer-identity-changed':
         this.ledger.violation('peer-identity', `${c.name} saw its peer's identity change (it never does here)`, now);
@@ -672,20 +821,50 @@ class Scenario {
   /** Faults stop, everyone who is not gone comes back, time runs until every message is final. */
   private runQuiet(): boolean {
     this.net.faults = { ...CALM, delayMs: this.faults.delayMs };
+    this.dht.faults = { ...this.dhtFaults, ...DHT_CALM };
     this.actions.length = 0;
-    for (const p of this.peers) if (!p.ep.machine) this.startPeer(p);
+    for (const p of this.peers) if (!p.ep.machine && !p.dead) this.startPeer(p);
     for (const c of this.clients) {
       if (!c.client) this.startClient(c);
       if (!c.gone && !c.ep.online) this.net.setOnline(c.ep, true);
     }
+    for (const c of this.clients) this.fixHomes(c);
+    this.sendProbes();
     this.tracer?.action(this.net.now, 'quiet phase', []);
     const bound = this.net.now + this.clientOpts.messageTtlMs! + QUIET_MARGIN_MS;
     if (!this.steps(bound, () => this.ledger.unfinished === 0)) return false;
     return this.steps(this.net.now + SETTLE_MS);
   }
 
+  /** Up to two contacts of each client that changed its peers send it a message, as their contact entry stands. */
+  private sendProbes(): void {
+    for (const c of this.clients) {
+      if (!c.moved || c.gone) continue;
+      const senders = this.clients.filter((s) => s !== c && !s.gone && s.client && c.contacts.includes(s.idx) && s.contacts.includes(c.idx)).slice(0, 2);
+      for (const s of senders) {
+        const n = ++this.sends;
+        const text = `#${n} from ${s.name} to ${c.name}, who moved`;
+        try {
+          this.net.call<Client>(s.ep, (m) => {
+            const [id] = m.send(this.net.now, [c.name], text);
+            this.record(s, id!, c.fp, text, 'single', undefined);
+            this.probes.add(`${s.fp}:${id}`);
+          });
+        } catch (e) {
+          this.refused(e);
+        }
+      }
+    }
+  }
+
   private finalChecks(): void {
     const now = this.net.now;
+    for (const key of this.probes) {
+      const r = this.ledger.sent.get(key);
+      if (r && r.state !== 'delivered') {
+        this.ledger.violation('moved-unreached', `${r.fromName}'s ${r.id.slice(0, 8)} to ${r.toName}, who changed its peers, ended ${r.state}${r.reason ? ` (${r.reason})` : ''}`, now, key);
+      }
+    }
     this.ledger.finish(now, (r) => this.byFp.get(r.from)?.client?.messageState(r.id));
     if (this.attacker) {
       if (this.attacker.stats.pushes > 0) this.ledger.violation('push-hijack', `the attacker received ${this.attacker.stats.pushes} PUSH datagrams`, now);
@@ -723,7 +902,7 @@ class Scenario {
       messages: this.ledger.sent.size, byKind, delivered, failed, failedShown,
       failedReachable: failedReachableKeys.length, failedReachableKeys: failedReachableKeys.slice(0, 5), sendRefused: this.sendRefused,
       datagrams: st.sent, lost: st.lost, duplicated: st.duplicated, unroutable: st.unroutable,
-      ...this.counts, attacker: !!this.attacker, attackerSent: this.attacker ? Object.values(this.attacker.stats.sent).reduce((a, b) => a + b, 0) : 0,
+      ...this.counts, probes: this.probes.size, dht: { ...this.dht.stats }, attacker: !!this.attacker, attackerSent: this.attacker ? Object.values(this.attacker.stats.sent).reduce((a, b) => a + b, 0) : 0,
       rejected: this.ledger.rejected, virtualMs: this.net.now - START_MS, steps: st.steps,
       violations: this.ledger.violations, violationCount: this.ledger.violationCount, partIds,
       trace: this.tracer?.lines() ?? [],

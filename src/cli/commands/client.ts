@@ -1,14 +1,14 @@
-/** `peerpost client --peer HOST:PORT`: an interactive client of a peer elsewhere. */
+/** `peerpost client --peer HOST:PORT [--peer HOST:PORT ...]`: an interactive client of one or more peers elsewhere. */
 import type { CommandModule } from 'yargs';
 import { Client } from '../../api/client.js';
 import { cliContext, type GlobalArgs } from '../context.js';
 import { runChat } from '../chat.js';
 import { startWeb, webOptions, type WebArgs } from '../web-option.js';
-import { dhtOptions, dhtSettings, homePeer, keepHomePublished, resolveAddress, startDht, type DhtArgs } from '../dht.js';
-import { peerFor, portOption, clientTuning, untilSignal, savePeer, RETAIN_DAYS_OPTION } from '../session.js';
+import { dhtOptions, dhtSettings, homeResolverFor, keepHomePublished, resolveAddress, startDht, type DhtArgs } from '../dht.js';
+import { peersFor, portOption, clientTuning, untilSignal, savePeers, RETAIN_DAYS_OPTION } from '../session.js';
 
 interface Args extends GlobalArgs, WebArgs, DhtArgs {
-  peer?: string;
+  peer?: string[];
   host?: string;
   port: number;
   keepalive?: number;
@@ -20,36 +20,35 @@ export const clientCommand: CommandModule<GlobalArgs, Args> = {
   describe: 'run an interactive client of a peer elsewhere',
   builder: (y) =>
     dhtOptions(webOptions(y))
-      .option('peer', { type: 'string', describe: 'your peer, HOST:PORT (saved for next time)', requiresArg: true })
+      .option('peer', { type: 'string', array: true, describe: 'your peer, HOST:PORT; give it again for several peers (saved for next time)', requiresArg: true })
       .option('host', { type: 'string', describe: 'local address to send from (default all)', requiresArg: true })
       .option('port', { type: 'number', default: 0, describe: 'local UDP port (default any)', requiresArg: true })
       .option('keepalive', { type: 'number', describe: 'seconds between keepalives (default 25; 0 turns them off)', requiresArg: true })
       .option('retain-days', RETAIN_DAYS_OPTION) as never,
   handler: async (argv) => {
     const ctx = cliContext(argv);
-    const peer = await peerFor(ctx.home, argv.peer);
+    const peers = await peersFor(ctx.home, argv.peer);
+    const peer = peers[0]!;
     const tuning = clientTuning(argv);
     const settings = dhtSettings(argv);
     const sig = untilSignal();
     try {
       const client = await Client.start({
-        peer, home: ctx.home, host: argv.host, port: portOption(argv.port), logger: ctx.log,
+        peer, morePeers: peers.slice(1), home: ctx.home, host: argv.host, port: portOption(argv.port), logger: ctx.log,
         options: tuning,
       });
-      // A --peer is saved once it answered (a peer that never answers is not kept for next time).
-      const onRegistered = (): void => void savePeer(ctx.home, peer).catch((e: Error) => ctx.note(`peerpost: could not save the peer: ${e.message}`));
+      // The --peer list is saved once one of them answered (peers that never answer are not kept for next time).
+      const onRegistered = (): void => void savePeers(ctx.home, peers).catch((e: Error) => ctx.note(`peerpost: could not save the peers: ${e.message}`));
       if (argv.peer !== undefined) client.once('registered', onRegistered);
-      // The peer the user named is listed as given, with the fingerprint it answered with.
+      // The peers the user named are listed as given, each with the fingerprint it answered with.
       const dht = startDht(settings, (l) => ctx.note(l), ctx.log);
-      const home = dht ? keepHomePublished(client, dht, ctx.home, () => {
-        const own = client.peerFingerprint !== undefined ? homePeer(peer, client.peerFingerprint) : null;
-        return own ? [own] : [];
-      }, ctx.log) : undefined;
+      if (dht) client.setHomeResolver(homeResolverFor(dht));
+      const home = dht ? keepHomePublished(client, dht, ctx.home, () => client.homePeers(), ctx.log) : undefined;
       try {
         const web = await startWeb(client, argv, ctx.home, ctx.log, ctx.note);
         try {
           await runChat(client, {
-            io: ctx.io, json: ctx.json, title: `peerpost client of ${peer}`, home: ctx.home,
+            io: ctx.io, json: ctx.json, title: `peerpost client of ${peers.join(', ')}`, home: ctx.home,
             ...(web ? { web: web.url } : {}),
             ...(dht ? { resolveAddress: (fp: string) => resolveAddress(dht, fp) } : {}),
           }, sig.promise);
