@@ -117,18 +117,17 @@ export class Registry {
 
   /** The live entry of a fingerprint; an expired one is removed on the way. */
   lookup(now: number, fp: string): RegistryEntry | undefined {
-    const e = this.byFp.get(fp);
-    if (!e) return undefined;
-    if (this.isFresh(now, e)) return e;
-    this.remove(e);
-    return undefined;
+    return this.live(now, this.byFp.get(fp));
   }
 
   /** The live entry of a session id; an expired one is removed on the way. */
   atSession(now: number, sid: string): RegistryEntry | undefined {
-    const e = this.bySid.get(sid);
-    if (!e) return undefined;
-    if (this.isFresh(now, e)) return e;
+    return this.live(now, this.bySid.get(sid));
+  }
+
+  /** `e` if it has not expired; an expired one is removed. */
+  private live(now: number, e: RegistryEntry | undefined): RegistryEntry | undefined {
+    if (!e || this.isFresh(now, e)) return e;
     this.remove(e);
     return undefined;
   }

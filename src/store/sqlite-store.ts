@@ -89,8 +89,10 @@ export class SqliteClientStore implements ClientStore {
     });
     for (const r of keyed) this.use('keyed', `${r.field} ${r.key}`, () => {
       const v = checkKeyed(r.field, r.key, parseJson(r.json));
-      const m = (top[r.field] ??= {}) as Record<string, unknown>;
-      m[r.key] = v;
+      const cur = top[r.field];
+      // A map's rows win over a malformed value of the same name left in meta.
+      if (typeof cur !== 'object' || cur === null || Array.isArray(cur)) top[r.field] = {};
+      (top[r.field] as Record<string, unknown>)[r.key] = v;
     });
     return s;
   }
