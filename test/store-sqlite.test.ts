@@ -332,3 +332,11 @@ t.test('a committed value of a keyed map is frozen: changing it in place throws 
     snap.ratchets[FP('d')]!.start = 'x';
   }, TypeError, 'a committed record');
 });
+
+t.test('a map\'s rows are used even when a malformed value of the same name is left in meta', async (t) => {
+  const s = openStore(home());
+  s.db.prepare('INSERT INTO meta (key, json) VALUES (?, ?)').run('caps', '5');
+  s.db.prepare('INSERT INTO keyed (field, key, json) VALUES (?, ?, ?)').run('caps', FP('c'), JSON.stringify('ab'.repeat(36)));
+  t.same(s.load()!.caps, { [FP('c')]: 'ab'.repeat(36) });
+  s.close();
+});
