@@ -8,7 +8,11 @@ import type { Messenger } from '../api/messenger.js';
 import type { Logger } from '../core/types.js';
 import { isLoopback } from '../web/guard.js';
 import { WEB_HOST_DEFAULT, WEB_PORT_DEFAULT, type WebServer } from '../web/server.js';
+import type { HomeDht } from '../discovery/home-dht.js';
 import { portOption } from './session.js';
+import { runChat } from './chat.js';
+import type { CliContext } from './context.js';
+import { resolveAddress } from './dht.js';
 
 export interface WebArgs {
   web: boolean;
@@ -34,4 +38,21 @@ export async function startWeb(m: Messenger, argv: WebArgs, home: string, log: L
     note(`peerpost: warning: the web page listens on ${host}, reachable from other machines; whoever has its link can read and send your messages`);
   }
   return web;
+}
+
+/**
+ * The chat of `node` and `client` until `stop`: with the page when --web asks for it (its link in
+ * the heading and the ready event), and `/add FP` resolved through `dht` when there is one.
+ */
+export async function chatWithPage(m: Messenger, argv: WebArgs, ctx: CliContext, title: string, dht: HomeDht | null, stop: Promise<void>): Promise<void> {
+  const web = await startWeb(m, argv, ctx.home, ctx.log, ctx.note);
+  try {
+    await runChat(m, {
+      io: ctx.io, json: ctx.json, title, home: ctx.home,
+      ...(web ? { web: web.url } : {}),
+      ...(dht ? { resolveAddress: (fp: string) => resolveAddress(dht, fp) } : {}),
+    }, stop);
+  } finally {
+    await web?.close();
+  }
 }

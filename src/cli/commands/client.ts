@@ -2,9 +2,8 @@
 import type { CommandModule } from 'yargs';
 import { Client } from '../../api/client.js';
 import { cliContext, type GlobalArgs } from '../context.js';
-import { runChat } from '../chat.js';
-import { startWeb, webOptions, type WebArgs } from '../web-option.js';
-import { dhtOptions, dhtSettings, homeResolverFor, keepHomePublished, resolveAddress, startDht, type DhtArgs } from '../dht.js';
+import { chatWithPage, webOptions, type WebArgs } from '../web-option.js';
+import { dhtOptions, dhtSettings, homeResolverFor, keepHomePublished, startDht, type DhtArgs } from '../dht.js';
 import { peersFor, portOption, clientTuning, untilSignal, savePeers, RETAIN_DAYS_OPTION } from '../session.js';
 
 interface Args extends GlobalArgs, WebArgs, DhtArgs {
@@ -45,16 +44,7 @@ export const clientCommand: CommandModule<GlobalArgs, Args> = {
       if (dht) client.setHomeResolver(homeResolverFor(dht));
       const home = dht ? keepHomePublished(client, dht, ctx.home, () => client.homePeers(), ctx.log) : undefined;
       try {
-        const web = await startWeb(client, argv, ctx.home, ctx.log, ctx.note);
-        try {
-          await runChat(client, {
-            io: ctx.io, json: ctx.json, title: `peerpost client of ${peers.join(', ')}`, home: ctx.home,
-            ...(web ? { web: web.url } : {}),
-            ...(dht ? { resolveAddress: (fp: string) => resolveAddress(dht, fp) } : {}),
-          }, sig.promise);
-        } finally {
-          await web?.close();
-        }
+        await chatWithPage(client, argv, ctx, `peerpost client of ${peers.join(', ')}`, dht, sig.promise);
       } finally {
         home?.stop();
         await dht?.close();

@@ -3,9 +3,8 @@ import type { CommandModule } from 'yargs';
 import { Node } from '../../api/node.js';
 import { readConfig, updateConfig } from '../../identity/home.js';
 import { cliContext, type GlobalArgs } from '../context.js';
-import { runChat } from '../chat.js';
-import { startWeb, webOptions, type WebArgs } from '../web-option.js';
-import { dhtOptions, dhtSettings, homePeer, homeResolverFor, isPublicHost, keepHomePublished, resolveAddress, startDht, type DhtArgs } from '../dht.js';
+import { chatWithPage, webOptions, type WebArgs } from '../web-option.js';
+import { dhtOptions, dhtSettings, homePeer, homeResolverFor, isPublicHost, keepHomePublished, startDht, type DhtArgs } from '../dht.js';
 import { portOption, clientTuning, untilSignal, resolveHostPort, HOME_PEERS_MAX, RETAIN_DAYS_OPTION } from '../session.js';
 import { parsePeerAddress } from '../../api/peer-address.js';
 import { UsageError } from '../../core/errors.js';
@@ -69,16 +68,7 @@ export const nodeCommand: CommandModule<GlobalArgs, Args> = {
         if (d) node.setHomeResolver(homeResolverFor(d));
         const record = (): ReturnType<typeof node.homePeers> => node.homePeers().filter((p) => addrKey(p) !== self || listed !== null);
         published = d ? keepHomePublished(node, d, ctx.home, record, ctx.log) : undefined;
-        const web = await startWeb(node, argv, ctx.home, ctx.log, ctx.note);
-        try {
-          await runChat(node, {
-            io: ctx.io, json: ctx.json, title: `peerpost node on ${node.boundAddress}`, home: ctx.home,
-            ...(web ? { web: web.url } : {}),
-            ...(d ? { resolveAddress: (fp: string) => resolveAddress(d, fp) } : {}),
-          }, sig.promise);
-        } finally {
-          await web?.close();
-        }
+        await chatWithPage(node, argv, ctx, `peerpost node on ${node.boundAddress}`, d, sig.promise);
       } finally {
         published?.stop();
         await dht?.close();
