@@ -76,7 +76,8 @@
  *   unknownSenderGraceMs (2 min)  the longest a push waits, unacknowledged, for its sender's CARD;
  *                                 then it is rejected and acknowledged (`sender_unknown`)
  *   HELLO_TRIES_MAX (8)           HELLOs for one cookie; then given up until something needs that peer again
- *   RECEIPT_TRIES_MAX (10)        transmissions of one receipt DELIVER without an answer; then dropped
+ *   RECEIPT_TRIES_MAX (10)        transmissions of one receipt DELIVER in all (unanswered, or refused
+ *                                 busy: MAILBOX_FULL and the like); then dropped
  *                                 (the sender resends its message after receiptWaitMs and gets a new receipt)
  *   transmit queue                holds the datagrams of the calls made since the last pollTransmit
  *

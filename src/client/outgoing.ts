@@ -9,6 +9,7 @@
  * Timer `transfer`, per transfer:
  *   - no answer: DELIVER again after the link's RTO, doubling (Karn: only a round with one
  *     transmission is an RTT sample); a receipt is given up after RECEIPT_TRIES_MAX transmissions
+ *     in all, answered or not (a busy refusal is one)
  *   - RESULT (stored or delivered): DELIVER again after receiptWaitMs, doubling to receiptWaitMaxMs,
  *     until the receipt comes
  *   - ERROR TOO_MANY_UNACKED, MAILBOX_FULL, STORAGE_FULL, RATE_LIMITED: busy backoff from
@@ -84,6 +85,8 @@ interface Transfer {
   awaiting: boolean;
   /** Transmissions of the current round (Karn: only a round with one is sampled). */
   attempt: number;
+  /** Transmissions in all (a receipt is given up after RECEIPT_TRIES_MAX). */
+  sends: number;
   sentAtMs: number;
   sentOnce: boolean;
   deadline: number;
@@ -208,7 +211,7 @@ export class Outgoing {
       if (p.receipt || this.transfers.has(p.id)) continue;
       const t: Transfer = {
         id: p.id, idBytes: unhex(p.id), to: m.to, toBytes: unhex(m.to), peerKey: m.toPeer, hint: m.toPeer, hintFirst: false, blob: unhex(p.blob), msg: m, part: p,
-        awaiting: false, attempt: 0, sentAtMs: 0, sentOnce: p.peerStatus !== 'none', deadline: now, resends: 0, busy: 0, slotWait: false,
+        awaiting: false, attempt: 0, sends: 0, sentAtMs: 0, sentOnce: p.peerStatus !== 'none', deadline: now, resends: 0, busy: 0, slotWait: false,
         silent: 0, unreceipted: 0,
       };
       this.transfers.set(p.id, t);
@@ -225,7 +228,7 @@ export class Outgoing {
   addReceipt(now: number, idBytes: Uint8Array, to: string, peerKey: string, blob: Uint8Array): void {
     const id = hex(idBytes);
     const t: Transfer = {
-      id, idBytes, to, toBytes: unhex(to), peerKey, hint: peerKey, hintFirst: true, blob, awaiting: false, attempt: 0, sentAtMs: 0,
+      id, idBytes, to, toBytes: unhex(to), peerKey, hint: peerKey, hintFirst: true, blob, awaiting: false, attempt: 0, sends: 0, sentAtMs: 0,
       sentOnce: false, deadline: now, resends: 0, busy: 0, slotWait: false, silent: 0, unreceipted: 0,
     };
     this.transfers.set(id, t);
@@ -277,10 +280,13 @@ export class Outgoing {
     const window = new Map<string, number>();
     for (const t of [...this.transfers.values()]) {
       if (t.deadline > now) continue;
-      if (!t.part && t.attempt >= RECEIPT_TRIES_MAX) {
-        // The sender's peer does not answer: the sender resends its message and gets a receipt then.
+      if (!t.part && t.sends >= RECEIPT_TRIES_MAX) {
+        // The sender's peer does not answer, or keeps refusing it (a sender gone for good, its
+        // mailbox full): kept on, it would hold one of receiptTransfersMax slots for ever and
+        // receipts to everyone else would find none. The sender resends its message and gets a
+        // receipt then.
         this.transfers.delete(t.id);
-        this.ctx.drops.add('receipt_unanswered');
+        this.ctx.drops.add(t.attempt >= t.sends ? 'receipt_unanswered' : 'receipt_refused');
         continue;
       }
       if (t.silent >= this.ctx.o.homeFailoverTries) this.failover(now, t);
@@ -603,6 +609,7 @@ export class Outgoing {
     t.sentAtMs = now;
     t.deadline = now + link.rtt.timeoutMs(t.attempt);
     t.attempt++;
+    t.sends++;
   }
 
   /** Recompute the visible state of a message from its parts. */
