@@ -25,6 +25,9 @@ t.test('every queued says why; failures explain their reason; network reasons ar
   t.match(deliveryLabel('failed', 'certificate-not-found'), /not registered at that peer/);
   t.match(deliveryLabel('failed', 'fingerprint-mismatch'), /does not match the fingerprint/);
   t.equal(deliveryLabel('held', 'delivered-to-device'), 'delivered to device, waiting for receipt');
+  t.match(deliveryLabel('held', 'session-restarting'), /^held \(session-restarting: waiting for the contact to answer the new encrypted session\)$/);
+  t.match(deliveryLabel('queued', 'session-restarting'), /answer the new encrypted session/);
+  t.match(deliveryLabel('failed', 'session-skip-bound'), /encrypted session the recipient lost/);
   t.equal(explainReason('odd\x1b[2Kreason'), 'odd^[[2Kreason');
 });
 

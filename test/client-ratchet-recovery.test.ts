@@ -10,14 +10,15 @@ import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Peer } from '../src/peer/index.js';
-import { Client, MemoryClientStore, type ClientEvent, type ClientStore } from '../src/client/index.js';
+import { MsgType, decode } from '../src/protocol/index.js';
+import { Client, MemoryClientStore, type ClientEvent, type ClientOptions, type ClientStore } from '../src/client/index.js';
 import { generateIdentity, type Identity } from '../src/identity/certificate.js';
 import { kdfCk, RATCHET_SKIP_PER_MESSAGE_MAX, RATCHET_VERSION } from '../src/crypto/ratchet.js';
 import { decodeRatchetState, encodeRatchetState } from '../src/crypto/ratchet-state.js';
 import { backupStore, openStore, storePath, type SqliteClientStore } from '../src/store/index.js';
 import { legacyBatch } from '../src/store/open.js';
 import { hex, unhex } from '../src/client/context.js';
-import { SESSION_RECOVERY_ROUNDS } from '../src/client/outgoing.js';
+import { SESSION_RECOVERY_ROUNDS, SESSION_RESTART_WAIT_MS } from '../src/client/outgoing.js';
 import type { Addr } from '../src/core/types.js';
 import { VNet, type Faults } from './helpers/vnet.js';
 
@@ -43,13 +44,13 @@ interface World {
   restart(which: Who, store?: ClientStore): void;
 }
 
-function world(seed: string, stores: Record<Who, ClientStore>, faults: Partial<Faults> = {}): World {
+function world(seed: string, stores: Record<Who, ClientStore>, faults: Partial<Faults> = {}, opts: Partial<ClientOptions> = {}): World {
   const net = new VNet({ seed, startMs: START_MS, faults });
   net.add(P1, new Peer({ identity: ids.p1, random: net.random('p1'), rateLimit: null }, net.now));
   net.add(P2, new Peer({ identity: ids.p2, random: net.random('p2'), rateLimit: null }, net.now));
   let gen = 0;
   const make = (which: Who): Client =>
-    new Client({ identity: ids[which], peer: which === 'a' ? P1 : P2, store: w.stores[which], random: net.random(`${which}${gen++}`) }, net.now);
+    new Client({ identity: ids[which], peer: which === 'a' ? P1 : P2, store: w.stores[which], random: net.random(`${which}${gen++}`), ...opts }, net.now);
   const w: World = {
     net, stores, events: { a: [], b: [] },
     c: (which) => net.machine<Client>(which === 'a' ? A : B),
@@ -136,6 +137,17 @@ t.test('a home restored from a backup: the session restarts, both are told once,
   t.ok(w.net.runUntil(() => w.c('b').registered, 600_000), 'bob registered again');
   const before = { a: texts(w.events.a).length, b: texts(w.events.b).length };
 
+  // Every distinct blob bob's DELIVERs carried, by message id.
+  const blobsOf = new Map<string, Set<string>>();
+  w.net.filter = (d) => {
+    const r = d.from.host === B.host && d.to.host === P1.host ? decode(d.data) : undefined;
+    if (r?.ok && r.msg.type === MsgType.DELIVER) {
+      const id = hex(r.msg.id);
+      if (!blobsOf.has(id)) blobsOf.set(id, new Set());
+      blobsOf.get(id)!.add(hex(r.msg.blob));
+    }
+    return true;
+  };
   const sentA = send(w, 'a', 2, 'restored a');
   const sentB = send(w, 'b', 2, 'restored b');
   t.ok(w.net.runUntil(() => done(w, 'a', sentA) && done(w, 'b', sentB), 3_600_000), 'every message after the restore is delivered');
@@ -149,6 +161,16 @@ t.test('a home restored from a backup: the session restarts, both are told once,
   t.equal(rb.length, 1, 'and so is bob');
   t.equal(ra[0]?.with, ids.b.fingerprintHex);
   t.equal(rb[0]?.with, ids.a.fingerprintHex);
+  // Bob restarted the session (his restored side could not open alice's messages, nor she his):
+  // what he sent again waited for the new session to be able to send, and went through it, never
+  // sealed, so it kept forward secrecy (a peer holding back receipts, which is what starts a
+  // restart, cannot turn ratcheted messages into sealed copies that way).
+  for (const id of sentB) {
+    const blobs = [...(blobsOf.get(id) ?? [])];
+    t.ok(blobs.length >= 2, `${id.slice(0, 8)} went again after the restart (${blobs.length} forms)`);
+    t.ok(blobs.every((b) => unhex(b)[0] === RATCHET_VERSION), `${id.slice(0, 8)}: every form through a session, none sealed`);
+  }
+  t.ok(w.events.b.some((e) => e.type === 'delivery' && e.reason === 'session-restarting'), 'meanwhile bob saw why they waited');
 
   // The new session carries what follows, both ways.
   const nextA = send(w, 'a', 2, 'new session a');
@@ -225,4 +247,64 @@ t.test('at the skip bound: the message fails for its sender with session-skip-bo
   t.equal(unhex(part()!)[0], RATCHET_VERSION, 'the new session carries the messages after it');
   t.ok(w.net.runUntil(() => done(w, 'a', [through!]), 600_000), 'delivered');
   t.equal(w.stores.a.load()!.ratchets![ids.b.fingerprintHex]!.start, w.stores.b.load()!.ratchets![ids.a.fingerprintHex]!.start, 'one new session');
+});
+
+t.test('a peer that holds back receipts: the restarted session waits for an answer, and what waited goes sealed only after SESSION_RESTART_WAIT_MS, shown once', async (t) => {
+  const w = world('no-answer', { a: new MemoryClientStore(), b: new MemoryClientStore() });
+  connect(w, t);
+  exchange(w, t, 'warm', 2);
+  // Alice's device takes bob's messages, but nothing she sends through a session reaches bob: his
+  // messages go unreceipted, and his restarted session never gets her answer.
+  const forms: Array<{ id: string; first: number; atMs: number }> = [];
+  w.net.filter = (d, now) => {
+    const r = decode(d.data);
+    if (!r.ok || r.msg.type !== MsgType.DELIVER) return true;
+    if (d.from.host === B.host) forms.push({ id: hex(r.msg.id), first: r.msg.blob[0]!, atMs: now });
+    return !(d.from.host === A.host && r.msg.blob[0] === RATCHET_VERSION);
+  };
+  const sentB = send(w, 'b', 2, 'waiting b');
+  t.ok(w.net.runUntil(() => restarts(w.events.b).length > 0, 3_600_000), 'bob restarts the session after acknowledged pushes without a receipt');
+  const restartAt = w.net.now;
+  t.ok(forms.filter((f) => sentB.includes(f.id) && f.atMs < restartAt).every((f) => f.first === RATCHET_VERSION), 'until then through the session');
+  t.ok(w.net.runUntil(() => forms.some((f) => sentB.includes(f.id) && f.atMs > restartAt), 3_600_000), 'they go again in the end');
+  const again = forms.filter((f) => sentB.includes(f.id) && f.atMs > restartAt);
+  t.ok(again.every((f) => f.atMs >= restartAt + SESSION_RESTART_WAIT_MS), `not before SESSION_RESTART_WAIT_MS (${SESSION_RESTART_WAIT_MS / 60_000} min) after the restart`);
+  t.ok(again.every((f) => f.first !== RATCHET_VERSION), 'sealed then, as the new session still cannot send');
+  t.ok(w.events.b.some((e) => e.type === 'delivery' && e.reason === 'session-restarting'), 'meanwhile bob saw why they waited');
+  t.ok(w.net.runUntil(() => texts(w.events.a).filter((x) => x.startsWith('waiting b')).length === 2, 600_000), 'alice shows both');
+  w.net.run(600_000);
+  t.equal(restarts(w.events.b).filter((e) => e.by === 'us').length, 1, 'bob restarted once');
+  t.same(texts(w.events.a).filter((x) => x.startsWith('waiting b')).sort(), ['waiting b 0', 'waiting b 1'], 'each shown once');
+});
+
+t.test('a receipt that comes late, after the restart, ends the wait: the message is delivered and not sent again', async (t) => {
+  // Receipt waits short enough that alice restarts while bob's first receipt is still being sent.
+  const w = world('late-receipt', { a: new MemoryClientStore(), b: new MemoryClientStore() }, {}, { receiptWaitMs: 2_000, receiptWaitMaxMs: 4_000 });
+  connect(w, t);
+  exchange(w, t, 'warm', 2);
+  // Bob's receipts are held back until alice restarts; then those made through the old session get
+  // through (sent before, or before bob took alice's new start key), not his answer through the new one.
+  const old = new Set<string>();
+  let restarted = false;
+  let sentAfter = 0;
+  let late = '';
+  w.net.filter = (d) => {
+    const r = decode(d.data);
+    if (!r.ok || r.msg.type !== MsgType.DELIVER) return true;
+    if (d.from.host === A.host) {
+      if (restarted && hex(r.msg.id) === late) sentAfter++;
+      return true;
+    }
+    const blob = hex(r.msg.blob);
+    if (!restarted || restarts(w.events.b).length === 0) old.add(blob);
+    return restarted && old.has(blob);
+  };
+  late = send(w, 'a', 1, 'late')[0]!;
+  t.ok(w.net.runUntil(() => restarts(w.events.a).length > 0, 3_600_000), 'alice restarts the session');
+  restarted = true;
+  t.ok(w.events.a.some((e) => e.type === 'delivery' && e.id === late && e.reason === 'session-restarting'), 'her message waits for the new session');
+  t.ok(w.net.runUntil(() => done(w, 'a', [late!]), 600_000), 'a late receipt through the old session ends the wait: delivered');
+  t.equal(sentAfter, 0, 'it was not sent again after the restart');
+  t.notOk(w.stores.a.load()!.outbox.find((m) => m.id === late)!.parts.some((p) => p.waiting !== undefined), 'nothing waits');
+  t.same(texts(w.events.b).filter((x) => x === 'late 0'), ['late 0'], 'bob shows it once');
 });

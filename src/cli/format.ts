@@ -49,6 +49,8 @@ const REASONS: Record<string, string> = {
   'peer-unavailable': 'our peer does not answer',
   'not-registered': 'not yet registered with our peer',
   expired: 'not delivered within the message lifetime',
+  'session-restarting': 'waiting for the contact to answer the new encrypted session',
+  'session-skip-bound': 'too far ahead in an encrypted session the recipient lost',
 };
 
 /** `reason (what it means)` for a known reason, the reason itself otherwise. */
@@ -59,6 +61,7 @@ export function explainReason(reason: string): string {
 
 /** The text of a delivery state; a `queued` without a reason says it waits for its turn. */
 export function deliveryLabel(state: string, reason: string | undefined): string {
+  if (state === 'held' && reason === 'session-restarting') return `held (${explainReason(reason)})`;
   if (state === 'held') return reason === 'delivered-to-device' ? 'delivered to device, waiting for receipt' : 'held at their peer';
   if (state === 'queued') return `queued (${reason ? explainReason(reason) : 'waiting for its turn to be sent'})`;
   if (state === 'failed') return `FAILED: ${reason ? explainReason(reason) : 'unknown reason'}`;

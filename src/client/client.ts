@@ -38,7 +38,8 @@
  * resend after receiptWaitMs doubling to receiptWaitMaxMs, busy backoff, cut short for
  * MAILBOX_FULL and TOO_MANY_UNACKED when a message to the same recipient is delivered),
  * receiptFlush (receipts batched for receiptBatchDelayMs), expiry (message TTL and partial-message
- * age), home (a home resolution unanswered after homeResolveTimeoutMs).
+ * age), restartWait (parts waiting SESSION_RESTART_WAIT_MS for a session we restarted go sealed),
+ * home (a home resolution unanswered after homeResolveTimeoutMs).
  *
  * Home resolution (a sans-I/O port): pollHomeRequest() names a fingerprint whose home record the
  * embedding should look up; it answers with homeResolved(now, fp, record | null). Our own home:
@@ -228,6 +229,7 @@ export class Client {
     this.links.handleTimeout(now);
     this.receipts.handleTimeout(now);
     this.outgoing.expire(now);
+    this.outgoing.endRestartWaits(now);
     this.incoming.expire(now);
     if (this.retentionAt !== undefined && now >= this.retentionAt) this.retain(now);
     this.pump(now);
@@ -255,6 +257,7 @@ export class Client {
       transfer: this.outgoing.deadline(),
       receiptFlush: this.receipts.deadline,
       expiry,
+      restartWait: this.outgoing.restartWaitDeadline(),
       retention: this.retentionAt,
       home: this.homes.deadline(),
     };

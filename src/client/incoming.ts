@@ -143,6 +143,8 @@ export class Incoming {
     }
     if (!r.ok) return this.reject(pushId, `ratchet_${r.reason}`);
     const opened = r.opened;
+    // Our parts that waited for a session we restarted go now, if this message made it able to send.
+    this.outgoing.sessionOpened(now, opened.fromHex);
     if (!Buffer.from(opened.id).equals(pushId)) return this.reject(pushId, 'id_mismatch', opened.fromHex);
     if (this.requests.isBlocked(opened.fromHex)) {
       this.ctx.drops.add('blocked_sender');
@@ -173,6 +175,8 @@ export class Incoming {
     const contact = this.ctx.s.contacts.find((c) => c.fingerprint === from && !c.changed);
     const took = card.start && contact ? this.ratchets.accept(now, from, card.start, opened.sentAtMs) : 'ignored';
     if (took === 'kept_ours') this.outgoing.sendCardAgain(now, { fp: from, peer: contact!.peer });
+    // A session we restarted and that waited for an answer was replaced by the contact's: it can send.
+    if (took === 'taken') this.outgoing.sessionOpened(now, from);
     if (took === 'restarted') {
       // The contact lost or restored its side: what went through the old session goes again.
       this.outgoing.resendAfterRestart(now, from);

@@ -33,8 +33,10 @@
  * the recipient's peer reports pushed and acknowledged SESSION_RECOVERY_ROUNDS times without a
  * receipt, could not be opened there (the recipient lost or restored its side of the session).
  * The session is restarted (src/client/ratchets.ts): our CARD carries a new start key, every
- * unfinished message that went through the old session goes again with the same id (sealed until
- * the recipient answers, then through the new session), and a `session-restarted` event says so.
+ * unfinished message that went through the old session goes again with the same id, through the
+ * new session once the recipient's first answer lets it send (meanwhile its reason is
+ * `session-restarting`; after SESSION_RESTART_WAIT_MS without an answer, sealed), and a
+ * `session-restarted` event says so.
  * The recipient shows a message at most once: its (sender, id) dedupe catches a copy of one it
  * had opened. The same happens, from the other side, when a contact's CARD restarts the session
  * (resendAfterRestart); the chunks of a long message go again likewise (made again from the
@@ -65,6 +67,13 @@ import type { HomeBook } from './homes.js';
 export const RECEIPT_TRIES_MAX = 10;
 /** Pushes of a session part acknowledged by the recipient's device without a receipt before the session is restarted. */
 export const SESSION_RECOVERY_ROUNDS = 3;
+/**
+ * After we restart a session, the parts that went through the old one wait this long (timer
+ * `restartWait`) for the new one to be able to send (the contact's first answer through it)
+ * before they go sealed. Sealed, they lose forward secrecy: waiting keeps a peer that holds back
+ * receipts (which is what restarts a session) from turning ratcheted messages into sealed ones.
+ */
+export const SESSION_RESTART_WAIT_MS = 10 * 60_000;
 const BUSY_ERRORS: ReadonlySet<number> = new Set([WireError.TOO_MANY_UNACKED, WireError.MAILBOX_FULL, WireError.STORAGE_FULL, WireError.RATE_LIMITED]);
 
 /** One DELIVER being sent: a part of an outgoing message, or a receipt. */
@@ -107,6 +116,12 @@ const unfinished = (m: OutboxMessage): boolean => m.state === 'queued' || m.stat
 
 export class Outgoing {
   private readonly transfers = new Map<string, Transfer>();
+  /**
+   * Contacts whose restarted session some of our parts may wait for (OutboxPart.waiting), so that
+   * a message opened through a session costs no look through the outbox otherwise; at most one
+   * entry per unfinished message (cleared once none waits).
+   */
+  private readonly waitingFor = new Set<string>();
 
   constructor(
     private readonly ctx: ClientContext,
@@ -209,6 +224,10 @@ export class Outgoing {
     }
     for (const p of m.parts) {
       if (p.receipt || this.transfers.has(p.id)) continue;
+      if (p.waiting !== undefined) {
+        this.waitingFor.add(m.to); // made again when the restarted session can send (sessionOpened, endRestartWaits)
+        continue;
+      }
       const t: Transfer = {
         id: p.id, idBytes: unhex(p.id), to: m.to, toBytes: unhex(m.to), peerKey: m.toPeer, hint: m.toPeer, hintFirst: false, blob: unhex(p.blob), msg: m, part: p,
         awaiting: false, attempt: 0, sends: 0, sentAtMs: 0, sentOnce: p.peerStatus !== 'none', deadline: now, resends: 0, busy: 0, slotWait: false,
@@ -407,7 +426,18 @@ export class Outgoing {
     for (const idb of ids) {
       const id = hex(idb);
       const t = this.transfers.get(id);
-      if (!t?.part || !t.msg || t.to !== fromFp) continue;
+      if (!t) {
+        // A part waiting for the session we restarted: it was opened after all.
+        const w = this.waitingPart(fromFp, id);
+        if (w) {
+          w.p.receipt = true;
+          delete w.p.waiting;
+          touched.add(w.m);
+          this.ctx.putOutbox(w.m);
+        }
+        continue;
+      }
+      if (!t.part || !t.msg || t.to !== fromFp) continue;
       t.part.receipt = true;
       this.transfers.delete(id);
       touched.add(t.msg);
@@ -415,6 +445,17 @@ export class Outgoing {
     }
     for (const m of touched) this.updateState(m);
     if (touched.size > 0) this.wake(now, fromFp, touched.size);
+  }
+
+  /** The part `id` to `fp` that waits for the session we restarted, and its message. */
+  private waitingPart(fp: string, id: string): { m: OutboxMessage; p: OutboxPart } | undefined {
+    if (!this.waitingFor.has(fp)) return undefined;
+    for (const m of this.ctx.s.outbox) {
+      if (m.to !== fp || !unfinished(m)) continue;
+      const p = m.parts.find((x) => x.id === id && x.waiting !== undefined && !x.receipt);
+      if (p) return { m, p };
+    }
+    return undefined;
   }
 
   /** `fp` acknowledged our CARD (cardsAcked is bounded by certsMax: the oldest is forgotten, and gets a CARD again). */
@@ -444,17 +485,30 @@ export class Outgoing {
     if (!certHex || !this.ratchets.restart(now, fp, certHex)) return;
     const peer = this.ctx.s.contacts.find((c) => c.fingerprint === fp)?.peer ?? this.ctx.s.outbox.find((m) => m.to === fp)?.toPeer;
     if (peer) this.sendCardAgain(now, { fp, peer });
-    this.resendAfterRestart(now, fp);
+    this.resendAfterRestart(now, fp, true);
     this.ctx.emit({ type: 'session-restarted', with: fp, by: 'us' });
+  }
+
+  /**
+   * A message from `fp` opened through a session, or `fp`'s start key was taken: if our session
+   * with `fp` can send now, the parts that waited for it after our restart go through it.
+   */
+  sessionOpened(now: number, fp: string): void {
+    if (!this.waitingFor.has(fp) || !this.ratchets.canSend(fp)) return;
+    this.waitingFor.delete(fp);
+    this.resendAfterRestart(now, fp, false, true);
   }
 
   /**
    * The session with `fp` was restarted (by us, or by `fp`'s CARD): every unfinished message that
    * went through the old session and has no receipt goes again with the same id, through the new
    * session when it can send, else sealed; one more than RATCHET_SKIP_PER_MESSAGE_MAX messages past
-   * the last one `fp` acknowledged in its chain fails `session-skip-bound`.
+   * the last one `fp` acknowledged in its chain fails `session-skip-bound`. `ours`: we restarted
+   * it, so it cannot send until the contact answers: the parts wait for that (`waiting`, reason
+   * `session-restarting`) up to SESSION_RESTART_WAIT_MS instead of going sealed at once.
+   * `waitingOnly`: make again only the parts that waited.
    */
-  resendAfterRestart(now: number, fp: string): void {
+  resendAfterRestart(now: number, fp: string, ours = false, waitingOnly = false): void {
     const certHex = this.ctx.certOf(fp);
     if (!certHex) return;
     const acked = new Map<string, number>();
@@ -465,17 +519,30 @@ export class Outgoing {
     const tooFar = (p: OutboxPart): boolean => p.n! - ((acked.get(p.chain!) ?? -1) + 1) > RATCHET_SKIP_PER_MESSAGE_MAX;
     for (const m of [...this.ctx.s.outbox]) {
       if (m.to !== fp || !unfinished(m) || m.plain === undefined) continue;
-      const redo = m.parts.filter((p) => !p.receipt && p.chain !== undefined);
+      const again = (p: OutboxPart): boolean => !p.receipt && p.chain !== undefined && (!waitingOnly || p.waiting !== undefined);
+      const redo = m.parts.filter(again);
       if (redo.length === 0) continue;
       if (redo.some(tooFar)) {
         this.finish(m, 'failed', 'session-skip-bound');
+        continue;
+      }
+      if (ours && !this.ratchets.canSend(fp)) {
+        // Held back until the new session can send (or SESSION_RESTART_WAIT_MS has passed).
+        m.parts = m.parts.map((p) => {
+          if (!again(p)) return p;
+          this.transfers.delete(p.id);
+          return { ...p, waiting: p.waiting ?? Math.floor(now) };
+        });
+        this.waitingFor.add(fp);
+        this.ctx.putOutbox(m);
+        this.setReason(m, 'session-restarting');
         continue;
       }
       const body = unhex(m.plain);
       const pieces = m.parts.length > 1 ? splitBody(body) : [body];
       let session = false;
       m.parts = m.parts.map((p, index) => {
-        if (p.receipt || p.chain === undefined) {
+        if (!again(p)) {
           session ||= p.chain !== undefined;
           return p;
         }
@@ -493,7 +560,10 @@ export class Outgoing {
         return part;
       });
       if (!session) delete m.plain;
+      const waited = m.reason === 'session-restarting';
+      if (waited) delete m.reason;
       this.ctx.putOutbox(m);
+      if (waited) this.emitDelivery(m);
       this.restore(now, m);
     }
   }
@@ -509,6 +579,42 @@ export class Outgoing {
       if (unfinished(m) && m.createdAtMs + this.ctx.o.messageTtlMs <= now) {
         this.finish(m, 'failed', m.reason === 'certificate-not-found' ? 'certificate-not-found' : 'expired');
       }
+    }
+  }
+
+  /** The `restartWait` timer: when the first part waiting for a restarted session has waited SESSION_RESTART_WAIT_MS. */
+  restartWaitDeadline(): number | undefined {
+    if (this.waitingFor.size === 0) return undefined;
+    let at: number | undefined;
+    for (const m of this.ctx.s.outbox) {
+      if (!this.waitingFor.has(m.to) || !unfinished(m)) continue;
+      for (const p of m.parts) if (p.waiting !== undefined && !p.receipt) at = earlier(at, p.waiting + SESSION_RESTART_WAIT_MS);
+    }
+    return at;
+  }
+
+  /**
+   * The restarted session never answered: what waited for it SESSION_RESTART_WAIT_MS goes now,
+   * sealed (through the session if it can send after all).
+   */
+  endRestartWaits(now: number): void {
+    if (this.waitingFor.size === 0) return;
+    const overdue = new Set<string>();
+    for (const fp of this.waitingFor) {
+      let waits = false;
+      for (const m of this.ctx.s.outbox) {
+        if (m.to !== fp || !unfinished(m)) continue;
+        for (const p of m.parts) {
+          if (p.waiting === undefined || p.receipt) continue;
+          waits = true;
+          if (p.waiting + SESSION_RESTART_WAIT_MS <= now) overdue.add(fp);
+        }
+      }
+      if (!waits) this.waitingFor.delete(fp);
+    }
+    for (const fp of overdue) {
+      this.waitingFor.delete(fp);
+      this.resendAfterRestart(now, fp, false, true);
     }
   }
 

@@ -52,6 +52,11 @@ export interface OutboxPart {
   /** Through a session: the sending chain (first 16 hex of its ratchet key) and the message counter in it. */
   chain?: string;
   n?: number;
+  /**
+   * Since when (ms) this part waits, not sent, for the session we restarted to be able to send
+   * (src/client/outgoing.ts, SESSION_RESTART_WAIT_MS); its blob is the old session's.
+   */
+  waiting?: number;
 }
 
 export interface OutboxMessage {

@@ -162,7 +162,7 @@ export type ClientEvent =
 
 /** The closed set of client timers. */
 export type ClientTimer =
-  | 'register' | 'keepalive' | 'hello' | 'lookup' | 'transfer' | 'receiptFlush' | 'expiry' | 'retention' | 'home';
+  | 'register' | 'keepalive' | 'hello' | 'lookup' | 'transfer' | 'receiptFlush' | 'expiry' | 'restartWait' | 'retention' | 'home';
 
 export interface ClientStats {
   registered: boolean;

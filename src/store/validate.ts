@@ -91,6 +91,7 @@ export function checkOutbox(v: unknown, id: string): OutboxMessage {
     need(q.again === undefined || typeof q.again === 'boolean', 'a part flag is not true or false');
     need(q.chain === undefined || (isStr(q.chain) && HEX.test(q.chain)), 'a part chain is not hex');
     need(q.n === undefined || (Number.isInteger(q.n) && (q.n as number) >= 0), 'a part counter is not a whole number');
+    need(q.waiting === undefined || isTime(q.waiting), 'a part waiting time is not a number');
   }
   return m as unknown as OutboxMessage;
 }
