@@ -18,7 +18,7 @@ import { decodeRatchetState, encodeRatchetState } from '../src/crypto/ratchet-st
 import { backupStore, openStore, storePath, type SqliteClientStore } from '../src/store/index.js';
 import { legacyBatch } from '../src/store/open.js';
 import { hex, unhex } from '../src/client/context.js';
-import { SESSION_RECOVERY_ROUNDS, SESSION_RESTART_WAIT_MS } from '../src/client/outgoing.js';
+import { SESSION_RECOVERY_MIN_MS, SESSION_RECOVERY_ROUNDS, SESSION_RESTART_WAIT_MS } from '../src/client/outgoing.js';
 import type { Addr } from '../src/core/types.js';
 import { VNet, type Faults } from './helpers/vnet.js';
 
@@ -307,4 +307,76 @@ t.test('a receipt that comes late, after the restart, ends the wait: the message
   t.equal(sentAfter, 0, 'it was not sent again after the restart');
   t.notOk(w.stores.a.load()!.outbox.find((m) => m.id === late)!.parts.some((p) => p.waiting !== undefined), 'nothing waits');
   t.same(texts(w.events.b).filter((x) => x === 'late 0'), ['late 0'], 'bob shows it once');
+});
+
+t.test('receipts held up for a few minutes are no session out of step: the last push gets its whole receipt wait, and no restart', async (t) => {
+  const w = world('held-up', { a: new MemoryClientStore(), b: new MemoryClientStore() });
+  connect(w, t);
+  exchange(w, t, 'warm', 1);
+  // Bob's receipts do not get through for 200 s (his way back to alice is broken, not his session):
+  // alice's pushes at 0, 60 and 180 s are acknowledged by his device without a receipt.
+  const until = w.net.now + 200_000;
+  w.net.filter = (d, now) => {
+    const r = decode(d.data);
+    return !(d.from.host === B.host && now < until && r.ok && r.msg.type === MsgType.DELIVER);
+  };
+  const [m] = send(w, 'a', 1, 'held up');
+  t.ok(w.net.runUntil(() => done(w, 'a', [m!]), 3_600_000), 'delivered once the way back works again');
+  t.ok(w.net.now > until, 'not before');
+  t.equal(restarts(w.events.a).length, 0, `no restart after ${SESSION_RECOVERY_ROUNDS} acknowledged pushes: the receipt of the last one came within its wait`);
+  t.same(restarts(w.events.b), [], 'bob was told nothing either');
+  t.same(texts(w.events.b).filter((x) => x.startsWith('held up')), ['held up 0'], 'shown once');
+});
+
+t.test('a receipt for a later message through the session proves it works: an earlier one without receipt restarts nothing', async (t) => {
+  const w = world('later-receipt', { a: new MemoryClientStore(), b: new MemoryClientStore() });
+  connect(w, t);
+  exchange(w, t, 'warm', 1);
+  // Every receipt bob makes for pushes of the first message is lost; the second one's get through.
+  let first = '';
+  let lossy = true;
+  let window = 0;
+  const lost = new Set<string>();
+  w.net.filter = (d, now) => {
+    const r = decode(d.data);
+    if (!r.ok) return true;
+    const msg = r.msg.type === MsgType.SESSION ? r.msg.inner : r.msg;
+    if (d.to.host === B.host && msg.type === MsgType.PUSH && hex(msg.id) === first) window = now + 1_000;
+    if (d.from.host !== B.host || msg.type !== MsgType.DELIVER || !lossy) return true;
+    const blob = hex(msg.blob);
+    if (now <= window) lost.add(blob);
+    return !lost.has(blob);
+  };
+  first = send(w, 'a', 1, 'first')[0]!;
+  w.net.run(30_000);
+  const [second] = send(w, 'a', 1, 'second');
+  t.ok(w.net.runUntil(() => done(w, 'a', [second!]), 600_000), 'the second message is delivered');
+  w.net.run(SESSION_RECOVERY_MIN_MS + 10 * 60_000);
+  t.notOk(done(w, 'a', [first]), 'the first still has no receipt');
+  t.ok(lost.size >= SESSION_RECOVERY_ROUNDS, `its receipts were lost, at least ${SESSION_RECOVERY_ROUNDS} of them`);
+  t.equal(restarts(w.events.a).length, 0, 'no restart');
+  t.ok((w.c('a').stats().drops['session_receipt_late'] ?? 0) >= 1, 'alice took its receipt to be late, not lost in the session');
+  lossy = false;
+  t.ok(w.net.runUntil(() => done(w, 'a', [first]), 3_600_000), 'its next push gets a receipt');
+  t.same(texts(w.events.b).filter((x) => x === 'first 0' || x === 'second 0').sort(), ['first 0', 'second 0'], 'each shown once');
+});
+
+t.test('short receipt waits: acknowledgements without a receipt must span SESSION_RECOVERY_MIN_MS before a restart', async (t) => {
+  const w = world('min-span', { a: new MemoryClientStore(), b: new MemoryClientStore() }, {}, { receiptWaitMs: 2_000, receiptWaitMaxMs: 4_000 });
+  connect(w, t);
+  exchange(w, t, 'warm', 1);
+  // Bob's receipts are lost for half of SESSION_RECOVERY_MIN_MS: many acknowledged pushes, each waited for in full.
+  const until = w.net.now + SESSION_RECOVERY_MIN_MS / 2;
+  let pushes = 0;
+  w.net.filter = (d, now) => {
+    const r = decode(d.data);
+    if (!r.ok) return true;
+    const msg = r.msg.type === MsgType.SESSION ? r.msg.inner : r.msg;
+    if (d.to.host === B.host && msg.type === MsgType.PUSH && now < until) pushes++;
+    return !(d.from.host === B.host && now < until && msg.type === MsgType.DELIVER);
+  };
+  const [m] = send(w, 'a', 1, 'span');
+  t.ok(w.net.runUntil(() => done(w, 'a', [m!]), 3_600_000), 'delivered once the receipts get through');
+  t.ok(pushes > SESSION_RECOVERY_ROUNDS, `pushed ${pushes} times while they were lost`);
+  t.equal(restarts(w.events.a).length, 0, `no restart: they spanned less than SESSION_RECOVERY_MIN_MS (${SESSION_RECOVERY_MIN_MS / 60_000} min)`);
 });

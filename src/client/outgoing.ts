@@ -30,8 +30,10 @@
  * chose). A CARD is internal: no delivery events.
  *
  * Sessions out of step: a part that went through the ratcheted session with its recipient, that
- * the recipient's peer reports pushed and acknowledged SESSION_RECOVERY_ROUNDS times without a
- * receipt, could not be opened there (the recipient lost or restored its side of the session).
+ * the recipient's peer reports pushed and acknowledged SESSION_RECOVERY_ROUNDS times, over at
+ * least SESSION_RECOVERY_MIN_MS, each followed by its whole receipt wait without a receipt, could
+ * not be opened there (the recipient lost or restored its side of the session), unless a later
+ * part through the session got its receipt (outOfStep: then it is only late).
  * The session is restarted (src/client/ratchets.ts): our CARD carries a new start key, every
  * unfinished message that went through the old session goes again with the same id, through the
  * new session once the recipient's first answer lets it send (meanwhile its reason is
@@ -65,8 +67,17 @@ import type { HomeBook } from './homes.js';
 
 /** DELIVER transmissions of a receipt before it is given up. */
 export const RECEIPT_TRIES_MAX = 10;
-/** Pushes of a session part acknowledged by the recipient's device without a receipt before the session is restarted. */
+/**
+ * Pushes of a session part acknowledged by the recipient's device, each followed by a whole
+ * receipt wait without its receipt, before the session is restarted.
+ */
 export const SESSION_RECOVERY_ROUNDS = 3;
+/**
+ * And the first and the last of those acknowledgements are at least this far apart: a receipt
+ * held up on its way back (the sender's peer restarting or moving, its home looked up again) is
+ * not a session out of step, and a restart would not bring it sooner.
+ */
+export const SESSION_RECOVERY_MIN_MS = 3 * 60_000;
 /**
  * After we restart a session, the parts that went through the old one wait this long (timer
  * `restartWait`) for the new one to be able to send (the contact's first answer through it)
@@ -110,6 +121,9 @@ interface Transfer {
   silent: number;
   /** Answers DELIVERED (pushed to the recipient and acknowledged by it) with no receipt yet. */
   unreceipted: number;
+  /** When the first and the last of those came (this process's; a restarted client counts again). */
+  firstUnreceiptedAtMs?: number;
+  lastUnreceiptedAtMs?: number;
 }
 
 const unfinished = (m: OutboxMessage): boolean => m.state === 'queued' || m.state === 'held';
@@ -298,7 +312,11 @@ export class Outgoing {
   pump(now: number): void {
     const window = new Map<string, number>();
     for (const t of [...this.transfers.values()]) {
-      if (t.deadline > now) continue;
+      if (t.deadline > now || this.transfers.get(t.id) !== t) continue; // not due, or ended by a restart in this pass
+      if (!t.awaiting && this.outOfStep(t)) {
+        this.restartSession(now, t.to);
+        if (this.transfers.get(t.id) !== t) continue;
+      }
       if (!t.part && t.sends >= RECEIPT_TRIES_MAX) {
         // The sender's peer does not answer, or keeps refusing it (a sender gone for good, its
         // mailbox full): kept on, it would hold one of receiptTransfersMax slots for ever and
@@ -370,12 +388,13 @@ export class Outgoing {
       return;
     }
     if (t.attempt === 1) link.rtt.sample(now - t.sentAtMs);
-    // Pushed and acknowledged again and again, never receipted: the recipient cannot open it. The
+    // Pushed and acknowledged, its receipt awaited (outOfStep decides when the wait is over). The
     // chunks of a long message count once all of them were pushed (their receipts wait for the last).
     const whole = t.msg.parts.every((x) => x.receipt || x.peerStatus === 'acked');
-    if (status === DeliveryStatus.DELIVERED && t.blob[0] === RATCHET_VERSION && whole && ++t.unreceipted >= SESSION_RECOVERY_ROUNDS) {
-      this.restartSession(now, t.to);
-      if (this.transfers.get(t.id) !== t) return;
+    if (status === DeliveryStatus.DELIVERED && t.blob[0] === RATCHET_VERSION && whole) {
+      t.unreceipted++;
+      t.firstUnreceiptedAtMs ??= now;
+      t.lastUnreceiptedAtMs = now;
     }
     t.awaiting = false;
     t.busy = 0;
@@ -385,6 +404,33 @@ export class Outgoing {
     this.updateState(t.msg);
     // Held: the recipient is not connected there. Resolve its home again; another peer of it goes now.
     if (status !== DeliveryStatus.DELIVERED && this.homes.notThere(now, t.to, t.hint, fromKey, t.hintFirst) !== undefined) this.rehome(now, t.to);
+  }
+
+  /**
+   * The receipt wait of session part `t` is over, with no receipt: is the recipient's side of the
+   * session out of step? Yes after SESSION_RECOVERY_ROUNDS acknowledgements by its device (each
+   * given its whole receipt wait) whose first and last are SESSION_RECOVERY_MIN_MS apart, unless
+   * the recipient opened a part we made through the session after this one (a receipt for it):
+   * its session is then at least as far on as this part's, so this part opens there too and its
+   * receipt is only late.
+   */
+  private outOfStep(t: Transfer): boolean {
+    const part = t.part;
+    const msg = t.msg;
+    if (!part || !msg || t.unreceipted < SESSION_RECOVERY_ROUNDS) return false;
+    if (t.lastUnreceiptedAtMs! - t.firstUnreceiptedAtMs! < SESSION_RECOVERY_MIN_MS) return false;
+    for (const m of this.ctx.s.outbox) {
+      if (m.to !== t.to) continue;
+      for (const p of m.parts) {
+        if (!p.receipt || p.chain === undefined || p.again) continue;
+        // A part made again after a restart is newer than every message before it: only its own chain tells.
+        if (p.chain === part.chain ? p.n! > part.n! : !part.again && m.createdAtMs > msg.createdAtMs) {
+          this.ctx.drops.add('session_receipt_late');
+          return false;
+        }
+      }
+    }
+    return true;
   }
 
   /** An ERROR whose reference is a DELIVER id. */
