@@ -247,3 +247,17 @@ t.test('a client whose embedding does not answer resolutions asks for none, and 
   t.ok(m.ms >= 0, 'delivered through P2');
   t.same(w.asked, [], 'no resolution asked for');
 });
+
+t.test('a receipt held at the peer the message named, which its sender has left, goes on at once to the sender\'s home', async (t) => {
+  // Bob waits for P1's answer (P1 answers once its push to her old session has timed out).
+  const w = world('receipt-moved', { peer: P1 }, { homeFailoverTries: 10 });
+  connect(t, w, P1);
+  // Alice's message names P1; she moves to P2 only, and Bob knows her new record, before his
+  // receipt goes back. P1 still runs and keeps what comes for her.
+  const [id] = w.a().send(w.net.now, ['bob'], 'sent from P1');
+  w.a().setPeers(w.net.now, [P2]);
+  w.b().homeResolved(w.net.now, ids.a.fingerprintHex, record([P2], 2));
+  t.ok(w.net.runUntil(() => w.a().messageState(id!)?.state === 'delivered', 30_000),
+    'the receipt P1 held goes on to P2: delivered before her first receipt wait is over');
+  t.equal(w.events.b.filter((e) => e.type === 'message' && e.id === id).length, 1, 'shown once');
+});

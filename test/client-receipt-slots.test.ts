@@ -45,25 +45,26 @@ t.test('a receipt refused busy again and again is given up, so receipts to other
   const first = c.send(net.now, ['alice'], 'carol 0');
   t.ok(net.runUntil(() => c.messageState(first[0]!)?.state === 'delivered', 600_000), 'carol and alice exchange');
 
-  // Carol's device stops taking pushes: her peer keeps what it holds for her, and her mailbox is full.
-  net.filter = (d) => !(addrKey(d.from) === addrKey(P2) && addrKey(d.to) === addrKey(C));
+  // Carol's device takes no more pushes: her peer keeps what comes for her, and her mailbox there
+  // is full once it holds one. She sends two more messages, and goes away for good.
   const refused = new Map<string, number>();
-  const onA = net.filter;
-  net.filter = (d, now) => {
+  net.filter = (d) => {
+    if (addrKey(d.from) === addrKey(P2) && addrKey(d.to) === addrKey(C)) return false;
     if (addrKey(d.from) === addrKey(P2) && addrKey(d.to) === addrKey(A)) {
       const r = decode(d.data);
       const m = r.ok && r.msg.type === MsgType.SESSION ? r.msg.inner : r.ok ? r.msg : undefined;
       if (m?.type === MsgType.ERROR) refused.set(Buffer.from(m.ref).toString('hex'), (refused.get(Buffer.from(m.ref).toString('hex')) ?? 0) + 1);
     }
-    return onA(d, now);
+    return true;
   };
-  const fromCarol = [...c.send(net.now, ['alice'], 'carol 1'), ...c.send(net.now + 1, ['alice'], 'carol 2')];
+  c.send(net.now, ['alice'], 'carol 1');
+  c.send(net.now + 1, ['alice'], 'carol 2');
   t.ok(net.runUntil(() => [...refused.values()].some((n) => n >= 2), 3_600_000), 'a receipt of alice to carol is refused again and again');
+  net.setUp(C, false);
 
   // Bob's message to alice gets its receipt all the same.
   const fromBob = b.send(net.now, ['alice'], 'bob 0');
   t.ok(net.runUntil(() => b.messageState(fromBob[0]!)?.state === 'delivered', 3_600_000), "bob's message is delivered");
   t.ok(Math.max(...refused.values()) <= RECEIPT_TRIES_MAX, `no receipt was refused more than RECEIPT_TRIES_MAX (${RECEIPT_TRIES_MAX}) times`);
   t.ok((a.stats().drops['receipt_refused'] ?? 0) >= 1, 'the refused receipt was given up');
-  t.ok(fromCarol.length === 2);
 });

@@ -371,9 +371,14 @@ export class Outgoing {
     t.silent = 0;
     this.homes.answered(t.to, fromKey);
     if (!t.part || !t.msg) {
+      // A receipt held where its message's sender is not (the peer the message named, which the
+      // sender has left): it goes at once to the next peer of the sender's home, as does every
+      // receipt to it (RECEIPT_TRIES_MAX bounds the turns); held there, it is kept for the sender.
+      if (status !== DeliveryStatus.DELIVERED && this.homes.notThere(now, t.to, t.hint, fromKey, true) !== undefined) {
+        this.rehome(now, t.to);
+        if (t.peerKey !== fromKey) return;
+      }
       this.transfers.delete(t.id);
-      // A receipt held where its message's sender is not: the next receipt to it goes elsewhere.
-      if (status !== DeliveryStatus.DELIVERED && this.homes.notThere(now, t.to, t.hint, fromKey, true) !== undefined) this.rehome(now, t.to);
       return;
     }
     if (t.msg.reason === 'recipient-unreachable') delete t.msg.reason;
