@@ -112,8 +112,18 @@ interface RecipientUsage {
   strangerPrefixes: string[] | null;
 }
 
+/**
+ * Recipients whose last message left that keep their (empty) usage a while, so that a recipient
+ * that gets one message at a time does not make and drop its usage per message; the oldest idle
+ * one is dropped beyond this many.
+ */
+export const IDLE_USAGE_MAX = 1024;
+
 export class Quota {
   private readonly recipients = new Map<string, RecipientUsage>();
+  /** Recipients whose usage went to zero messages, oldest first (a ring of IDLE_USAGE_MAX). */
+  private readonly idle: string[] = [];
+  private idleHead = 0;
   private readonly senderPrefixes = new Map<string, number>();
   private readonly registeredPrefixes = new Map<string, number>();
   /** Bytes charged in all. */
@@ -229,7 +239,24 @@ export class Quota {
     bump(this.senderPrefixes, c.senderPrefix, -c.bytes);
     this.classAdd(u.prefix, -c.bytes);
     this.totalBytes -= c.bytes;
-    if (u.count === 0) this.recipients.delete(c.to);
+    if (u.count === 0) this.keepIdle(c.to);
+  }
+
+  /** Recipients with a usage kept (those holding messages and up to IDLE_USAGE_MAX idle ones). */
+  get recipientsKept(): number {
+    return this.recipients.size;
+  }
+
+  /** `to` holds no message now: keep its usage among the idle ones, dropping the oldest idle beyond the bound. */
+  private keepIdle(to: string): void {
+    if (this.idle.length < IDLE_USAGE_MAX) {
+      this.idle.push(to);
+      return;
+    }
+    const old = this.idle[this.idleHead]!;
+    if (this.recipients.get(old)?.count === 0) this.recipients.delete(old);
+    this.idle[this.idleHead] = to;
+    this.idleHead = (this.idleHead + 1) % IDLE_USAGE_MAX;
   }
 
   /** `to` registered (or moved) from `prefix`: its messages are charged to that prefix. */
