@@ -677,8 +677,9 @@ export class Peer {
       }
       return this.result(from, m.id, DeliveryStatus.DELIVERED);
     }
-    // A contact's messages are bounded by its own quota, not by the sender's address.
-    const senderKey = contact !== '' ? `c${contact}|${to}` : `${a}|${to}`;
+    // A contact's messages are bounded by its own quota, not by the sender's address: only a
+    // stranger's are counted by sender address and recipient.
+    const senderKey = contact !== '' ? '' : `${a}|${to}`;
     const charge = {
       to, contact, senderPrefix: this.prefixOf(from.host), bytes: m.blob.length + MESSAGE_OVERHEAD_BYTES,
       recipientPrefix: e ? this.prefixOf(this.addrOf(e).host) : '',

@@ -110,6 +110,8 @@ interface RecipientUsage {
    * costs far less than a Map for the usual one or two.
    */
   strangerPrefixes: string[] | null;
+  /** Its key is in the ring of idle usages (put there once until the ring drops it). */
+  idleQueued: boolean;
 }
 
 /**
@@ -205,7 +207,7 @@ export class Quota {
   add(c: Charge): void {
     let u = this.recipients.get(c.to);
     if (!u) {
-      u = { prefix: c.recipientPrefix, count: 0, bytes: 0, strangers: 0, contacts: null, strangerPrefixes: null };
+      u = { prefix: c.recipientPrefix, count: 0, bytes: 0, strangers: 0, contacts: null, strangerPrefixes: null, idleQueued: false };
       this.recipients.set(c.to, u);
     }
     u.count++;
@@ -239,7 +241,7 @@ export class Quota {
     bump(this.senderPrefixes, c.senderPrefix, -c.bytes);
     this.classAdd(u.prefix, -c.bytes);
     this.totalBytes -= c.bytes;
-    if (u.count === 0) this.keepIdle(c.to);
+    if (u.count === 0 && !u.idleQueued) this.keepIdle(c.to, u);
   }
 
   /** Recipients with a usage kept (those holding messages and up to IDLE_USAGE_MAX idle ones). */
@@ -248,13 +250,18 @@ export class Quota {
   }
 
   /** `to` holds no message now: keep its usage among the idle ones, dropping the oldest idle beyond the bound. */
-  private keepIdle(to: string): void {
+  private keepIdle(to: string, u: RecipientUsage): void {
+    u.idleQueued = true;
     if (this.idle.length < IDLE_USAGE_MAX) {
       this.idle.push(to);
       return;
     }
     const old = this.idle[this.idleHead]!;
-    if (this.recipients.get(old)?.count === 0) this.recipients.delete(old);
+    const ou = this.recipients.get(old);
+    if (ou) {
+      ou.idleQueued = false;
+      if (ou.count === 0) this.recipients.delete(old);
+    }
     this.idle[this.idleHead] = to;
     this.idleHead = (this.idleHead + 1) % IDLE_USAGE_MAX;
   }
