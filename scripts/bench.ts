@@ -30,6 +30,7 @@
  *               time (p50/p99 over 100 resolutions) and the record's size (scripts/bench/home-dht.ts).
  *               `--dht-only` runs just this.
  * `--relay-only` runs just the relay of the current code against the code before protocol 2.
+ * `--keepalive-only` runs just the keepalives over UDP (1,000,000 clients, 1 in --quick: 20,000).
  * See docs/BENCHMARKS.md for the method and the figures.
  */
 import { fork, type ChildProcess } from 'node:child_process';
@@ -67,6 +68,7 @@ const storeOnly = args.includes('--store-only');
 const ratchetOnly = args.includes('--ratchet-only');
 const dhtOnly = args.includes('--dht-only');
 const relayOnly = args.includes('--relay-only');
+const keepaliveOnly = args.includes('--keepalive-only');
 const outAt = args.indexOf('--out');
 const outFile = outAt >= 0 ? args[outAt + 1] : './bench-results.json';
 if (!outFile) throw new Error('--out needs a file name');
@@ -300,6 +302,16 @@ function ratchetRows(r: RatchetCost): Array<[string, string, string]> {
   ]);
 }
 
+/** Keepalives over UDP at P.udpKeepaliveClients registered clients; throws if the peer refused any. */
+async function keepalives(): Promise<KeepaliveResult> {
+  log(`keepalives over UDP: ${P.udpKeepaliveClients.toLocaleString('en')} clients, ${UDP_KEEPALIVE_PER_S.toLocaleString('en')}/s for ${P.udpKeepaliveMs / 1000} s`);
+  const keepalive = await keepaliveOverUdp(join(here, 'bench'), P.udpKeepaliveClients, UDP_KEEPALIVE_PER_S, P.udpKeepaliveMs, log);
+  log(`  ${JSON.stringify(keepalive)}`);
+  const kd = keepalive.drops;
+  if (kd.bad_session_tag || kd.session_replay || kd.path_probe || kd.not_in_session) throw new Error(`the peer refused keepalives: ${JSON.stringify(kd)}`);
+  return keepalive;
+}
+
 /** The relay of the current code and of the code before protocol 2, in turn, 200 B and 1,000 B bodies. */
 async function relayComparison(certs: Awaited<ReturnType<typeof loadCerts>>): Promise<{
   peer200: RelayResult; peer1000: RelayResult; base200?: RelayResult; base1000?: RelayResult;
@@ -364,6 +376,14 @@ async function main(): Promise<void> {
     log(`results written to ${outFile}`);
     return;
   }
+  if (keepaliveOnly) {
+    log(`peerpost bench --keepalive-only: load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+    const k = await keepalives();
+    writeFileSync(outFile!, JSON.stringify({ quick, keepalive: k, loadavgAtEnd: loadavg() }, null, 2));
+    log(`keepalives over UDP, ${k.clients.toLocaleString('en')} clients: peer ${k.peerUsPerKeepalive} us each, ${k.peerCpuPct}% of a core at ${k.offeredPerS.toLocaleString('en')}/s; ${k.received.toLocaleString('en')} of ${k.sent.toLocaleString('en')} read, ${k.answers.toLocaleString('en')} of ${k.askedForAnswer.toLocaleString('en')} answers back`);
+    log(`results written to ${outFile}`);
+    return;
+  }
   if (relayOnly) {
     log(`peerpost bench --relay-only: load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
     const certs = await loadCerts(P.regCerts, 2, log);
@@ -399,11 +419,7 @@ async function main(): Promise<void> {
   const reg = await registrations(certs);
   log('memory and keepalives');
   const mem = await memory();
-  log(`keepalives over UDP: ${P.udpKeepaliveClients.toLocaleString('en')} clients, ${UDP_KEEPALIVE_PER_S.toLocaleString('en')}/s for ${P.udpKeepaliveMs / 1000} s`);
-  const keepalive = await keepaliveOverUdp(join(here, 'bench'), P.udpKeepaliveClients, UDP_KEEPALIVE_PER_S, P.udpKeepaliveMs, log);
-  log(`  ${JSON.stringify(keepalive)}`);
-  const kd = keepalive.drops;
-  if (kd.bad_session_tag || kd.session_replay || kd.path_probe || kd.not_in_session) throw new Error(`the peer refused keepalives: ${JSON.stringify(kd)}`);
+  const keepalive = await keepalives();
   const storeResults = await store();
   const ratchetResults = ratchet();
   log('home records on a HyperDHT testnet');
