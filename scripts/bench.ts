@@ -30,6 +30,7 @@
  *               time (p50/p99 over 100 resolutions) and the record's size (scripts/bench/home-dht.ts).
  *               `--dht-only` runs just this.
  * `--relay-only` runs just the relay of the current code against the code before protocol 2.
+ * `--keepalive-only` runs just the keepalives over UDP (1,000,000 clients, 1 in --quick: 20,000).
  * See docs/BENCHMARKS.md for the method and the figures.
  */
 import { fork, type ChildProcess } from 'node:child_process';
@@ -67,6 +68,7 @@ const storeOnly = args.includes('--store-only');
 const ratchetOnly = args.includes('--ratchet-only');
 const dhtOnly = args.includes('--dht-only');
 const relayOnly = args.includes('--relay-only');
+const keepaliveOnly = args.includes('--keepalive-only');
 const outAt = args.indexOf('--out');
 const outFile = outAt >= 0 ? args[outAt + 1] : './bench-results.json';
 if (!outFile) throw new Error('--out needs a file name');
@@ -140,6 +142,8 @@ interface RelayTarget {
   /** 'sessions': this checkout; 'baseline': BASELINE_COMMIT; 'forwarder': the plain forwarder. */
   name: 'sessions' | 'baseline' | 'forwarder';
   serverScript?: string;
+  /** Sessions: one ACK per PUSH, at once (like for like with the baseline's clients), instead of the pushes of one turn together. */
+  ackEach?: boolean;
   Load: Pick<typeof RelayLoad, 'setup'>;
 }
 
@@ -155,6 +159,8 @@ interface RelayResult {
   latency: RelayStep & { serverCpuPct: number };
   /** CPU per relayed message of each process at the highest passing rate (user + system). */
   cpuAtTop: { serverUsPerMessage: number; generatorUsPerMessage: number } | undefined;
+  /** Sessions only: message ids per ACK datagram over the whole run (pushes of one turn acknowledged together). */
+  idsPerAck?: number;
 }
 
 /** Microseconds of CPU per operation from a CPU share in percent and operations per second. */
@@ -167,7 +173,7 @@ async function relay(target: RelayTarget, bodyBytes: number, certs: Awaited<Retu
   const name = target.name;
   const server = await spawnServer(mode, target.serverScript);
   const blobBytes = blobBytesFor(bodyBytes);
-  const load = await target.Load.setup(mode, server.address, blobBytes, SENDERS, RECIPIENTS, certs, firstCert);
+  const load = await target.Load.setup(mode, server.address, blobBytes, SENDERS, RECIPIENTS, certs, firstCert, target.ackEach);
   const step = async (rate: number, ms: number): Promise<RelayStep & { serverCpuPct: number }> => {
     const s0 = await server.stats();
     const t0 = performance.now();
@@ -210,6 +216,9 @@ async function relay(target: RelayTarget, bodyBytes: number, certs: Awaited<Retu
     const bad = { ...faults, ...Object.fromEntries(['bad_session_tag', 'session_replay', 'bad_capability', 'capability_unchecked', 'not_in_session'].map((k) => [k, drops[k] ?? 0])) };
     if (Object.values(bad).some((v) => v !== 0)) throw new Error(`relay run with sessions was not clean: ${JSON.stringify(bad)}`);
   }
+  const acks = name === 'sessions' ? (load as RelayLoad).ackStats : undefined;
+  const idsPerAck = acks && acks.datagrams ? Math.round((acks.ids / acks.datagrams) * 100) / 100 : undefined;
+  if (idsPerAck !== undefined) log(`  ${name} body ${bodyBytes}: ${acks!.ids} pushes acknowledged in ${acks!.datagrams} ACKs (${idsPerAck} ids each)`);
   await load.close();
   await server.stop();
   const top = steps.filter((x) => x.offeredPerS === best).at(-1);
@@ -217,7 +226,7 @@ async function relay(target: RelayTarget, bodyBytes: number, certs: Awaited<Retu
     serverUsPerMessage: usPerOp(top.serverCpuPct, top.deliveredPerS),
     generatorUsPerMessage: usPerOp(top.generatorCpuPct, top.deliveredPerS),
   };
-  return { name, mode, bodyBytes, blobBytes, datagramBytes: load.datagramBytes, steps, maxMessagesPerS: best, maxDatagramsPerS: best * 4, latency, cpuAtTop };
+  return { name, mode, bodyBytes, blobBytes, datagramBytes: load.datagramBytes, steps, maxMessagesPerS: best, maxDatagramsPerS: best * 4, latency, cpuAtTop, idsPerAck };
 }
 
 async function registrations(certs: Awaited<ReturnType<typeof loadCerts>>): Promise<{ first: RegistrationRun; again: RegistrationRun; serverCpuPct: { first: number; again: number } }> {
@@ -293,13 +302,25 @@ function ratchetRows(r: RatchetCost): Array<[string, string, string]> {
   ]);
 }
 
+/** Keepalives over UDP at P.udpKeepaliveClients registered clients; throws if the peer refused any. */
+async function keepalives(): Promise<KeepaliveResult> {
+  log(`keepalives over UDP: ${P.udpKeepaliveClients.toLocaleString('en')} clients, ${UDP_KEEPALIVE_PER_S.toLocaleString('en')}/s for ${P.udpKeepaliveMs / 1000} s`);
+  const keepalive = await keepaliveOverUdp(join(here, 'bench'), P.udpKeepaliveClients, UDP_KEEPALIVE_PER_S, P.udpKeepaliveMs, log);
+  log(`  ${JSON.stringify(keepalive)}`);
+  const kd = keepalive.drops;
+  if (kd.bad_session_tag || kd.session_replay || kd.path_probe || kd.not_in_session) throw new Error(`the peer refused keepalives: ${JSON.stringify(kd)}`);
+  return keepalive;
+}
+
 /** The relay of the current code and of the code before protocol 2, in turn, 200 B and 1,000 B bodies. */
 async function relayComparison(certs: Awaited<ReturnType<typeof loadCerts>>): Promise<{
   peer200: RelayResult; peer1000: RelayResult; base200?: RelayResult; base1000?: RelayResult;
+  /** Sessions with one ACK per PUSH, 200 B bodies (like for like with the baseline's clients). */
+  each200?: RelayResult;
   baselineSkipped?: string; baseInProcess?: { blob512: { perS: number; usPerMessage: number } };
 }> {
   const sessions: RelayTarget = { name: 'sessions', Load: RelayLoad };
-  let peer200: RelayResult | undefined, peer1000: RelayResult | undefined;
+  let peer200: RelayResult | undefined, peer1000: RelayResult | undefined, each200: RelayResult | undefined;
   let base200: RelayResult | undefined, base1000: RelayResult | undefined;
   let baseTarget: RelayTarget | undefined;
   let baselineSkipped: string | undefined;
@@ -321,12 +342,14 @@ async function relayComparison(certs: Awaited<ReturnType<typeof loadCerts>>): Pr
     log('relay: the current code (sessions) and the code before protocol 2 (baseline), in turn');
     if (baseTarget) base200 = await relay(baseTarget, 200, certs, 0);
     peer200 = await relay(sessions, 200, certs, 0);
+    log('relay, 200 B: the current code with one ACK per PUSH, as clients acknowledged before protocol 2');
+    each200 = await relay({ ...sessions, ackEach: true }, 200, certs, 0);
     if (baseTarget) base1000 = await relay(baseTarget, 1000, certs, 40);
     peer1000 = await relay(sessions, 1000, certs, 40);
   } finally {
     if (typeof base !== 'string') base.remove();
   }
-  return { peer200: peer200!, peer1000: peer1000!, base200, base1000, baselineSkipped, baseInProcess };
+  return { peer200: peer200!, peer1000: peer1000!, base200, base1000, each200, baselineSkipped, baseInProcess };
 }
 
 async function main(): Promise<void> {
@@ -353,13 +376,25 @@ async function main(): Promise<void> {
     log(`results written to ${outFile}`);
     return;
   }
+  if (keepaliveOnly) {
+    log(`peerpost bench --keepalive-only: load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+    const k = await keepalives();
+    writeFileSync(outFile!, JSON.stringify({ quick, keepalive: k, loadavgAtEnd: loadavg() }, null, 2));
+    log(`keepalives over UDP, ${k.clients.toLocaleString('en')} clients: peer ${k.peerUsPerKeepalive} us each, ${k.peerCpuPct}% of a core at ${k.offeredPerS.toLocaleString('en')}/s; ${k.received.toLocaleString('en')} of ${k.sent.toLocaleString('en')} read, ${k.answers.toLocaleString('en')} of ${k.askedForAnswer.toLocaleString('en')} answers back`);
+    log(`results written to ${outFile}`);
+    return;
+  }
   if (relayOnly) {
     log(`peerpost bench --relay-only: load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
     const certs = await loadCerts(P.regCerts, 2, log);
     const r = await relayComparison(certs);
     const line = (x: RelayResult | undefined): string => (x ? `${x.maxMessagesPerS} msg/s, peer ${x.cpuAtTop?.serverUsPerMessage} us and generator ${x.cpuAtTop?.generatorUsPerMessage} us of CPU per message at that rate` : 'skipped');
     for (const [body, a, b] of [[200, r.peer200, r.base200], [1000, r.peer1000, r.base1000]] as const) {
-      log(`relay, ${body} B body: sessions ${line(a)}; before protocol 2 ${line(b)}; ratio ${b ? Math.round((100 * a.maxMessagesPerS) / b.maxMessagesPerS) : 'n/a'}%`);
+      log(`relay, ${body} B body: sessions ${line(a)} (${a.idsPerAck} ids per ACK); before protocol 2 ${line(b)}; ratio ${b ? Math.round((100 * a.maxMessagesPerS) / b.maxMessagesPerS) : 'n/a'}%`);
+    }
+    if (r.each200) {
+      const c = r.base200 && cpuAtCommonRate(r.each200, r.base200);
+      log(`relay, 200 B body, one ACK per PUSH: sessions ${line(r.each200)}; ratio ${r.base200 ? Math.round((100 * r.each200.maxMessagesPerS) / r.base200.maxMessagesPerS) : 'n/a'}%${c ? `; peer CPU per message at ${c.rate} msg/s: sessions ${c.a} us, before ${c.b} us` : ''}`);
     }
     writeFileSync(outFile!, JSON.stringify({ quick, relay: r, loadavgAtEnd: loadavg() }, null, 2));
     log(`results written to ${outFile}`);
@@ -375,7 +410,7 @@ async function main(): Promise<void> {
   log(`  through Peer.handle() in process: ${inProcess.firstPerS}/s first time, ${inProcess.againPerS}/s again`);
   const relayCpu = { blob512: await relayInProcess(certs, 12_000, 512, P.relayInProcess), blob1100: await relayInProcess(certs, 12_100, 1100, P.relayInProcess) };
   log(`  relay through Peer.handle() in process: ${relayCpu.blob512.usPerMessage} us per message (512 B blobs), ${relayCpu.blob1100.usPerMessage} us (1,100 B)`);
-  const { peer200, peer1000, base200, base1000, baselineSkipped, baseInProcess } = await relayComparison(certs);
+  const { peer200, peer1000, base200, base1000, each200, baselineSkipped, baseInProcess } = await relayComparison(certs);
   log('forwarder');
   const forwarder: RelayTarget = { name: 'forwarder', Load: RelayLoad };
   const fwd200 = await relay(forwarder, 200, certs, 0);
@@ -384,11 +419,7 @@ async function main(): Promise<void> {
   const reg = await registrations(certs);
   log('memory and keepalives');
   const mem = await memory();
-  log(`keepalives over UDP: ${P.udpKeepaliveClients.toLocaleString('en')} clients, ${UDP_KEEPALIVE_PER_S.toLocaleString('en')}/s for ${P.udpKeepaliveMs / 1000} s`);
-  const keepalive = await keepaliveOverUdp(join(here, 'bench'), P.udpKeepaliveClients, UDP_KEEPALIVE_PER_S, P.udpKeepaliveMs, log);
-  log(`  ${JSON.stringify(keepalive)}`);
-  const kd = keepalive.drops;
-  if (kd.bad_session_tag || kd.session_replay || kd.path_probe || kd.not_in_session) throw new Error(`the peer refused keepalives: ${JSON.stringify(kd)}`);
+  const keepalive = await keepalives();
   const storeResults = await store();
   const ratchetResults = ratchet();
   log('home records on a HyperDHT testnet');
@@ -396,7 +427,7 @@ async function main(): Promise<void> {
   const results = {
     quick,
     machine: { ...machine, loadavgAtEnd: loadavg().map((x) => Math.round(x * 100) / 100) },
-    relay: { peer200, peer1000, fwd200, fwd1000, inProcess: relayCpu, baseline: { commit: BASELINE_COMMIT, skipped: baselineSkipped, base200, base1000, inProcess: baseInProcess } },
+    relay: { peer200, peer1000, fwd200, fwd1000, inProcess: relayCpu, baseline: { commit: BASELINE_COMMIT, skipped: baselineSkipped, base200, base1000, each200, inProcess: baseInProcess } },
     registration: { breakdownUs: breakdown, inProcess, ...reg },
     memory: mem,
     keepalive,
@@ -413,7 +444,7 @@ async function main(): Promise<void> {
 type Results = {
   relay: Record<'peer200' | 'peer1000' | 'fwd200' | 'fwd1000', RelayResult> & {
     inProcess: Record<'blob512' | 'blob1100', { perS: number; usPerMessage: number }>;
-    baseline: { commit: string; skipped: string | undefined; base200: RelayResult | undefined; base1000: RelayResult | undefined; inProcess: { blob512: { usPerMessage: number } } | undefined };
+    baseline: { commit: string; skipped: string | undefined; base200: RelayResult | undefined; base1000: RelayResult | undefined; each200?: RelayResult; inProcess: { blob512: { usPerMessage: number } } | undefined };
   };
   keepalive: KeepaliveResult;
   registration: { first: RegistrationRun; again: RegistrationRun; inProcess: { firstPerS: number; againPerS: number }; serverCpuPct: { first: number; again: number } };
@@ -447,10 +478,17 @@ function printTable(r: Results): void {
     if (!b) continue;
     const tag = `body ${p.bodyBytes} B`;
     rows.push([`relay, ${tag}, before protocol 2 (${bl.commit})`, `${b.maxMessagesPerS} msg/s, peer ${b.cpuAtTop?.serverUsPerMessage ?? 'n/a'} us CPU/msg at the top rate`, '']);
-    rows.push([`relay, ${tag}, authenticated sessions`, `${p.maxMessagesPerS} msg/s, peer ${p.cpuAtTop?.serverUsPerMessage ?? 'n/a'} us CPU/msg at the top rate`, '']);
+    rows.push([`relay, ${tag}, authenticated sessions`, `${p.maxMessagesPerS} msg/s, peer ${p.cpuAtTop?.serverUsPerMessage ?? 'n/a'} us CPU/msg at the top rate, ${p.idsPerAck ?? 'n/a'} ids per ACK`, '']);
     rows.push([`  sessions / before, messages per second`, pct(p.maxMessagesPerS, b.maxMessagesPerS), '>= 90%']);
     const c = cpuAtCommonRate(p, b);
     if (c) rows.push([`  peer CPU per message at ${c.rate} msg/s (both passed)`, `before ${c.b} us, sessions ${c.a} us: sessions cost ${pct(c.a, c.b)}`, '<= 111%']);
+    const e = p.bodyBytes === 200 ? bl.each200 : undefined;
+    if (e) {
+      rows.push([`relay, ${tag}, authenticated sessions, one ACK per PUSH`, `${e.maxMessagesPerS} msg/s, peer ${e.cpuAtTop?.serverUsPerMessage ?? 'n/a'} us CPU/msg at the top rate`, '']);
+      rows.push([`  one ACK per PUSH / before, messages per second`, pct(e.maxMessagesPerS, b.maxMessagesPerS), '']);
+      const ce = cpuAtCommonRate(e, b);
+      if (ce) rows.push([`  peer CPU per message at ${ce.rate} msg/s (both passed)`, `before ${ce.b} us, sessions ${ce.a} us: ${pct(ce.a, ce.b)}`, '']);
+    }
   }
   for (const [p, f] of [[r.relay.peer200, r.relay.fwd200], [r.relay.peer1000, r.relay.fwd1000]] as const) {
     const tag = `body ${p.bodyBytes} B (blob ${p.blobBytes} B)`;

@@ -690,16 +690,20 @@ class HeldDriver {
   }
 }
 
-t.test('pushes handled together are committed once, before any ACK leaves; a refused commit keeps the ACKs', async (t) => {
+t.test('pushes handled together are committed once, before any ACK leaves, and acknowledged together; a refused commit keeps the ACKs', async (t) => {
   const w = world('batch');
   connect(w, t);
   w.net.run(5000); // what connecting put on the wire (CARDs and their ACKs) arrives first
   const acks: number[] = [];
+  let ackDatagrams = 0;
   let pushes = 0;
   w.net.onDeliver = (d) => {
     const r = decode(d.data);
     const type = r.ok ? (r.msg.type === MsgType.SESSION ? r.msg.inner.type : r.msg.type) : -1;
-    if (d.from.host === B.host && d.from.port === B.port && type === MsgType.ACK) acks.push(w.net.now);
+    if (d.from.host === B.host && d.from.port === B.port && type === MsgType.ACK && r.ok && r.msg.type === MsgType.SESSION && r.msg.inner.type === MsgType.ACK) {
+      ackDatagrams++;
+      for (const _ of r.msg.inner.ids) acks.push(w.net.now);
+    }
     if (d.to.host === B.host && d.to.port === B.port && type === MsgType.PUSH) pushes++;
   };
   let refuse = true;
@@ -727,6 +731,7 @@ t.test('pushes handled together are committed once, before any ACK leaves; a ref
   t.equal(w.storeB.historyCount('in'), inBefore + 5, 'all five in the history');
   t.ok(w.net.runUntil(() => allDelivered(w.a(), [...sent.keys()]), 120_000), 'delivered');
   t.ok(acks.length >= 5, 'the ACKs left after the commit');
+  t.ok(ackDatagrams < acks.length, `pushes handled together are acknowledged together: ${acks.length} ids in ${ackDatagrams} ACKs`);
 });
 
 

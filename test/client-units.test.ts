@@ -15,7 +15,13 @@ import { SEAL_BODY_MAX_BYTES } from '../src/crypto/seal.js';
 import { Reassembler } from '../src/client/reassembly.js';
 import { cborEncode } from '../src/protocol/cbor.js';
 import { VNet, type Machine } from './helpers/vnet.js';
-import type { Addr, Transmit } from '../src/core/types.js';
+import { addrKey, type Addr, type Transmit } from '../src/core/types.js';
+import { randomBytes } from 'node:crypto';
+import { generateIdentity } from '../src/identity/certificate.js';
+import { ACKS_PENDING_MAX, ClientContext } from '../src/client/context.js';
+import { ReplayWindow, sessionTagOk } from '../src/crypto/session.js';
+import { decode } from '../src/protocol/codec.js';
+import { ACK_IDS_MAX, MsgType } from '../src/protocol/constants.js';
 
 t.test('RFC 6298 estimator', async (t) => {
   const r = new RttEstimator();
@@ -200,4 +206,37 @@ t.test('reassembly: any order, duplicates, and the bounds', async (t) => {
   r.expire(2000);
   t.equal(r.size, 0, 'partialAgeMaxMs');
   t.ok(drops.includes('partial_expired'));
+});
+
+t.test('ACKs: the pushes handled before a poll share ACKs of up to ACK_IDS_MAX ids; ACKS_PENDING_MAX bounds what waits', async (t) => {
+  const identity = await generateIdentity({ commonName: 'acks' });
+  const peer: Addr = { host: '127.0.0.1', port: 7777 };
+  const ctx = new ClientContext({ identity, peer, store: new MemoryClientStore(), random: (n) => new Uint8Array(randomBytes(n)) }, 1_800_000_000_000);
+  const c2p = new Uint8Array(randomBytes(32));
+  const session = { id: new Uint8Array(8).fill(3), idKey: '', c2p, p2c: new Uint8Array(32), tx: 0, rx: new ReplayWindow() };
+  ctx.sessions.set(addrKey(peer), session);
+  const ids = Array.from({ length: ACKS_PENDING_MAX + 6 }, (_, i) => {
+    const id = new Uint8Array(16);
+    new DataView(id.buffer).setUint32(0, i);
+    return id;
+  });
+  for (const id of ids) ctx.queueAck(id);
+  t.equal(ctx.out.length, 0, 'nothing leaves before the poll');
+  t.equal(ctx.drops.toJSON()['ack_deferred'], 6, `beyond ${ACKS_PENDING_MAX} waiting, a push is left for its peer to push again`);
+  ctx.flushAcks();
+  t.equal(ctx.out.length, ACKS_PENDING_MAX / ACK_IDS_MAX, `${ACKS_PENDING_MAX} ids in ${ACKS_PENDING_MAX / ACK_IDS_MAX} ACKs`);
+  const acked: Uint8Array[] = [];
+  for (const tr of ctx.out) {
+    const r = decode(tr.data);
+    if (!r.ok || r.msg.type !== MsgType.SESSION || r.msg.inner.type !== MsgType.ACK) throw new Error('not an ACK in the session');
+    t.ok(sessionTagOk(c2p, r.msg), 'sealed in the session');
+    acked.push(...r.msg.inner.ids);
+  }
+  t.same(acked.map((x) => Buffer.from(x).toString('hex')), ids.slice(0, ACKS_PENDING_MAX).map((x) => Buffer.from(x).toString('hex')), 'every id waiting, in order, once');
+  t.same(ctx.out.map((tr) => tr.to), Array(ctx.out.length).fill(peer), 'to the peer the pushes came from');
+  ctx.out.length = 0;
+  ctx.flushAcks();
+  t.equal(ctx.out.length, 0, 'nothing twice');
+  ctx.queueAck(ids[0]!);
+  t.equal(ctx.drops.toJSON()['ack_deferred'], 6, 'room again after the flush');
 });

@@ -212,6 +212,44 @@ t.test('recentDeliveredMax: the oldest acknowledged id is forgotten, and a late 
   t.equal(peer.stats().waitingMessages, 1, 'a duplicate to B is stored again; B drops it by id');
 });
 
+t.test('one id waiting for two recipients at once: each copy found, acknowledged and removed on its own', async (t) => {
+  const { link, peer, a, b, clients } = await pair({}, false, 1);
+  const c = clients[2]!;
+  c.register(PEER_ADDR);
+  link.flush();
+  b.autoAck = false;
+  c.autoAck = false;
+  const id = id16(21);
+  a.deliver(PEER_ADDR, b.fingerprint, blob(), id);
+  a.deliver(PEER_ADDR, c.fingerprint, blob(), id);
+  link.flush();
+  t.equal(peer.stats().waitingMessages, 2, 'both stored');
+  a.deliver(PEER_ADDR, c.fingerprint, new Uint8Array(40).fill(7), id);
+  link.flush();
+  t.same(errorCodes(a), [WireError.ID_CONFLICT], "the second recipient's copy is found by its id");
+  c.ack([id]);
+  link.flush();
+  t.equal(peer.stats().waitingMessages, 1, "C's ACK removes C's copy only");
+  t.same(a.resultsOf(id), [200], 'C delivered');
+  b.ack([id]);
+  link.flush();
+  t.equal(peer.stats().waitingMessages, 0, "then B's ACK removes B's");
+  t.same(a.resultsOf(id), [200, 200]);
+  // The other order: the first stored goes first.
+  const id2 = id16(22);
+  a.deliver(PEER_ADDR, b.fingerprint, blob(), id2);
+  a.deliver(PEER_ADDR, c.fingerprint, blob(), id2);
+  link.flush();
+  b.ack([id2]);
+  link.flush();
+  a.deliver(PEER_ADDR, c.fingerprint, new Uint8Array(40).fill(7), id2);
+  link.flush();
+  t.same(errorCodes(a), [WireError.ID_CONFLICT, WireError.ID_CONFLICT], "C's copy is still found once B's is gone");
+  c.ack([id2]);
+  link.flush();
+  t.equal(peer.stats().waitingMessages, 0);
+});
+
 t.test('duplicate DELIVER to an offline recipient: RESULT 300 each time', async (t) => {
   const { link, peer, a, b } = await pair({}, true);
   a.deliver(PEER_ADDR, b.fingerprint, blob(), id16(4));

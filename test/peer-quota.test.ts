@@ -7,7 +7,7 @@ import t from 'tap';
 import { WireError } from '../src/protocol/index.js';
 import { MESSAGE_OVERHEAD_BYTES, type PeerOptions } from '../src/peer/index.js';
 import { sourcePrefix } from '../src/peer/prefix.js';
-import { Quota, QUOTA_DEFAULTS, deriveQuotaLimits, type Charge, type QuotaLimits } from '../src/peer/quota.js';
+import { IDLE_USAGE_MAX, Quota, QUOTA_DEFAULTS, deriveQuotaLimits, type Charge, type QuotaLimits } from '../src/peer/quota.js';
 import type { MessageStore } from '../src/peer/mailbox.js';
 import type { Peer } from '../src/peer/peer.js';
 import type { Addr } from '../src/core/types.js';
@@ -110,6 +110,43 @@ t.test('Quota: byte bounds, classes and eviction needs', async (t) => {
   t.match(tiny, { senderPrefixBytesMax: 1600, registeredPrefixBytesMax: 1600 }, 'or the whole store when that is smaller');
   t.equal(deriveQuotaLimits(limits({ storageBytesMax: 16_000, contactMessagesMax: 30, senderPrefixBytesMax: 7 }), { senderPrefixBytesMax: 7 }, 100)
     .senderPrefixBytesMax, 7, 'a share that is set is kept');
+});
+
+t.test('Quota: a recipient whose last message left keeps its usage among at most IDLE_USAGE_MAX idle ones', async (t) => {
+  const q = new Quota(limits({ registeredPrefixBytesMax: 250, storageBytesMax: 100_000, departedBytesMax: 100_000, senderPrefixBytesMax: 100_000 }));
+  const n = IDLE_USAGE_MAX + 500;
+  for (let i = 0; i < n; i++) {
+    const c = ch({ to: `r${i}`, recipientPrefix: 'R' });
+    q.add(c);
+    q.remove(c);
+  }
+  t.equal(q.recipientsKept, IDLE_USAGE_MAX, 'the oldest idle usages are dropped');
+  t.equal(q.totalBytes, 0);
+  t.equal(q.registeredPrefixBytes('R'), 0);
+  // An idle usage follows its recipient's class like a new one would.
+  const last = `r${n - 1}`;
+  q.recipientLeft(last);
+  q.add(ch({ to: last, recipientPrefix: '' }));
+  t.equal(q.departedBytes, 100, 'left while idle: its next message is departed');
+  q.recipientRegistered(last, 'R');
+  t.equal(q.departedBytes, 0);
+  t.equal(q.registeredPrefixBytes('R'), 100);
+  q.add(ch({ to: 'r0', recipientPrefix: 'R' }));
+  t.match(q.check(ch({ to: `r${n - 2}`, recipientPrefix: 'R' })), { bound: 'registeredPrefixBytesMax' }, 'an idle recipient is charged to its range');
+  // A recipient idle more than once is kept once per ring slot and dropped only while idle.
+  const busy = ch({ to: 'busy', recipientPrefix: 'R2' });
+  for (let i = 0; i < 3; i++) {
+    q.add(busy);
+    q.remove(busy);
+  }
+  q.add(busy);
+  for (let i = 0; i < IDLE_USAGE_MAX * 2; i++) {
+    const c = ch({ to: `x${i}`, recipientPrefix: 'X' });
+    q.add(c);
+    q.remove(c);
+  }
+  t.equal(q.registeredPrefixBytes('R2'), 100, 'a usage holding a message is never dropped');
+  t.ok(q.recipientsKept <= IDLE_USAGE_MAX + 3, `bounded: ${q.recipientsKept} kept`);
 });
 
 // ---------------------------------------------------------------------------------------------

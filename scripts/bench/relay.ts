@@ -12,18 +12,14 @@
  * Senders use one pre-sealed-size random blob, so no end-to-end sealing runs per message.
  *
  * So that the generator costs less than the peer it measures (it plays every sender and every
- * recipient in one process), the per-message MACs it would make anyway are made before each
- * step starts: every DELIVER's capability tag and every ACK, sealed with the counter it will
- * have (counters follow message order per recipient; PUSHes to one recipient arrive in that order,
- * and the replay window allows 64 of disorder). Keepalives go between steps, never during one, so
- * that their counters do not jump over the prepared ACKs. Every PUSH is still checked (session id,
- * counter against the replay window), and the MAC of one PUSH in PUSH_MAC_CHECK_EVERY. A PUSH that
- * is not one of the step's, or one pushed again, is acknowledged at the start of the next step,
- * sealed then with the next counter (sealed during a step, its counter would jump over the
- * prepared ones).
+ * recipient in one process), every DELIVER's capability tag (a MAC the sender would make anyway)
+ * is made before each step starts. Recipients act as the client does: the PUSHes a recipient's
+ * socket delivered in one turn of the event loop are acknowledged together, in one ACK of up to
+ * ACK_IDS_MAX ids sealed then with the next counter. Every PUSH is checked (session id, counter
+ * against the replay window), and the MAC of one PUSH in PUSH_MAC_CHECK_EVERY.
  */
 import { randomBytes } from 'node:crypto';
-import { CAP_ID_BYTES, CAP_TAG_BYTES, DeliveryStatus, MsgType } from '../../src/protocol/constants.js';
+import { ACK_IDS_MAX, CAP_ID_BYTES, CAP_TAG_BYTES, DeliveryStatus, MsgType } from '../../src/protocol/constants.js';
 import { decode, encode } from '../../src/protocol/codec.js';
 import type { SessionInner } from '../../src/protocol/messages.js';
 import type { Addr } from '../../src/core/types.js';
@@ -60,8 +56,6 @@ const KEEPALIVE_MS = 20_000;
 const COOKIE_RENEW_MS = 60_000;
 /** One PUSH in this many has its MAC verified by the generator (all have their counters checked). */
 const PUSH_MAC_CHECK_EVERY = 8;
-/** PUSHes kept to acknowledge at the next step (beyond, the peer pushes them again later). */
-const LATE_ACKS_MAX = 100_000;
 
 /** A recipient's session as its client keeps it. */
 interface RecipientSession {
@@ -95,12 +89,14 @@ export class RelayLoad {
   private capOffset = 0;
   private cookieOffset = 0;
   private timers: NodeJS.Timeout[] = [];
-  /** Prepared for the current step (peer mode): capability tags, CAP_TAG_BYTES per message, and the ACK of each message. */
+  /** Prepared for the current step (peer mode): capability tags, CAP_TAG_BYTES per message. */
   private capTags = new Uint8Array(0);
-  private acks: Uint8Array[] = [];
-  private acked = new Uint8Array(0);
-  /** PUSHes to acknowledge before the next step: recipient, id. */
-  private lateAcks: Array<[number, Uint8Array]> = [];
+  /** Per recipient, the ids of the PUSHes of this turn of the event loop, acknowledged together at its end. */
+  private pendingAcks: Uint8Array[][] = [];
+  private ackFlushScheduled = false;
+  private ackEach = false;
+  /** ACK datagrams sent and the ids they carried (peer mode). */
+  readonly ackStats = { datagrams: 0, ids: 0 };
   private pushes = 0;
   private lastKeepaliveAt = 0;
   readonly faults: SessionFaults = { badTag: 0, replayed: 0, notInSession: 0 };
@@ -115,7 +111,11 @@ export class RelayLoad {
     readonly datagramBytes: { deliver: number; ack: number },
   ) {}
 
-  static async setup(mode: RelayMode, server: Addr, blobBytes: number, nSenders: number, nRecipients: number, certs: CertSet, firstCert: number): Promise<RelayLoad> {
+  /**
+   * `ackEach`: every PUSH gets its own ACK at once (as clients did before they acknowledged the
+   * pushes of one turn together), for comparing like with like against the code before protocol 2.
+   */
+  static async setup(mode: RelayMode, server: Addr, blobBytes: number, nSenders: number, nRecipients: number, certs: CertSet, firstCert: number, ackEach = false): Promise<RelayLoad> {
     const open = (n: number): Promise<Endpoint[]> => Promise.all(Array.from({ length: n }, () => Endpoint.open(server)));
     const senders = await open(nSenders);
     const recipients = await open(nRecipients);
@@ -187,6 +187,8 @@ export class RelayLoad {
       load.lastKeepaliveAt = performance.now();
       load.timers.push(setInterval(() => load.renewCookies(), COOKIE_RENEW_MS));
     }
+    load.pendingAcks = recipients.map(() => []);
+    load.ackEach = ackEach;
     load.wire(ackLen);
     return load;
   }
@@ -228,25 +230,40 @@ export class RelayLoad {
     }
   }
 
-  /** The ACK of a PUSH of `id` to recipient r: prepared for this step's messages, sealed now for others. */
+  /** Acknowledge the PUSH of `id` to recipient r with the other PUSHes of this turn, as the client does. */
   private acknowledge(r: number, id: Uint8Array): void {
-    const v = Buffer.from(id.buffer, id.byteOffset, id.byteLength);
-    const k = v.readUInt32BE(4);
-    if (v.readUInt32BE(0) === this.tag && k < this.acks.length && this.acked[k] === 0) {
-      this.acked[k] = 1;
-      this.recipients[r]!.send(this.acks[k]!);
+    if (this.ackEach) {
+      this.sendInSession(r, { type: MsgType.ACK, ids: [id] });
+      this.ackStats.datagrams++;
+      this.ackStats.ids++;
       return;
     }
-    if (this.lateAcks.length < LATE_ACKS_MAX) this.lateAcks.push([r, new Uint8Array(id)]);
+    this.pendingAcks[r]!.push(new Uint8Array(id));
+    if (this.ackFlushScheduled) return;
+    this.ackFlushScheduled = true;
+    setImmediate(() => this.flushAcks());
   }
 
-  /** Capability tags and ACKs of messages 0..total-1 of the step about to start (peer mode). */
+  private flushAcks(): void {
+    this.ackFlushScheduled = false;
+    for (let r = 0; r < this.pendingAcks.length; r++) {
+      const ids = this.pendingAcks[r]!;
+      if (ids.length === 0) continue;
+      this.pendingAcks[r] = [];
+      for (let i = 0; i < ids.length; i += ACK_IDS_MAX) {
+        const part = ids.slice(i, i + ACK_IDS_MAX);
+        this.sendInSession(r, { type: MsgType.ACK, ids: part });
+        this.ackStats.datagrams++;
+        this.ackStats.ids += part.length;
+      }
+    }
+  }
+
+  /** Capability tags of messages 0..total-1 of the step about to start (peer mode). */
   private prepare(total: number): void {
     const S = this.senders.length;
     const R = this.recipients.length;
     this.capTags = new Uint8Array(total * CAP_TAG_BYTES);
-    this.acks = new Array<Uint8Array>(total);
-    this.acked = new Uint8Array(total);
     const id = Buffer.alloc(ID_BYTES);
     for (let k = 0; k < total; k++) {
       const s = k % S;
@@ -257,8 +274,6 @@ export class RelayLoad {
       id.writeUInt32BE(k, 4);
       const c = this.caps[s * R + r]!;
       this.capTags.set(capabilityTag(c.key, c.to, id), k * CAP_TAG_BYTES);
-      const ss = this.sessions[r]!;
-      this.acks[k] = sealSession(ss.reg.keys.c2p, ss.reg.keys.sessionId, ++ss.tx, { type: MsgType.ACK, ids: [id] });
     }
   }
 
@@ -325,13 +340,11 @@ export class RelayLoad {
     this.failed = 0;
     this.latencies = [];
     if (this.mode === 'peer') {
-      // Keepalives between steps only (see the top of this file), as often as a client's.
+      // Keepalives between steps, as often as a client's.
       if (performance.now() - this.lastKeepaliveAt >= KEEPALIVE_MS) {
         this.keepalives();
         this.lastKeepaliveAt = performance.now();
       }
-      for (const [r, id] of this.lateAcks) this.sendInSession(r, { type: MsgType.ACK, ids: [id] });
-      this.lateAcks = [];
       this.prepare(total);
     }
     const cpu0 = process.cpuUsage();

@@ -201,6 +201,7 @@ export class Client {
   /** The next datagram to send; commits what changed first (throws what the store throws, keeping the datagrams). */
   pollTransmit(): Transmit | undefined {
     if (this.ctx.uncommitted) this.ctx.persist();
+    this.ctx.flushAcks();
     const t = this.ctx.out.shift();
     if (t) this.datagramsOut++;
     return t;

@@ -9,6 +9,7 @@
  * persist() commits all of it in one batch.
  */
 import { DropCounter, encode } from '../protocol/codec.js';
+import { ACK_IDS_MAX, MsgType } from '../protocol/constants.js';
 import type { Message, SessionInner } from '../protocol/messages.js';
 import { sealSession, type ReplayWindow } from '../crypto/session.js';
 import { toHex, type Identity } from '../identity/certificate.js';
@@ -16,6 +17,9 @@ import { addrKey, parseAddr, type Addr, type Random, type Transmit } from '../co
 import { emptySnapshot, type ClientSnapshot, type ClientStore, type DeliveryState, type HistoryEntry, type OutboxMessage } from './store.js';
 import { ChangeTracker } from './changes.js';
 import { CLIENT_DEFAULTS, type ClientEvent, type ClientOptions, type ClientSettings } from './types.js';
+
+/** Push ids waiting for the next pollTransmit() to be acknowledged; beyond, a push is left for its peer to push again. */
+export const ACKS_PENDING_MAX = 1024;
 
 export const hex = toHex;
 export const unhex = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'hex'));
@@ -72,6 +76,9 @@ export class ClientContext {
   readonly changes: ChangeTracker;
   /** Datagrams queued for pollTransmit. */
   readonly out: Transmit[] = [];
+  /** Push ids to acknowledge, per peer (host:port), sent together by flushAcks() (at most ACKS_PENDING_MAX in all). */
+  private readonly acks = new Map<string, Uint8Array[]>();
+  private acksPending = 0;
   /** Events queued for pollEvent, at most eventsMax. */
   readonly events: ClientEvent[] = [];
   readonly drops = new DropCounter();
@@ -121,6 +128,33 @@ export class ClientContext {
     ss.tx++;
     this.out.push({ to: addr, data: sealSession(ss.c2p, ss.id, ss.tx, inner) });
     return true;
+  }
+
+  /**
+   * Acknowledge a push to the peer it came from. The ACK leaves with the next pollTransmit(),
+   * after the commit of what the push changed, together with the other pushes from that peer
+   * handled since (up to ACK_IDS_MAX ids per ACK): a burst of pushes costs one ACK datagram, and
+   * one MAC on each side, per ACK_IDS_MAX. Beyond ACKS_PENDING_MAX waiting ids (a driver that
+   * handles that many pushes without polling) the push is not acknowledged now (drop
+   * `ack_deferred`): its peer pushes it again after its ACK timeout, and the dedupe acknowledges
+   * that copy without showing it twice.
+   */
+  queueAck(id: Uint8Array, peerKey: string = this.peerKey): void {
+    if (this.acksPending >= ACKS_PENDING_MAX) return this.drops.add('ack_deferred');
+    const list = this.acks.get(peerKey);
+    if (list) list.push(id);
+    else this.acks.set(peerKey, [id]);
+    this.acksPending++;
+  }
+
+  /** Seal the waiting ACKs into the transmit queue (after a commit: see queueAck). */
+  flushAcks(): void {
+    if (this.acksPending === 0) return;
+    for (const [peerKey, ids] of this.acks) {
+      for (let i = 0; i < ids.length; i += ACK_IDS_MAX) this.sendToPeer({ type: MsgType.ACK, ids: ids.slice(i, i + ACK_IDS_MAX) }, peerKey);
+    }
+    this.acks.clear();
+    this.acksPending = 0;
   }
 
   /** Our peers changed: the first one is the one senders try first and the one our messages name. */

@@ -85,7 +85,7 @@ export class Incoming {
 
   /** ACK a push to the peer it came from (the same message may come from each of our peers; dedupe keeps it once). */
   private ack(pushId: Uint8Array): void {
-    this.ctx.sendToPeer({ type: MsgType.ACK, ids: [pushId] }, this.via || this.ctx.peerKey);
+    this.ctx.queueAck(pushId, this.via || this.ctx.peerKey);
   }
 
   /** A PUSH from our peer at `peerKey`. */

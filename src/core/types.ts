@@ -40,6 +40,26 @@ export function addrKey(a: Addr): string {
   return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
 }
 
+/** Whether `s` is addrKey(a), compared without building the text. */
+export function addrIs(s: string, a: Addr): boolean {
+  const h = a.host;
+  const v6 = s.charCodeAt(0) === 91; /* [ */
+  const hs = v6 ? 1 : 0;
+  const colon = hs + h.length + hs;
+  if (s.length <= colon + 1 || s.charCodeAt(colon) !== 58 /* : */ || !s.startsWith(h, hs)) return false;
+  if (v6 ? s.charCodeAt(colon - 1) !== 93 /* ] */ || !h.includes(':') : h.includes(':')) return false;
+  let port = 0;
+  for (let i = colon + 1; i < s.length; i++) port = port * 10 + s.charCodeAt(i) - 48;
+  return port === a.port;
+}
+
+/** Parse an addrKey() string back into an Addr (the registry keeps only the text). */
+export function parseAddrKey(s: string): Addr {
+  const i = s.lastIndexOf(':');
+  const host = s.charCodeAt(0) === 91 /* [ */ ? s.slice(1, i - 1) : s.slice(0, i);
+  return { host, port: Number(s.slice(i + 1)) };
+}
+
 /** Parse `host:port` or `[v6]:port`. Returns null for anything else. */
 export function parseAddr(s: string): Addr | null {
   if (typeof s !== 'string') return null;

@@ -34,7 +34,7 @@ export interface Waiting extends Charged {
    * message.
    */
   blob: string | Uint8Array;
-  /** Key of the un-acknowledged counter: sender addrKey + recipient. */
+  /** Sender address | recipient of a stranger's message (counted against unackedPerSenderMax); '' for a contact's. */
   readonly senderKey: string;
   readonly expiresAt: number;
   /** Time of the last PUSH, -Infinity before the first. */
@@ -47,16 +47,22 @@ export interface Waiting extends Charged {
   waiters: Addr[] | null;
 }
 
+/** The mailbox of a recipient with no message (shared: nothing is ever added to it). */
+const NO_MESSAGES: readonly Waiting[] = Object.freeze([]);
+
 export class MessageStore {
   /** Per recipient, in arrival order. An array, not a Map: most mailboxes hold one message. */
   private readonly mailboxes = new Map<string, Waiting[]>();
   private readonly all = new Set<Waiting>();
   /**
-   * Recipient + message id -> the message: found in O(1) by a DELIVER again and by an ACK, however
-   * many messages the recipient's mailbox holds (a scan of a full mailbox per datagram made the
-   * relay's cost grow with its backlog, and the backlog with its cost, until it collapsed).
+   * Message id -> the message: found in O(1) by a DELIVER again and by an ACK, however many
+   * messages the recipient's mailbox holds (a scan of a full mailbox per datagram made the relay's
+   * cost grow with its backlog, and the backlog with its cost, until it collapsed). Keyed by the
+   * id alone (16 bytes, no composed string to build and hash per lookup); a message whose id is
+   * already taken by another recipient's goes in `byRecipientId` (recipient + id) instead.
    */
   private readonly byId = new Map<string, Waiting>();
+  private readonly byRecipientId = new Map<string, Waiting>();
   private readonly unacked = new Map<string, number>();
   /** Messages whose recipient is not registered, in the order they entered that class. */
   private readonly departed = new Set<Waiting>();
@@ -92,7 +98,9 @@ export class MessageStore {
   }
 
   find(to: string, idKey: string): Waiting | undefined {
-    return this.byId.get(to + idKey);
+    const w = this.byId.get(idKey);
+    if (w !== undefined && w.to === to) return w;
+    return this.byRecipientId.size === 0 ? undefined : this.byRecipientId.get(to + idKey);
   }
 
   mailboxSize(to: string): number {
@@ -106,7 +114,7 @@ export class MessageStore {
 
   /** The recipient's messages in arrival order (a live view: copy before removing). */
   mailbox(to: string): Iterable<Waiting> {
-    return this.mailboxes.get(to) ?? [];
+    return this.mailboxes.get(to) ?? NO_MESSAGES;
   }
 
   /**
@@ -122,7 +130,8 @@ export class MessageStore {
     if (box) box.push(w);
     else this.mailboxes.set(w.to, [w]); // a literal: no spare capacity for the common single message
     this.all.add(w);
-    this.byId.set(w.to + w.idKey, w);
+    if (this.byId.has(w.idKey)) this.byRecipientId.set(w.to + w.idKey, w);
+    else this.byId.set(w.idKey, w);
     // Counted for strangers only: a contact's messages are bounded by its own quota instead.
     if (w.contact === '') this.unacked.set(w.senderKey, this.unackedOf(w.senderKey) + 1);
     this.blobBytes += w.blob.length;
@@ -130,7 +139,8 @@ export class MessageStore {
 
   remove(w: Waiting): void {
     if (!this.all.delete(w)) return;
-    this.byId.delete(w.to + w.idKey);
+    if (this.byId.get(w.idKey) === w) this.byId.delete(w.idKey);
+    else this.byRecipientId.delete(w.to + w.idKey);
     this.departed.delete(w);
     this.quota.remove(w);
     const box = this.mailboxes.get(w.to);

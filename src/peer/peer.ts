@@ -69,7 +69,7 @@ import {
   capabilityKey, capabilityTagOk, deriveSession, registerSigned, replayCheck, replayCommit, sealSession, sealSessionPush, sessionTagValid, unwrapDeliveryKey, x25519,
 } from '../crypto/session.js';
 import { createHmac, type KeyObject } from 'node:crypto';
-import { addrKey, silentLogger, type Addr, type Logger, type Random, type Transmit } from '../core/types.js';
+import { addrIs, addrKey, parseAddrKey, silentLogger, type Addr, type Logger, type Random, type Transmit } from '../core/types.js';
 import { CookieJar } from './cookies.js';
 import { RateLimiter, type RateLimitOptions } from './rate-limit.js';
 import { KEYS_BYTES, KEYS_C2P, KEYS_DELIVERY, KEYS_NONCE, KEYS_P2C, Registry, type RegistryEntry } from './registry.js';
@@ -170,6 +170,10 @@ export const PEER_DEFAULTS = {
 export const REPUSH_RATE = { perSecond: 4, burst: 32, bucketsMax: 65_536 };
 /** (sender address, recipient, capability) triples remembered as verified; the oldest is forgotten. */
 export const CAP_VERIFIED_MAX = 65_536;
+/** Registered clients' addresses kept parsed for sending; the oldest is forgotten (and parsed again when needed). */
+export const PARSED_ADDRS_MAX = 4096;
+/** Source hosts whose address range (sourcePrefix) is remembered; the oldest is forgotten (and computed again). */
+export const PREFIXES_MAX = 4096;
 
 /** Most items one timer processes in one handleTimeout call. */
 export const TIMEOUT_BATCH_MAX = 1024;
@@ -221,6 +225,10 @@ export class Peer {
   private readonly capKeys: BoundedLru<string, Uint8Array>;
   /** Sender address | recipient + capability id -> the cookie epoch in which its tag verified (CAP_VERIFIED_MAX). */
   private readonly capVerified = new FifoMap<number>(CAP_VERIFIED_MAX);
+  /** Registered addresses (addrKey text) parsed for sending (PARSED_ADDRS_MAX; beyond, parsed again). */
+  private readonly parsedAddrs = new FifoMap<Addr>(PARSED_ADDRS_MAX);
+  /** Host -> sourcePrefix(host) (PREFIXES_MAX; beyond, computed again). */
+  private readonly prefixes = new FifoMap<string>(PREFIXES_MAX);
   /** Length of every COOKIE this peer sends. */
   private readonly cookieBytes: number;
   /** Fingerprint (latin1) -> key, validity and serving verdict of a certificate that passed readCertificateKey. */
@@ -426,12 +434,13 @@ export class Peer {
     replayCommit(e, counter);
     this.registry.touch(now, e);
     const inner = r.msg as SessionInner;
-    const a = addrKey(from);
     let moved = false;
-    if (e.addr !== a) {
+    const here0 = addrIs(e.addr, from);
+    const a = here0 ? e.addr : addrKey(from);
+    if (!here0) {
       if (inner.type === MsgType.OK && e.probe?.addr === a && inner.ref.length === 8 && readCounter(inner.ref) === e.probe.counter) {
         this.registry.move(e, a);
-        this.store.recipientRegistered(e.fp, sourcePrefix(from.host));
+        this.store.recipientRegistered(e.fp, this.prefixOf(from.host));
         this.log.debug({ fingerprint: toHex(keyBytes(e.fp)) }, 'client moved');
         moved = true;
       } else if (e.probe?.addr !== a || inner.type === MsgType.KEEPALIVE) {
@@ -544,7 +553,7 @@ export class Peer {
   /** The OK of a registration: SESSION counter 0 naming the proof's nonce (the same bytes each time). */
   private sendRegistrationOk(e: RegistryEntry, nonce: Uint8Array): void {
     const data = sealSession(this.registry.p2c(e), this.registry.sidBytes(e), 0, { type: MsgType.OK, ref: new Uint8Array(nonce) });
-    this.transmit(parseAddrKey(e.addr), data);
+    this.transmit(this.addrOf(e), data);
   }
 
   /**
@@ -668,11 +677,12 @@ export class Peer {
       }
       return this.result(from, m.id, DeliveryStatus.DELIVERED);
     }
-    // A contact's messages are bounded by its own quota, not by the sender's address.
-    const senderKey = contact !== '' ? `c${contact}|${to}` : `${a}|${to}`;
+    // A contact's messages are bounded by its own quota, not by the sender's address: only a
+    // stranger's are counted by sender address and recipient.
+    const senderKey = contact !== '' ? '' : `${a}|${to}`;
     const charge = {
-      to, contact, senderPrefix: sourcePrefix(from.host), bytes: m.blob.length + MESSAGE_OVERHEAD_BYTES,
-      recipientPrefix: e ? sourcePrefix(parseAddrKey(e.addr).host) : '',
+      to, contact, senderPrefix: this.prefixOf(from.host), bytes: m.blob.length + MESSAGE_OVERHEAD_BYTES,
+      recipientPrefix: e ? this.prefixOf(this.addrOf(e).host) : '',
     };
     const refusal = this.store.admit(charge);
     if (refusal) return this.sendError(from, refusal.code, m.id, refusal.detail);
@@ -736,7 +746,7 @@ export class Peer {
     w.timerPushes = byTimer ? w.timerPushes + 1 : 0;
     const blob = typeof w.blob === 'string' ? keyBytes(w.blob) : w.blob;
     e.tx++;
-    this.transmit(parseAddrKey(e.addr), sealSessionPush(this.registry.p2c(e), this.registry.sidBytes(e), e.tx, id ?? keyBytes(w.idKey), blob));
+    this.transmit(this.addrOf(e), sealSessionPush(this.registry.p2c(e), this.registry.sidBytes(e), e.tx, id ?? keyBytes(w.idKey), blob));
     w.lastPushAt = now;
     w.inFlight = true;
     const at = now + this.o.pushAckTimeoutMs;
@@ -803,13 +813,33 @@ export class Peer {
    */
   private sendSession(e: RegistryEntry, inner: SessionInner, to?: Addr): void {
     e.tx++;
-    this.transmit(to ?? parseAddrKey(e.addr), sealSession(this.registry.p2c(e), this.registry.sidBytes(e), e.tx, inner));
+    this.transmit(to ?? this.addrOf(e), sealSession(this.registry.p2c(e), this.registry.sidBytes(e), e.tx, inner));
   }
 
   private send(to: Addr, msg: Message, limit?: number): void {
     const data = encode(msg);
     if (limit !== undefined && data.length > limit) return this.drops.add('amplification_guard');
     this.transmit(to, data);
+  }
+
+  /** Where `e`'s datagrams go: its address text, parsed once while it stays among the last PARSED_ADDRS_MAX. */
+  private addrOf(e: RegistryEntry): Addr {
+    let at = this.parsedAddrs.get(e.addr);
+    if (at === undefined) {
+      at = parseAddrKey(e.addr);
+      this.parsedAddrs.set(e.addr, at);
+    }
+    return at;
+  }
+
+  /** sourcePrefix(host), remembered for the last PREFIXES_MAX hosts. */
+  private prefixOf(host: string): string {
+    let p = this.prefixes.get(host);
+    if (p === undefined) {
+      p = sourcePrefix(host);
+      this.prefixes.set(host, p);
+    }
+    return p;
   }
 
   private transmit(to: Addr, data: Uint8Array): void {
@@ -834,13 +864,6 @@ function sameBlob(stored: string | Uint8Array, b: Uint8Array): boolean {
   if (stored.length !== b.length) return false;
   if (typeof stored === 'string') return stored === bytesKey(b);
   return Buffer.from(stored.buffer, stored.byteOffset, stored.byteLength).equals(b);
-}
-
-/** Parse an addrKey() string back into an Addr (the registry keeps only the text). */
-function parseAddrKey(s: string): Addr {
-  const i = s.lastIndexOf(':');
-  const host = s.charCodeAt(0) === 91 /* [ */ ? s.slice(1, i - 1) : s.slice(0, i);
-  return { host, port: Number(s.slice(i + 1)) };
 }
 
 /** Cut an ERROR detail to ERROR_DETAIL_MAX_BYTES of UTF-8 without splitting a character. */

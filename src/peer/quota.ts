@@ -110,10 +110,22 @@ interface RecipientUsage {
    * costs far less than a Map for the usual one or two.
    */
   strangerPrefixes: string[] | null;
+  /** Its key is in the ring of idle usages (put there once until the ring drops it). */
+  idleQueued: boolean;
 }
+
+/**
+ * Recipients whose last message left that keep their (empty) usage a while, so that a recipient
+ * that gets one message at a time does not make and drop its usage per message; the oldest idle
+ * one is dropped beyond this many.
+ */
+export const IDLE_USAGE_MAX = 1024;
 
 export class Quota {
   private readonly recipients = new Map<string, RecipientUsage>();
+  /** Recipients whose usage went to zero messages, oldest first (a ring of IDLE_USAGE_MAX). */
+  private readonly idle: string[] = [];
+  private idleHead = 0;
   private readonly senderPrefixes = new Map<string, number>();
   private readonly registeredPrefixes = new Map<string, number>();
   /** Bytes charged in all. */
@@ -195,7 +207,7 @@ export class Quota {
   add(c: Charge): void {
     let u = this.recipients.get(c.to);
     if (!u) {
-      u = { prefix: c.recipientPrefix, count: 0, bytes: 0, strangers: 0, contacts: null, strangerPrefixes: null };
+      u = { prefix: c.recipientPrefix, count: 0, bytes: 0, strangers: 0, contacts: null, strangerPrefixes: null, idleQueued: false };
       this.recipients.set(c.to, u);
     }
     u.count++;
@@ -229,7 +241,29 @@ export class Quota {
     bump(this.senderPrefixes, c.senderPrefix, -c.bytes);
     this.classAdd(u.prefix, -c.bytes);
     this.totalBytes -= c.bytes;
-    if (u.count === 0) this.recipients.delete(c.to);
+    if (u.count === 0 && !u.idleQueued) this.keepIdle(c.to, u);
+  }
+
+  /** Recipients with a usage kept (those holding messages and up to IDLE_USAGE_MAX idle ones). */
+  get recipientsKept(): number {
+    return this.recipients.size;
+  }
+
+  /** `to` holds no message now: keep its usage among the idle ones, dropping the oldest idle beyond the bound. */
+  private keepIdle(to: string, u: RecipientUsage): void {
+    u.idleQueued = true;
+    if (this.idle.length < IDLE_USAGE_MAX) {
+      this.idle.push(to);
+      return;
+    }
+    const old = this.idle[this.idleHead]!;
+    const ou = this.recipients.get(old);
+    if (ou) {
+      ou.idleQueued = false;
+      if (ou.count === 0) this.recipients.delete(old);
+    }
+    this.idle[this.idleHead] = to;
+    this.idleHead = (this.idleHead + 1) % IDLE_USAGE_MAX;
   }
 
   /** `to` registered (or moved) from `prefix`: its messages are charged to that prefix. */
