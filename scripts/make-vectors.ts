@@ -5,7 +5,7 @@
  * Every byte is fixed (no clock, no randomness), so running it twice writes the same files.
  * `decoded` is the JSON form of a Message: field names of src/protocol/messages.ts, byte fields
  * as lowercase hex. Signatures and cookies here are fixed patterns, not valid ones: the codec
- * does not check them. SESSION tags are real: HMAC-SHA256 under the key SESSION_KEY (f0f1...ff). Run: npx tsx scripts/make-vectors.ts
+ * does not check them. SESSION tags are real: keyed BLAKE2b-128 under the key SESSION_KEY (f0f1...ff). Run: npx tsx scripts/make-vectors.ts
  */
 import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
@@ -33,7 +33,7 @@ const PEER_KEY = seq(0x20, 32);
 const CLIENT_KEY = seq(0x60, 32);
 const WRAPPED = seq(0x80, 48);
 const SESSION_ID = seq(0xd0, 8);
-/** The MAC key of the SESSION vectors: their tags are real HMAC-SHA256 tags under it. */
+/** The MAC key of the SESSION vectors: their tags are real keyed BLAKE2b-128 tags under it. */
 const SESSION_KEY = seq(0xf0, 32);
 const CAP = hex('0a0b0c0d' + 'c1c2c3c4c5c6c7c8c9cacbcc');
 

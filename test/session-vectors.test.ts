@@ -6,6 +6,7 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { createDecipheriv, createHmac, hkdfSync } from 'node:crypto';
+import { blake2b as nobleBlake2b } from '@noble/hashes/blake2.js';
 import { capabilityTagOk, deriveSession, sessionTagOk, unwrapDeliveryKey, x25519, x25519KeyPair } from '../src/crypto/session.js';
 import { decode } from '../src/protocol/codec.js';
 import { MsgType } from '../src/protocol/constants.js';
@@ -39,10 +40,12 @@ t.test('key schedule: X25519, HKDF split, wrapped delivery key', async (t) => {
   t.equal(s.registerSigned, Buffer.concat([Buffer.from('peerpost/2 register'), b(s.cookie!), b(s.peerFingerprint!), b(s.nonce!), b(s.peerKey!), b(s.clientKey!), b(s.wrappedKey!)]).toString('hex'));
 });
 
-t.test('SESSION datagrams: tag = HMAC-SHA256 over the bytes before it, first 16', async (t) => {
+t.test('SESSION datagrams: tag = BLAKE2b-128 keyed with the direction key, over the bytes before it', async (t) => {
+  // RFC 7693 appendix A: BLAKE2b-512("abc"), unkeyed, from the second implementation used below.
+  t.equal(Buffer.from(nobleBlake2b(new TextEncoder().encode('abc'))).toString('hex').slice(0, 32), 'ba80a53f981c4d0d6a2797b69f12f6e9', 'the checking BLAKE2b is RFC 7693');
   for (const [name, key] of [['registrationOk', s.p2c!], ['keepaliveCounter1', s.c2p!]] as const) {
     const data = b(s[name]!);
-    const tag = createHmac('sha256', b(key)).update(data.subarray(0, data.length - 16)).digest().subarray(0, 16);
+    const tag = Buffer.from(nobleBlake2b(data.subarray(0, data.length - 16), { key: b(key), dkLen: 16 }));
     t.equal(data.subarray(data.length - 16).toString('hex'), tag.toString('hex'), name);
     const r = decode(data);
     t.ok(r.ok && r.msg.type === MsgType.SESSION && sessionTagOk(b(key), r.msg), `${name} verifies`);

@@ -4,8 +4,12 @@
  *   - X25519 (RFC 7748) between the client's fresh key and the peer's handshake key of the epoch;
  *   - HKDF-SHA256 (RFC 5869) for the session id and the three session keys;
  *   - ChaCha20-Poly1305 (RFC 8439) to carry the client's delivery key to its peer;
- *   - HMAC-SHA256 (RFC 2104), truncated to 16 bytes, as the MAC of every SESSION datagram, and for
- *     capability ids, capability keys and capability tags (truncated to 4, 32 and 12 bytes);
+ *   - keyed BLAKE2b with a 16-byte output (RFC 7693, libsodium's crypto_generichash) as the MAC of
+ *     every SESSION datagram, as WireGuard MACs with keyed BLAKE2s: one call into libsodium, where
+ *     node:crypto's HMAC builds and later collects an OpenSSL context per datagram (about 3 times
+ *     the CPU, most of a keepalive's cost at the peer);
+ *   - HMAC-SHA256 (RFC 2104) for capability ids, capability keys and capability tags (truncated to
+ *     4, 32 and 12 bytes);
  *   - Ed25519 (RFC 8032) for the peer's signature over its handshake key and the client's proof.
  * The anti-replay window follows WireGuard's (RFC 6479 style sliding bitmap).
  * Pure functions apart from ReplayWindow's own state; randomness comes from the caller.
@@ -16,6 +20,7 @@ import {
   LABEL_DELIVERY_KEY, LABEL_PEER_KEY, LABEL_REGISTER, LABEL_SESSION, NONCE_BYTES, SESSION_ID_BYTES, SESSION_TAG_BYTES,
   WRAPPED_DELIVERY_KEY_BYTES, X25519_KEY_BYTES,
 } from '../protocol/constants.js';
+import sodium from 'sodium-native';
 import { encode } from '../protocol/codec.js';
 import type { Message, RegisterProofMsg, SessionMsg } from '../protocol/messages.js';
 import { rawPublic, x25519PrivateFromRaw, x25519PublicFromRaw } from './keys.js';
@@ -109,10 +114,15 @@ export function unwrapDeliveryKey(wrap: Uint8Array, wrapped: Uint8Array): Uint8A
   }
 }
 
-/** The MAC of a SESSION datagram: HMAC-SHA256(key, every byte before the tag), first 16 bytes. */
+/** The MAC of a SESSION datagram: BLAKE2b-128 keyed with `key` (32 bytes) over every byte before the tag. */
 export function sessionTag(key: Uint8Array, signed: Uint8Array): Uint8Array {
-  return createHmac('sha256', key).update(signed).digest().subarray(0, SESSION_TAG_BYTES);
+  const out = new Uint8Array(SESSION_TAG_BYTES);
+  sodium.crypto_generichash(out, signed, key);
+  return out;
 }
+
+/** Where sessionTagValid() computes the expected tag (read before it returns, so one is enough). */
+const EXPECTED_TAG = new Uint8Array(SESSION_TAG_BYTES);
 
 /** A SESSION datagram around `inner`, its tag made with `key`. */
 export function sealSession(key: Uint8Array, sessionId: Uint8Array, counter: number, inner: Message): Uint8Array {
@@ -157,7 +167,7 @@ export function sealSessionPush(key: Uint8Array, sessionId: Uint8Array, counter:
   }
   out.set(blob, at);
   at += n;
-  out.set(sessionTag(key, out.subarray(0, at)), at);
+  sodium.crypto_generichash(out.subarray(at, at + SESSION_TAG_BYTES), out.subarray(0, at), key);
   return out;
 }
 
@@ -169,7 +179,8 @@ export function sessionTagOk(key: Uint8Array, m: SessionMsg): boolean {
 /** Whether `tag` is the session tag of `signed` under `key`, compared in constant time. */
 export function sessionTagValid(key: Uint8Array, signed: Uint8Array, tag: Uint8Array): boolean {
   if (tag.length !== SESSION_TAG_BYTES) return false;
-  const mac = createHmac('sha256', key).update(signed).digest();
+  const mac = EXPECTED_TAG;
+  sodium.crypto_generichash(mac, signed, key);
   // Every byte is compared, whatever the first difference (no early exit).
   let diff = 0;
   for (let i = 0; i < SESSION_TAG_BYTES; i++) diff |= mac[i]! ^ tag[i]!;
