@@ -1,6 +1,7 @@
 import t from 'tap';
 import fc from 'fast-check';
-import { flatCbor, encode, decode } from '../src/protocol/codec.js';
+import { DropCounter, flatCbor, encode, decode, sessionInner } from '../src/protocol/codec.js';
+import { sealSession } from '../src/crypto/session.js';
 import { cborEncode } from '../src/protocol/cbor.js';
 import { MsgType, PROTOCOL_VERSION, DeliveryStatus } from '../src/protocol/constants.js';
 
@@ -39,4 +40,26 @@ t.test('PUSH, RESULT and DELIVER round-trip and refuse what they refused before'
   t.throws(() => encode({ type: MsgType.PUSH, id, blob: new Uint8Array(1190) }), /exceeds|blob/);
   t.throws(() => encode({ type: MsgType.PUSH, id: new Uint8Array(15), blob: new Uint8Array(1) }), /id/);
   t.throws(() => flatCbor(MsgType.PUSH, [-1]), /no number/);
+});
+
+t.test('sessionInner: a KEEPALIVE read without the decoder gives what the decoder gives; anything else goes to the decoder', async (t) => {
+  const key = new Uint8Array(32).fill(9);
+  const sid = new Uint8Array(8).fill(4);
+  for (const answer of [false, true]) {
+    const d = sealSession(key, sid, 7, { type: MsgType.KEEPALIVE, answer });
+    const fast = sessionInner(d);
+    const strict = decode(d.subarray(18, d.length - 16));
+    t.same(fast, strict, `KEEPALIVE answer ${answer}`);
+    t.ok(Object.isFrozen(fast) && fast.ok && Object.isFrozen(fast.msg), 'shared results cannot be changed');
+  }
+  const bad = sealSession(key, sid, 7, { type: MsgType.KEEPALIVE, answer: true });
+  bad[20] = 2; // flags 2
+  const drops = new DropCounter();
+  t.match(sessionInner(bad, drops), { ok: false, reason: 'bad_schema' }, 'KEEPALIVE flags 2: the decoder refuses it');
+  t.equal(drops.toJSON()['bad_schema'], 1);
+  const v1 = sealSession(key, sid, 7, { type: MsgType.KEEPALIVE, answer: true });
+  v1[18] = 1;
+  t.match(sessionInner(v1), { ok: false, reason: 'bad_version' }, 'an inner datagram of version 1 is refused');
+  const poll = sealSession(key, sid, 8, { type: MsgType.POLL });
+  t.same(sessionInner(poll), { ok: true, msg: { type: MsgType.POLL } }, 'other types decode as before');
 });

@@ -176,6 +176,20 @@ export function sessionTagOk(key: Uint8Array, m: SessionMsg): boolean {
   return m.signed !== undefined && sessionTagValid(key, m.signed, m.tag);
 }
 
+/**
+ * Whether the last SESSION_TAG_BYTES of the SESSION datagram `data` are the tag of the bytes before
+ * them under `key`, compared in constant time (no copy of the datagram's parts).
+ */
+export function sessionDatagramTagValid(key: Uint8Array, data: Uint8Array): boolean {
+  const end = data.length - SESSION_TAG_BYTES;
+  if (end < 0) return false;
+  const mac = EXPECTED_TAG;
+  sodium.crypto_generichash(mac, new Uint8Array(data.buffer, data.byteOffset, end), key);
+  let diff = 0;
+  for (let i = 0; i < SESSION_TAG_BYTES; i++) diff |= mac[i]! ^ data[end + i]!;
+  return diff === 0;
+}
+
 /** Whether `tag` is the session tag of `signed` under `key`, compared in constant time. */
 export function sessionTagValid(key: Uint8Array, signed: Uint8Array, tag: Uint8Array): boolean {
   if (tag.length !== SESSION_TAG_BYTES) return false;

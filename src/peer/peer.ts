@@ -66,7 +66,7 @@ import type { AckMsg, DeliverMsg, Message, RegisterProofMsg, SessionInner, Sessi
 import { checkSelfSignature, checkValidity, fingerprintOf, readCertificateKey, toHex, verifyWith, type Identity } from '../identity/certificate.js';
 import { BoundedLru } from '../crypto/lru.js';
 import {
-  capabilityKey, capabilityTagOk, deriveSession, registerSigned, replayCheck, replayCommit, sealSession, sealSessionPush, sessionTagValid, unwrapDeliveryKey, x25519,
+  capabilityKey, capabilityTagOk, deriveSession, registerSigned, replayCheck, replayCommit, sealSession, sealSessionPush, sessionDatagramTagValid, unwrapDeliveryKey, x25519,
 } from '../crypto/session.js';
 import { createHmac, type KeyObject } from 'node:crypto';
 import { addrIs, addrKey, parseAddrKey, silentLogger, type Addr, type Logger, type Random, type Transmit } from '../core/types.js';
@@ -427,8 +427,7 @@ export class Peer {
     const counter = sessionCounter(data);
     if (counter < 0) return this.drops.add('bad_schema');
     if (!replayCheck(e, counter)) return this.drops.add('session_replay');
-    const tagStart = data.length - SESSION_TAG_BYTES;
-    if (!sessionTagValid(this.registry.c2p(e), data.subarray(0, tagStart), data.subarray(tagStart))) return this.drops.add('bad_session_tag');
+    if (!sessionDatagramTagValid(this.registry.c2pKey(e), data)) return this.drops.add('bad_session_tag');
     const r = sessionInner(data, this.drops);
     if (!r.ok) return;
     replayCommit(e, counter);

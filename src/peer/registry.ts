@@ -82,6 +82,14 @@ class KeySlab {
     this.free.push(slot);
   }
 
+  /** Copy out.length bytes of `slot` from `at` into `out`; returns `out`. */
+  copyInto(out: Uint8Array, slot: number, at: number): Uint8Array {
+    const off = (slot % SLOTS_PER_CHUNK) * SLOT_BYTES + at;
+    const chunk = this.chunks[Math.floor(slot / SLOTS_PER_CHUNK)]!;
+    for (let i = 0; i < out.length; i++) out[i] = chunk[off + i]!;
+    return out;
+  }
+
   view(slot: number, at: number, len: number): Buffer {
     const off = (slot % SLOTS_PER_CHUNK) * SLOT_BYTES + at;
     return this.chunks[Math.floor(slot / SLOTS_PER_CHUNK)]!.subarray(off, off + len);
@@ -92,6 +100,7 @@ export class Registry {
   private readonly byFp = new Map<string, RegistryEntry>();
   private readonly bySid = new Map<string, RegistryEntry>();
   private readonly slab = new KeySlab();
+  private readonly keyScratch = new Uint8Array(32);
 
   /**
    * @param baseMs time origin of `seen` (the peer's start time)
@@ -141,6 +150,14 @@ export class Registry {
   /** The client-to-peer MAC key of `e`'s session (a view: do not keep it). */
   c2p(e: RegistryEntry): Buffer {
     return this.slab.view(e.slot, KEYS_C2P, 32);
+  }
+
+  /**
+   * The client-to-peer MAC key of `e`'s session copied into one buffer the registry reuses: valid
+   * until the next call (for a MAC computed at once: no view allocated per datagram).
+   */
+  c2pKey(e: RegistryEntry): Uint8Array {
+    return this.slab.copyInto(this.keyScratch, e.slot, KEYS_C2P);
   }
 
   /** The peer-to-client MAC key of `e`'s session (a view: do not keep it). */

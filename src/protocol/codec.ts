@@ -499,8 +499,18 @@ export function sessionCounter(data: Uint8Array): number {
   return hi >= 0x200000 ? -1 : hi * U32 + lo;
 }
 
+/** The decoded KEEPALIVEs (shared, frozen: a caller reads them, never changes them). */
+const KEEPALIVE_SILENT: DecodeResult = Object.freeze({ ok: true, msg: Object.freeze({ type: MsgType.KEEPALIVE, answer: false }) }) as DecodeResult;
+const KEEPALIVE_ANSWERED: DecodeResult = Object.freeze({ ok: true, msg: Object.freeze({ type: MsgType.KEEPALIVE, answer: true }) }) as DecodeResult;
+
 /** The inner datagram of a SESSION datagram (isSessionDatagram), decoded, of a type a SESSION may carry. */
 export function sessionInner(data: Uint8Array, drops?: DropCounter): DecodeResult {
+  // The most frequent inner datagram, a KEEPALIVE (02 03 00 or 02 03 01), without a decoder run.
+  if (data.length === SESSION_INNER_AT + 3 + SESSION_TAG_BYTES && data[SESSION_INNER_AT] === PROTOCOL_VERSION && data[SESSION_INNER_AT + 1] === MsgType.KEEPALIVE) {
+    const flags = data[SESSION_INNER_AT + 2]!;
+    if (flags === 0) return KEEPALIVE_SILENT;
+    if (flags === KEEPALIVE_ANSWER) return KEEPALIVE_ANSWERED;
+  }
   let r = decode(view(data, SESSION_INNER_AT, data.length - SESSION_TAG_BYTES));
   if (r.ok && !SESSION_INNER_TYPES.has(r.msg.type)) r = fail('bad_schema');
   if (!r.ok && drops) drops.add(r.reason);
