@@ -56,6 +56,8 @@ const KEEPALIVE_MS = 20_000;
 const COOKIE_RENEW_MS = 60_000;
 /** One PUSH in this many has its MAC verified by the generator (all have their counters checked). */
 const PUSH_MAC_CHECK_EVERY = 8;
+/** ackEach: PUSHes kept to acknowledge at the next step (beyond, the peer pushes them again later). */
+const LATE_ACKS_MAX = 100_000;
 
 /** A recipient's session as its client keeps it. */
 interface RecipientSession {
@@ -95,6 +97,11 @@ export class RelayLoad {
   private pendingAcks: Uint8Array[][] = [];
   private ackFlushScheduled = false;
   private ackEach = false;
+  /** ackEach: the ACK of each message of the step, sealed before it with the counter it will carry. */
+  private acks: Uint8Array[] = [];
+  private acked = new Uint8Array(0);
+  /** ackEach: PUSHes not of the step (or pushed again) to acknowledge at the start of the next step. */
+  private lateAcks: Array<[number, Uint8Array]> = [];
   /** ACK datagrams sent and the ids they carried (peer mode). */
   readonly ackStats = { datagrams: 0, ids: 0 };
   private pushes = 0;
@@ -114,6 +121,11 @@ export class RelayLoad {
   /**
    * `ackEach`: every PUSH gets its own ACK at once (as clients did before they acknowledged the
    * pushes of one turn together), for comparing like with like against the code before protocol 2.
+   * Those ACKs are sealed before each step with the counters they will carry (counters follow
+   * message order per recipient; PUSHes to one recipient arrive in that order, and the replay
+   * window allows 64 of disorder), so that the generator's own MACs do not take the CPU the peer
+   * needs; keepalives go between steps. A PUSH not of the step, or pushed again, is acknowledged
+   * at the start of the next step.
    */
   static async setup(mode: RelayMode, server: Addr, blobBytes: number, nSenders: number, nRecipients: number, certs: CertSet, firstCert: number, ackEach = false): Promise<RelayLoad> {
     const open = (n: number): Promise<Endpoint[]> => Promise.all(Array.from({ length: n }, () => Endpoint.open(server)));
@@ -233,9 +245,16 @@ export class RelayLoad {
   /** Acknowledge the PUSH of `id` to recipient r with the other PUSHes of this turn, as the client does. */
   private acknowledge(r: number, id: Uint8Array): void {
     if (this.ackEach) {
-      this.sendInSession(r, { type: MsgType.ACK, ids: [id] });
       this.ackStats.datagrams++;
       this.ackStats.ids++;
+      const v = Buffer.from(id.buffer, id.byteOffset, id.byteLength);
+      const k = v.readUInt32BE(4);
+      if (v.readUInt32BE(0) === this.tag && k < this.acks.length && this.acked[k] === 0) {
+        this.acked[k] = 1;
+        this.recipients[r]!.send(this.acks[k]!);
+        return;
+      }
+      if (this.lateAcks.length < LATE_ACKS_MAX) this.lateAcks.push([r, new Uint8Array(id)]);
       return;
     }
     this.pendingAcks[r]!.push(new Uint8Array(id));
@@ -264,6 +283,8 @@ export class RelayLoad {
     const S = this.senders.length;
     const R = this.recipients.length;
     this.capTags = new Uint8Array(total * CAP_TAG_BYTES);
+    this.acks = this.ackEach ? new Array<Uint8Array>(total) : [];
+    this.acked = new Uint8Array(this.ackEach ? total : 0);
     const id = Buffer.alloc(ID_BYTES);
     for (let k = 0; k < total; k++) {
       const s = k % S;
@@ -274,6 +295,10 @@ export class RelayLoad {
       id.writeUInt32BE(k, 4);
       const c = this.caps[s * R + r]!;
       this.capTags.set(capabilityTag(c.key, c.to, id), k * CAP_TAG_BYTES);
+      if (this.ackEach) {
+        const ss = this.sessions[r]!;
+        this.acks[k] = sealSession(ss.reg.keys.c2p, ss.reg.keys.sessionId, ++ss.tx, { type: MsgType.ACK, ids: [id] });
+      }
     }
   }
 
@@ -345,6 +370,8 @@ export class RelayLoad {
         this.keepalives();
         this.lastKeepaliveAt = performance.now();
       }
+      for (const [r, id] of this.lateAcks) this.sendInSession(r, { type: MsgType.ACK, ids: [id] });
+      this.lateAcks = [];
       this.prepare(total);
     }
     const cpu0 = process.cpuUsage();
