@@ -18,7 +18,7 @@ import { cpuMs } from './cpu-time.js';
 export async function registerInProcess(certs: CertSet, first: number, count: number): Promise<{ firstPerS: number; againPerS: number }> {
   const identity = await generateIdentity({ commonName: 'bench-peer' });
   const now = Date.now();
-  const peer = new Peer({ identity, random: (n) => new Uint8Array(randomBytes(n)), rateLimit: null, proofRate: null }, now);
+  const peer = new Peer({ identity, random: (n) => new Uint8Array(randomBytes(n)), rateLimit: null, proofRate: null, newIdentityRate: null }, now);
   const deliveryKey = new Uint8Array(randomBytes(32));
   const keys = Array.from({ length: count }, (_, i) => privateKeyAt(certs, first + i));
   const pass = (): number => {

@@ -29,7 +29,7 @@ function exchange(peer: Peer, now: number, from: Addr, data: Uint8Array) {
 export async function relayInProcess(certs: CertSet, first: number, blobBytes: number, count: number, senders = 16, recipients = 16): Promise<{ perS: number; usPerMessage: number }> {
   const identity = await generateIdentity({ commonName: 'bench-peer' });
   const now = Date.now();
-  const peer = new Peer({ identity, random: (n) => new Uint8Array(randomBytes(n)), rateLimit: null, proofRate: null }, now);
+  const peer = new Peer({ identity, random: (n) => new Uint8Array(randomBytes(n)), rateLimit: null, proofRate: null, newIdentityRate: null }, now);
   const rcpt: Array<{ addr: Addr; reg: Registered; tx: number }> = [];
   for (let i = 0; i < recipients; i++) {
     const cert = certAt(certs, first + i);

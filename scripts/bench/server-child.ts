@@ -1,8 +1,9 @@
 /**
  * The process under load for the relay and registration benchmarks, run as a child of bench.ts so
  * that it has a core of its own: either a real peer (startPeer, rateLimit off because every
- * loopback source shares one IP, the registration proof bucket off because the registration
- * benchmark measures what the cores allow, not the default admission rate, the per-source-range
+ * loopback source shares one IP, the registration proof bucket and the new-identity rate per
+ * source range off because the registration benchmark measures what the cores allow, not the
+ * default admission rates (every certificate comes from 127.0.0.1), the per-source-range
  * storage shares as large as the storage for the same reason) or a plain dgram forwarder with no protocol, given the same socket
  * settings as UdpDriver (4 MiB buffers, synchronous literal-IP lookup, sends batched in one
  * setImmediate). It reports its address over IPC and answers 'stats' / 'exit' messages.
@@ -29,7 +30,7 @@ async function runPeer(): Promise<void> {
   // given the whole storage (still bounded by storageBytesMax), as the rate limit is turned off.
   const whole = QUOTA_DEFAULTS.storageBytesMax;
   const running = await startPeer({
-    host: '127.0.0.1', port: 0, identity, rateLimit: null, proofRate: null, senderPrefixBytesMax: whole, registeredPrefixBytesMax: whole,
+    host: '127.0.0.1', port: 0, identity, rateLimit: null, proofRate: null, newIdentityRate: null, senderPrefixBytesMax: whole, registeredPrefixBytesMax: whole,
   });
   process.on('message', (m: string) => {
     if (m === 'stats') reply({ stats: { ...running.peer.stats(), driver: running.driver.stats, rss: process.memoryUsage().rss, cpu: process.cpuUsage() } });
