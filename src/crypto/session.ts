@@ -121,7 +121,7 @@ export function sessionTag(key: Uint8Array, signed: Uint8Array): Uint8Array {
   return out;
 }
 
-/** Where sessionTagValid() computes the expected tag (read before it returns, so one is enough). */
+/** Where tagMatches() computes the expected tag (read before it returns, so one is enough). */
 const EXPECTED_TAG = new Uint8Array(SESSION_TAG_BYTES);
 
 /** A SESSION datagram around `inner`, its tag made with `key`. */
@@ -182,22 +182,20 @@ export function sessionTagOk(key: Uint8Array, m: SessionMsg): boolean {
  */
 export function sessionDatagramTagValid(key: Uint8Array, data: Uint8Array): boolean {
   const end = data.length - SESSION_TAG_BYTES;
-  if (end < 0) return false;
-  const mac = EXPECTED_TAG;
-  sodium.crypto_generichash(mac, new Uint8Array(data.buffer, data.byteOffset, end), key);
-  let diff = 0;
-  for (let i = 0; i < SESSION_TAG_BYTES; i++) diff |= mac[i]! ^ data[end + i]!;
-  return diff === 0;
+  return end >= 0 && tagMatches(key, new Uint8Array(data.buffer, data.byteOffset, end), data, end);
 }
 
 /** Whether `tag` is the session tag of `signed` under `key`, compared in constant time. */
 export function sessionTagValid(key: Uint8Array, signed: Uint8Array, tag: Uint8Array): boolean {
-  if (tag.length !== SESSION_TAG_BYTES) return false;
+  return tag.length === SESSION_TAG_BYTES && tagMatches(key, signed, tag, 0);
+}
+
+/** Whether `tag[at..at+16)` is the session tag of `signed` under `key`: every byte compared, whatever the first difference. */
+function tagMatches(key: Uint8Array, signed: Uint8Array, tag: Uint8Array, at: number): boolean {
   const mac = EXPECTED_TAG;
   sodium.crypto_generichash(mac, signed, key);
-  // Every byte is compared, whatever the first difference (no early exit).
   let diff = 0;
-  for (let i = 0; i < SESSION_TAG_BYTES; i++) diff |= mac[i]! ^ tag[i]!;
+  for (let i = 0; i < SESSION_TAG_BYTES; i++) diff |= mac[i]! ^ tag[at + i]!;
   return diff === 0;
 }
 
